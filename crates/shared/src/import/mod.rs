@@ -1,0 +1,98 @@
+//! The xlsx import processor: streams the people sheet of an uploaded workbook into
+//! `imported_rows` with one `COPY … FROM STDIN`, never one INSERT per row.
+//!
+//! Parsing is CPU-bound and synchronous (calamine), so it runs on a blocking thread and hands
+//! COPY text chunks through a small bounded channel to the async side, which streams them to
+//! Postgres. The two overlap on two cores, and the bound keeps memory flat: at most
+//! [`PIPELINE_CHUNKS`] chunks of [`sheet::CHUNK_BYTES`] are in flight.
+
+mod columns;
+mod error;
+mod record;
+mod sheet;
+mod sniff;
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub use columns::COLUMNS;
+pub use error::{cell_reference, ImportError};
+pub use sniff::{sniff_xlsx, NotXlsx};
+
+/// COPY text chunks buffered between the parser thread and the database writer.
+pub const PIPELINE_CHUNKS: usize = 4;
+
+const COPY_ROWS: &str = "COPY imported_rows \
+    (job_id, row_number, id, first_name, last_name, email, gender, ip_address) FROM STDIN";
+
+/// Knobs of one import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Sleep after each row. Zero in production; the demo sets a few milliseconds so a person
+    /// can watch jobs overlap.
+    pub row_delay: Duration,
+}
+
+/// Imports `file` as the rows of job `job_id` and returns how many rows were written.
+///
+/// First deletes any rows the job already has, so a re-run replaces instead of appending. Run
+/// it inside the transaction that also marks the job succeeded: on any error nothing of it may
+/// be committed (the caller rolls back).
+///
+/// # Errors
+/// [`ImportError`]: the file's faults are permanent ([`ImportError::is_permanent`]); a
+/// [`ImportError::Database`] is transient.
+pub async fn import_people(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    file: Vec<u8>,
+    options: &ImportOptions,
+) -> Result<u64, ImportError> {
+    sqlx::query("DELETE FROM imported_rows WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await?;
+
+    let (chunks_tx, mut chunks) = mpsc::channel::<Vec<u8>>(PIPELINE_CHUNKS);
+    let row_delay = options.row_delay;
+    let parser = tokio::task::spawn_blocking(move || {
+        sheet::read_people(file, job_id, row_delay, |chunk| {
+            chunks_tx.blocking_send(chunk).is_ok()
+        })
+    });
+
+    let mut copy = conn.copy_in_raw(COPY_ROWS).await?;
+    let mut write_error = None;
+    while let Some(chunk) = chunks.recv().await {
+        if let Err(e) = copy.send(chunk).await {
+            write_error = Some(e);
+            break;
+        }
+    }
+    // Dropping the receiver unblocks a parser still sending after a write error.
+    drop(chunks);
+    let parsed = parser
+        .await
+        .map_err(|e| ImportError::ParserFailed(e.to_string()))
+        .and_then(|result| result);
+
+    if let Some(e) = write_error {
+        let _ = copy.abort("write failed").await;
+        return Err(e.into());
+    }
+    match parsed {
+        Ok(rows) => {
+            let copied = copy.finish().await?;
+            debug_assert_eq!(copied, rows, "COPY row count matches the parser's");
+            Ok(rows)
+        }
+        Err(e) => {
+            // The transaction is rolled back by the caller; abort ends the COPY cleanly first.
+            let _ = copy.abort(e.to_string()).await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Streaming the people sheet out of an .xlsx with calamine's cell reader.
+//!
+//! The reader walks the worksheet XML cell by cell, so memory holds one row at a time (plus the
+//! workbook's shared-strings table), never a whole-sheet `Range`, which for a 1,000,000-row file
+//! is ~700 MB.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use calamine::{DataRef, Reader, Xlsx};
+use uuid::Uuid;
+
+use super::columns::{map_header, HeaderMap};
+use super::error::ImportError;
+use super::record::{encode_row, is_blank};
+
+/// Bytes of COPY text gathered before a chunk is handed to the database writer.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Reads the people rows of `file` and hands them, as COPY text chunks of about
+/// [`CHUNK_BYTES`], to `emit`. Returns the number of data rows.
+///
+/// Reads the worksheet named `Data` (any case), else the first one. The first non-blank row is
+/// the header; blank rows are skipped. `row_delay` sleeps after each row (demo pacing only).
+/// `emit` returning `false` stops the read (the consumer went away) with
+/// [`ImportError::ParserFailed`].
+///
+/// # Errors
+/// Any [`ImportError`] except `Database`: the first invalid cell stops the read.
+pub fn read_people(
+    file: Vec<u8>,
+    job_id: Uuid,
+    row_delay: Duration,
+    mut emit: impl FnMut(Vec<u8>) -> bool,
+) -> Result<u64, ImportError> {
+    let unreadable = |e: calamine::XlsxError| ImportError::Unreadable(e.to_string());
+    let mut workbook = Xlsx::new(Cursor::new(file)).map_err(unreadable)?;
+    let names = workbook.sheet_names();
+    let sheet = names
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case("Data"))
+        .or_else(|| names.first())
+        .cloned()
+        .ok_or(ImportError::NoWorksheet)?;
+    let mut cells = workbook.worksheet_cells_reader(&sheet).map_err(unreadable)?;
+
+    let mut rows = RowSink { job_id, header: None, buffer: Vec::with_capacity(CHUNK_BYTES + 4096), count: 0, row_delay };
+    let mut current_row: Option<u32> = None;
+    let mut row_cells: Vec<DataRef<'_>> = Vec::new();
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let (row, column) = cell.get_position();
+        if current_row != Some(row) {
+            if let Some(done) = current_row {
+                rows.finish_row(done, &row_cells)?;
+                if rows.buffer.len() >= CHUNK_BYTES && !emit(rows.take_chunk()) {
+                    return Err(ImportError::ParserFailed("the database writer stopped".to_owned()));
+                }
+            }
+            current_row = Some(row);
+            row_cells.clear();
+        }
+        let column = column as usize;
+        if rows.header.as_ref().is_some_and(|h| column > h.last_position()) {
+            continue;
+        }
+        if row_cells.len() <= column {
+            row_cells.resize(column + 1, DataRef::Empty);
+        }
+        row_cells[column] = cell.get_value().clone();
+    }
+    if let Some(done) = current_row {
+        rows.finish_row(done, &row_cells)?;
+    }
+    match (&rows.header, rows.count) {
+        (None, _) => Err(ImportError::EmptySheet { sheet }),
+        (Some(_), 0) => Err(ImportError::NoDataRows { sheet }),
+        _ => {
+            if !rows.buffer.is_empty() && !emit(rows.take_chunk()) {
+                return Err(ImportError::ParserFailed("the database writer stopped".to_owned()));
+            }
+            Ok(rows.count)
+        }
+    }
+}
+
+/// Turns finished rows into COPY text: the first non-blank row into the header map, the rest
+/// into lines.
+struct RowSink {
+    job_id: Uuid,
+    header: Option<HeaderMap>,
+    buffer: Vec<u8>,
+    count: u64,
+    row_delay: Duration,
+}
+
+impl RowSink {
+    fn finish_row(&mut self, row: u32, cells: &[DataRef<'_>]) -> Result<(), ImportError> {
+        if is_blank(cells) {
+            return Ok(());
+        }
+        match &self.header {
+            None => self.header = Some(map_header(row + 1, cells)?),
+            Some(header) => {
+                encode_row(&mut self.buffer, &self.job_id, row, header, cells)?;
+                self.count += 1;
+                if !self.row_delay.is_zero() {
+                    std::thread::sleep(self.row_delay);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take_chunk(&mut self) -> Vec<u8> {
+        std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES + 4096))
+    }
+}

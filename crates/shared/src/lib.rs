@@ -1,0 +1,31 @@
+//! burrow's shared core, used by the api and the worker.
+//!
+//! # Layout
+//! - [`message`]: the versioned JSON job message (it points at a job; file bytes never travel).
+//! - [`status`]: the job status model.
+//! - [`topology`]: exchange and queue names, and the one function that declares them.
+//! - [`publish`]: publishing a job message with publisher confirms.
+//! - [`jobs`]: the SQL for job rows and their files.
+//! - [`import`]: the xlsx import processor (calamine cell reader → `COPY`).
+//! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
+//! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
+//! - `testing` (feature `test-support`): isolated databases and queue names for tests.
+//!
+//! No web framework, runtime set-up or tracing subscriber lives here.
+
+pub mod amqp;
+pub mod db;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
+pub mod import;
+pub mod jobs;
+pub mod message;
+pub mod publish;
+pub mod status;
+#[cfg(feature = "test-support")]
+pub mod testing;
+pub mod topology;
+
+pub use message::{JobMessage, KIND_IMPORT_XLSX};
+pub use status::JobStatus;
+pub use topology::Topology;

@@ -1,0 +1,51 @@
+//! burrow's worker daemon: consumes job messages from RabbitMQ and runs them.
+//!
+//! # Layout
+//! - [`config`]: settings from environment variables.
+//! - [`consumer`]: the consumer loop (prefetch, manual acks, concurrency, drain).
+//! - [`process`]: one delivery → claim, import, commit → an [`outcome::Outcome`].
+//! - [`outcome`]: ack, reject to the DLQ, or requeue.
+//!
+//! `main.rs` only reads config, starts tracing and awaits [`run`].
+
+pub mod config;
+pub mod consumer;
+pub mod outcome;
+pub mod process;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use burrow_shared::import::ImportOptions;
+use burrow_shared::Topology;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerConfig;
+use crate::consumer::{consume, ConsumerSettings};
+use crate::process::JobContext;
+
+/// Connects to Postgres and RabbitMQ and consumes until `shutdown` is cancelled.
+///
+/// # Errors
+/// If a service is unreachable at start, or the consumer fails.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let db = burrow_shared::db::connect(&config.database_url, config.database_max_connections)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 1).context("AMQP_URL")?;
+    let ctx = JobContext {
+        db: db.clone(),
+        worker_id: config.worker_id(),
+        import: ImportOptions { row_delay: Duration::from_millis(config.import_row_delay_ms) },
+    };
+    let settings = ConsumerSettings {
+        concurrency: config.concurrency,
+        prefetch: config.prefetch,
+        drain_timeout: config.drain_timeout(),
+    };
+    let topology = Topology::with_prefix(&config.queue_prefix);
+    let result = consume(&amqp, &topology, ctx, &settings, shutdown).await;
+    amqp.close();
+    db.close().await;
+    result
+}
