@@ -12,7 +12,10 @@ use lapin::ConnectionProperties;
 /// # Errors
 /// If the pool cannot be built (an invalid configuration); an unreachable broker shows up only
 /// when a connection is first requested.
-pub fn amqp_pool(url: &str, max_connections: usize) -> Result<Pool, deadpool_lapin::CreatePoolError> {
+pub fn amqp_pool(
+    url: &str,
+    max_connections: usize,
+) -> Result<Pool, deadpool_lapin::CreatePoolError> {
     Config {
         url: Some(url.to_owned()),
         pool: Some(PoolConfig::new(max_connections.max(1))),

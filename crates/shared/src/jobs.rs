@@ -212,10 +212,11 @@ pub async fn load_file(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Vec<u
 /// # Errors
 /// The database error.
 pub async fn lock_processing_job(tx: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let locked = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND status = 'processing' FOR UPDATE")
-        .bind(id)
-        .fetch_optional(tx)
-        .await?;
+    let locked =
+        sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND status = 'processing' FOR UPDATE")
+            .bind(id)
+            .fetch_optional(tx)
+            .await?;
     Ok(locked.is_some())
 }
 

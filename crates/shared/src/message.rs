@@ -38,7 +38,9 @@ pub enum DecodeError {
     #[error("message body is not a job message: {0}")]
     Malformed(#[from] serde_json::Error),
     /// Well-formed, but written for another wire version.
-    #[error("message version {found} is not supported (this build reads version {MESSAGE_VERSION})")]
+    #[error(
+        "message version {found} is not supported (this build reads version {MESSAGE_VERSION})"
+    )]
     UnsupportedVersion {
         /// The `v` field the message carried.
         found: u32,

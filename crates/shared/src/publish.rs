@@ -20,6 +20,9 @@ const PERSISTENT: u8 = 2;
 /// point of view: nothing was enqueued and the same publish may succeed later.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// No connection to the broker could be had.
+    #[error("no broker connection: {0}")]
+    NoConnection(String),
     /// The connection or channel failed, or the broker refused an operation.
     #[error("broker error: {0}")]
     Broker(#[from] lapin::Error),

@@ -61,9 +61,20 @@ impl TestEnv {
 
         let topology = Topology::with_prefix(&format!("test-{id}"));
         let amqp = crate::amqp::amqp_pool(&amqp_url, 4)?;
-        let env = TestEnv { database_url, db, amqp_url, amqp, topology, admin, db_name };
+        let env = TestEnv {
+            database_url,
+            db,
+            amqp_url,
+            amqp,
+            topology,
+            admin,
+            db_name,
+        };
         let channel = env.channel().await?;
-        env.topology.declare(&channel).await.context("declaring the test topology")?;
+        env.topology
+            .declare(&channel)
+            .await
+            .context("declaring the test topology")?;
         Ok(env)
     }
 
@@ -85,7 +96,10 @@ impl TestEnv {
         let queue = channel
             .queue_declare(
                 queue.into(),
-                QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
                 FieldTable::default(),
             )
             .await?;
@@ -102,16 +116,23 @@ impl Drop for TestEnv {
         // Async clean-up cannot run in Drop; a short-lived runtime on its own thread can, even
         // while the test's runtime is unwinding from a panic.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async move {
                 let mut conn = admin.connect().await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                let broker = Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
+                sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+                ))
+                .execute(&mut conn)
+                .await?;
+                let broker =
+                    Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
                 let channel = broker.create_channel().await?;
                 for queue in [&topology.work_queue, &topology.dead_letter_queue] {
-                    channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+                    channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await?;
                 }
                 for exchange in [&topology.exchange, &topology.dead_letter_exchange] {
                     channel

@@ -18,16 +18,27 @@ use clap::Parser;
 
 /// The worker daemon's settings.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "burrow-worker", about = "burrow's worker: consumes jobs from RabbitMQ and runs them")]
+#[command(
+    name = "burrow-worker",
+    about = "burrow's worker: consumes jobs from RabbitMQ and runs them"
+)]
 pub struct WorkerConfig {
     /// Postgres URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/burrow")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/burrow"
+    )]
     pub database_url: String,
     /// Postgres pool size per worker process.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 5)]
     pub database_max_connections: u32,
     /// RabbitMQ URL.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// Prefix of exchange and queue names.
     #[arg(long, env = "BURROW_QUEUE_PREFIX", default_value = burrow_shared::topology::DEFAULT_PREFIX)]

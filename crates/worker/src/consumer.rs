@@ -44,7 +44,10 @@ pub async fn consume(
 ) -> anyhow::Result<()> {
     let connection = amqp.get().await.context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
-    topology.declare(&channel).await.context("declaring the topology")?;
+    topology
+        .declare(&channel)
+        .await
+        .context("declaring the topology")?;
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
@@ -92,7 +95,10 @@ pub async fn consume(
         });
     };
 
-    info!(in_flight = in_flight.len(), "stopping: cancelling the consumer and draining");
+    info!(
+        in_flight = in_flight.len(),
+        "stopping: cancelling the consumer and draining"
+    );
     if let Err(e) = channel
         .basic_cancel(consumer_tag.as_str().into(), BasicCancelOptions::default())
         .await
@@ -104,7 +110,10 @@ pub async fn consume(
         .await
         .is_err()
     {
-        warn!(left = in_flight.len(), "drain timeout passed; unacked jobs go back to the queue");
+        warn!(
+            left = in_flight.len(),
+            "drain timeout passed; unacked jobs go back to the queue"
+        );
     }
     // Closing the channel returns every unacked delivery to the queue.
     let _ = channel.close(200, "worker stopping".into()).await;

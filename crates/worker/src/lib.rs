@@ -36,7 +36,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let ctx = JobContext {
         db: db.clone(),
         worker_id: config.worker_id(),
-        import: ImportOptions { row_delay: Duration::from_millis(config.import_row_delay_ms) },
+        import: ImportOptions {
+            row_delay: Duration::from_millis(config.import_row_delay_ms),
+        },
     };
     let settings = ConsumerSettings {
         concurrency: config.concurrency,

@@ -43,15 +43,14 @@ impl Outcome {
     pub async fn apply(&self, delivery: &Delivery) -> Result<bool, lapin::Error> {
         match self {
             Outcome::Ack => delivery.ack(BasicAckOptions::default()).await,
-            Outcome::Reject { .. } => {
-                delivery
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await
-            }
+            Outcome::Reject { .. } => delivery.reject(BasicRejectOptions { requeue: false }).await,
             Outcome::Requeue { .. } => {
                 tokio::time::sleep(REQUEUE_DELAY).await;
                 delivery
-                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
                     .await
             }
         }

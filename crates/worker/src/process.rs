@@ -37,7 +37,9 @@ pub async fn process_delivery(ctx: &JobContext, body: &[u8]) -> Outcome {
         Ok(message) => message,
         Err(e) => {
             warn!(error = %e, bytes = body.len(), "rejecting undecodable message to the DLQ");
-            return Outcome::Reject { reason: e.to_string() };
+            return Outcome::Reject {
+                reason: e.to_string(),
+            };
         }
     };
     let span = tracing::info_span!(
@@ -65,7 +67,9 @@ async fn run(ctx: &JobContext, message: &JobMessage) -> Outcome {
         }
         Ok(Claim::Missing) => {
             warn!("no job row for this message; rejecting it to the DLQ");
-            return Outcome::Reject { reason: format!("no job {id}") };
+            return Outcome::Reject {
+                reason: format!("no job {id}"),
+            };
         }
         Err(e) => return transient("claiming the job", e),
     };
@@ -83,7 +87,12 @@ async fn run(ctx: &JobContext, message: &JobMessage) -> Outcome {
     let started = Instant::now();
     match import_in_transaction(ctx, id, file).await {
         Ok(Some(rows)) => {
-            info!(rows, run_ms = started.elapsed().as_millis() as u64, outcome = "succeeded", "job finished");
+            info!(
+                rows,
+                run_ms = started.elapsed().as_millis() as u64,
+                outcome = "succeeded",
+                "job finished"
+            );
             Outcome::Ack
         }
         Ok(None) => {
@@ -126,5 +135,7 @@ async fn fail(ctx: &JobContext, id: Uuid, reason: &str) -> Outcome {
 
 fn transient(doing: &str, error: impl std::fmt::Display) -> Outcome {
     warn!(error = %error, "transient failure while {doing}; requeueing");
-    Outcome::Requeue { reason: format!("{doing}: {error}") }
+    Outcome::Requeue {
+        reason: format!("{doing}: {error}"),
+    }
 }

@@ -7,7 +7,14 @@ use super::record::describe;
 
 /// The required columns, in the order they are stored. Header matching ignores case and
 /// surrounding spaces; extra columns are ignored; order in the sheet is free.
-pub const COLUMNS: [&str; 6] = ["Id", "FirstName", "LastName", "Email", "Gender", "IpAddress"];
+pub const COLUMNS: [&str; 6] = [
+    "Id",
+    "FirstName",
+    "LastName",
+    "Email",
+    "Gender",
+    "IpAddress",
+];
 
 /// Index of the `Id` column in [`COLUMNS`].
 pub const ID: usize = 0;
@@ -54,11 +61,19 @@ pub fn map_header(row: u32, cells: &[DataRef<'_>]) -> Result<HeaderMap, ImportEr
         .map(|(name, _)| *name)
         .collect();
     if !missing.is_empty() {
-        let found: Vec<&str> = names.iter().map(String::as_str).filter(|n| !n.is_empty()).collect();
+        let found: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !n.is_empty())
+            .collect();
         return Err(ImportError::MissingColumns {
             row,
             missing: missing.join(", "),
-            found: if found.is_empty() { "no names".to_owned() } else { found.join(", ") },
+            found: if found.is_empty() {
+                "no names".to_owned()
+            } else {
+                found.join(", ")
+            },
         });
     }
     Ok(HeaderMap { positions })
@@ -83,7 +98,15 @@ mod tests {
 
     #[test]
     fn header_is_matched_ignoring_case_order_and_extra_columns() {
-        let cells = row(&["email", "Notes", "ID", " firstname ", "LASTNAME", "Gender", "ipaddress"]);
+        let cells = row(&[
+            "email",
+            "Notes",
+            "ID",
+            " firstname ",
+            "LASTNAME",
+            "Gender",
+            "ipaddress",
+        ]);
         let map = map_header(1, &cells).expect("maps");
         assert_eq!(map.positions, [2, 3, 4, 0, 5, 6]);
         assert_eq!(map.last_position(), 6);
@@ -101,10 +124,21 @@ mod tests {
 
     #[test]
     fn a_repeated_column_is_rejected() {
-        let cells = row(&["Id", "id", "FirstName", "LastName", "Email", "Gender", "IpAddress"]);
+        let cells = row(&[
+            "Id",
+            "id",
+            "FirstName",
+            "LastName",
+            "Email",
+            "Gender",
+            "IpAddress",
+        ]);
         assert!(matches!(
             map_header(3, &cells),
-            Err(ImportError::DuplicateColumn { row: 3, column: "Id" })
+            Err(ImportError::DuplicateColumn {
+                row: 3,
+                column: "Id"
+            })
         ));
     }
 }

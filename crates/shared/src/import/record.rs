@@ -24,7 +24,11 @@ pub fn encode_row(
     header: &HeaderMap,
     cells: &[DataRef<'_>],
 ) -> Result<(), ImportError> {
-    let cell_at = |column: usize| cells.get(header.positions[column]).unwrap_or(&DataRef::Empty);
+    let cell_at = |column: usize| {
+        cells
+            .get(header.positions[column])
+            .unwrap_or(&DataRef::Empty)
+    };
     let invalid = |column: usize, reason: String| ImportError::InvalidCell {
         row: row + 1,
         column: COLUMNS[column],
@@ -72,7 +76,10 @@ fn whole_number(cell: &DataRef<'_>) -> Result<i64, String> {
         DataRef::String(s) => parse_whole(s),
         DataRef::SharedString(s) => parse_whole(s),
         DataRef::Empty => Err("the cell is empty; expected a whole number".to_owned()),
-        other => Err(format!("expected a whole number, found {}", describe(other))),
+        other => Err(format!(
+            "expected a whole number, found {}",
+            describe(other)
+        )),
     }
 }
 
@@ -153,7 +160,9 @@ mod tests {
     use super::*;
 
     fn header() -> HeaderMap {
-        HeaderMap { positions: [0, 1, 2, 3, 4, 5] }
+        HeaderMap {
+            positions: [0, 1, 2, 3, 4, 5],
+        }
     }
 
     fn encode(cells: &[DataRef<'_>]) -> Result<String, ImportError> {
@@ -189,15 +198,20 @@ mod tests {
         assert!(encode(&[DataRef::Float(1.5)]).is_err());
         assert!(encode(&[DataRef::Empty]).is_err());
         assert_eq!(
-            encode(&[DataRef::SharedString(" 42 ")]).ok().map(|l| l.contains("\t42\t")),
+            encode(&[DataRef::SharedString(" 42 ")])
+                .ok()
+                .map(|l| l.contains("\t42\t")),
             Some(true)
         );
     }
 
     #[test]
     fn nul_characters_and_excel_errors_are_rejected_in_text_columns() {
-        let err = encode(&[DataRef::Int(1), DataRef::String("a\0b".to_owned())]).expect_err("fails");
-        assert!(err.to_string().starts_with("row 2, column FirstName (cell B2)"));
+        let err =
+            encode(&[DataRef::Int(1), DataRef::String("a\0b".to_owned())]).expect_err("fails");
+        assert!(err
+            .to_string()
+            .starts_with("row 2, column FirstName (cell B2)"));
         let err = encode(&[
             DataRef::Int(1),
             DataRef::Empty,

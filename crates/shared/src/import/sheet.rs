@@ -42,9 +42,17 @@ pub fn read_people(
         .or_else(|| names.first())
         .cloned()
         .ok_or(ImportError::NoWorksheet)?;
-    let mut cells = workbook.worksheet_cells_reader(&sheet).map_err(unreadable)?;
+    let mut cells = workbook
+        .worksheet_cells_reader(&sheet)
+        .map_err(unreadable)?;
 
-    let mut rows = RowSink { job_id, header: None, buffer: Vec::with_capacity(CHUNK_BYTES + 4096), count: 0, row_delay };
+    let mut rows = RowSink {
+        job_id,
+        header: None,
+        buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
+        count: 0,
+        row_delay,
+    };
     let mut current_row: Option<u32> = None;
     let mut row_cells: Vec<DataRef<'_>> = Vec::new();
     while let Some(cell) = cells.next_cell().map_err(unreadable)? {
@@ -53,14 +61,20 @@ pub fn read_people(
             if let Some(done) = current_row {
                 rows.finish_row(done, &row_cells)?;
                 if rows.buffer.len() >= CHUNK_BYTES && !emit(rows.take_chunk()) {
-                    return Err(ImportError::ParserFailed("the database writer stopped".to_owned()));
+                    return Err(ImportError::ParserFailed(
+                        "the database writer stopped".to_owned(),
+                    ));
                 }
             }
             current_row = Some(row);
             row_cells.clear();
         }
         let column = column as usize;
-        if rows.header.as_ref().is_some_and(|h| column > h.last_position()) {
+        if rows
+            .header
+            .as_ref()
+            .is_some_and(|h| column > h.last_position())
+        {
             continue;
         }
         if row_cells.len() <= column {
@@ -76,7 +90,9 @@ pub fn read_people(
         (Some(_), 0) => Err(ImportError::NoDataRows { sheet }),
         _ => {
             if !rows.buffer.is_empty() && !emit(rows.take_chunk()) {
-                return Err(ImportError::ParserFailed("the database writer stopped".to_owned()));
+                return Err(ImportError::ParserFailed(
+                    "the database writer stopped".to_owned(),
+                ));
             }
             Ok(rows.count)
         }

@@ -53,11 +53,17 @@ mod tests {
         assert_eq!(sniff_xlsx(b"Id,FirstName\n1,Ann\n"), Err(NotXlsx::NotZip));
         assert_eq!(sniff_xlsx(b""), Err(NotXlsx::NotZip));
         // An OLE2 header, as in a legacy .xls.
-        assert_eq!(sniff_xlsx(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]), Err(NotXlsx::NotZip));
+        assert_eq!(
+            sniff_xlsx(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]),
+            Err(NotXlsx::NotZip)
+        );
     }
 
     #[test]
     fn a_zip_magic_without_a_directory_is_damaged() {
-        assert!(matches!(sniff_xlsx(b"PK\x03\x04garbage"), Err(NotXlsx::DamagedZip(_))));
+        assert!(matches!(
+            sniff_xlsx(b"PK\x03\x04garbage"),
+            Err(NotXlsx::DamagedZip(_))
+        ));
     }
 }

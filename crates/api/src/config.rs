@@ -1,0 +1,48 @@
+//! The api's configuration, read once from environment variables (or flags).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/burrow` | Postgres |
+//! | `DATABASE_MAX_CONNECTIONS` | 10 | pool size |
+//! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
+//! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
+//! | `BIND_ADDR` | `127.0.0.1:8080` | listen address (`0.0.0.0:8080` in a container) |
+//! | `UPLOAD_MAX_BYTES` | 52428800 (50 MiB) | largest accepted upload, enforced while streaming |
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// Default upload limit: 50 MiB.
+pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 50 * 1024 * 1024;
+
+/// The api's settings.
+#[derive(Debug, Clone, Parser)]
+pub struct ApiConfig {
+    /// Postgres URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/burrow"
+    )]
+    pub database_url: String,
+    /// Postgres pool size.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Prefix of exchange and queue names.
+    #[arg(long, env = "BURROW_QUEUE_PREFIX", default_value = burrow_shared::topology::DEFAULT_PREFIX)]
+    pub queue_prefix: String,
+    /// Listen address.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: SocketAddr,
+    /// Largest accepted upload in bytes (the file itself), enforced while streaming.
+    #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = DEFAULT_UPLOAD_MAX_BYTES)]
+    pub upload_max_bytes: usize,
+}

@@ -1,0 +1,72 @@
+//! `ApiError`: every error the api answers with, as JSON `{"error": code, "message": text}`.
+//!
+//! Client errors carry a clear reason. Database and broker errors become 500/503, are logged
+//! once here, and their text never reaches the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An error response.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (missing field, bad id, bad query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such job or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: the upload is larger than the configured limit.
+    #[error("the upload is larger than the limit of {limit_bytes} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit_bytes: usize,
+    },
+    /// 415: the body or the file is not of a type the api accepts.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 503: the job queue did not confirm the publish; nothing was stored.
+    #[error("the job queue is unavailable; nothing was stored, try again")]
+    QueueUnavailable,
+    /// 500: an unexpected failure (database errors and the like).
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        (
+            status,
+            Json(json!({ "error": code, "message": self.to_string() })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,113 @@
+//! `GET /api/jobs/{id}` and `GET /api/jobs?status=&user_id=&limit=&cursor=`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use burrow_shared::jobs::{self, JobFilter, JobRow};
+use burrow_shared::JobStatus;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Page size when `limit` is not given.
+pub const DEFAULT_PAGE: i64 = 50;
+/// Largest page.
+pub const MAX_PAGE: i64 = 200;
+
+/// One job. 400 for a malformed id, 404 for an unknown one.
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobRow>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a job id (a UUID)")))?;
+    jobs::find_job(&state.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
+}
+
+/// Query of the job list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    user_id: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// A page of jobs, newest first. `next_cursor` is absent on the last page.
+#[derive(Debug, Serialize)]
+pub struct JobPage {
+    /// The jobs of this page.
+    pub jobs: Vec<JobRow>,
+    /// Pass as `cursor` to get the next (older) page.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists jobs newest first, paginated with an opaque keyset cursor.
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let filter = JobFilter {
+        status,
+        user_id: query.user_id,
+        before,
+        limit: limit + 1,
+    };
+    let mut jobs = jobs::list_jobs(&state.db, &filter).await?;
+    let next_cursor = if jobs.len() as i64 > limit {
+        jobs.truncate(limit as usize);
+        jobs.last()
+            .map(|last| encode_cursor(last.created_at, last.id))
+    } else {
+        None
+    };
+    Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+/// `{created_at in µs since the epoch}_{id}`: the keyset position of the last job shown.
+fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{}_{}", created_at.timestamp_micros(), id.simple())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let invalid = || ApiError::BadRequest(format!("invalid cursor {cursor:?}"));
+    let (micros, id) = cursor.split_once('_').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok((at, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_rejected() {
+        let at = DateTime::from_timestamp_micros(1_763_700_000_123_456).expect("valid");
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).ok(), Some((at, id)));
+        assert!(decode_cursor("nope").is_err());
+        assert!(decode_cursor("12_notauuid").is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! The HTTP routes, one file each, and the router that mounts them.
+
+mod health;
+mod jobs;
+mod simulate;
+mod upload;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Room for multipart boundaries and small fields around the file, in bytes.
+const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// All routes, with `state`.
+pub fn router(state: AppState) -> Router {
+    let upload_body_limit =
+        DefaultBodyLimit::max(state.upload_max_bytes + MULTIPART_OVERHEAD_BYTES);
+    Router::new()
+        .route(
+            "/api/jobs",
+            post(upload::create_job)
+                .layer(upload_body_limit)
+                .get(jobs::list_jobs),
+        )
+        .route("/api/jobs/{id}", get(jobs::get_job))
+        .route("/api/simulate", post(simulate::simulate))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
