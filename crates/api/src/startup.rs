@@ -70,8 +70,6 @@ impl Application {
         axum::serve(self.listener, router(self.state.clone()))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await?;
-        self.state.publisher.pool().close();
-        self.state.db.close().await;
         Ok(())
     }
 }

@@ -33,18 +33,32 @@ async fn spawn_api(upload_max_bytes: usize) -> TestApi {
 }
 
 /// Serves the api on port 0; `topology` overrides where it publishes.
-async fn spawn_api_with(env: TestEnv, topology: Option<Topology>, upload_max_bytes: usize) -> TestApi {
+async fn spawn_api_with(
+    env: TestEnv,
+    topology: Option<Topology>,
+    upload_max_bytes: usize,
+) -> TestApi {
     let state = AppState {
         db: env.db.clone(),
-        publisher: Publisher::new(env.amqp.clone(), topology.unwrap_or_else(|| env.topology.clone())),
+        publisher: Publisher::new(
+            env.amqp.clone(),
+            topology.unwrap_or_else(|| env.topology.clone()),
+        ),
         upload_max_bytes,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let app = Application::from_parts(listener, state);
     let base = format!("http://127.0.0.1:{}", app.port());
     let stop = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(stop.clone()));
-    TestApi { env, base, http: reqwest::Client::new(), stop }
+    TestApi {
+        env,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+    }
 }
 
 impl TestApi {
@@ -52,25 +66,44 @@ impl TestApi {
         let form = Form::new()
             .text("user_id", "alice")
             .part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
-        self.http.post(format!("{}/api/jobs", self.base)).multipart(form).send().await.expect("request")
+        self.http
+            .post(format!("{}/api/jobs", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.expect("request");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn stored_jobs(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&self.env.db).await.expect("count")
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.env.db)
+            .await
+            .expect("count")
     }
 
     async fn stored_files(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM job_files").fetch_one(&self.env.db).await.expect("count")
+        sqlx::query_scalar("SELECT count(*) FROM job_files")
+            .fetch_one(&self.env.db)
+            .await
+            .expect("count")
     }
 
     async fn published(&self) -> u32 {
-        self.env.ready_messages(&self.env.topology.work_queue).await.expect("queue depth")
+        self.env
+            .ready_messages(&self.env.topology.work_queue)
+            .await
+            .expect("queue depth")
     }
 
     /// Asserts the request left no trace: no job, no file, no message.
@@ -82,8 +115,12 @@ impl TestApi {
 }
 
 fn mock_1() -> Vec<u8> {
-    std::fs::read(format!("{}/../../fixtures/{}", env!("CARGO_MANIFEST_DIR"), mock_file_name(1)))
-        .expect("fixture")
+    std::fs::read(format!(
+        "{}/../../fixtures/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        mock_file_name(1)
+    ))
+    .expect("fixture")
 }
 
 #[tokio::test]
@@ -91,7 +128,10 @@ async fn an_upload_is_accepted_stored_and_published_once() {
     let api = spawn_api(1024 * 1024).await;
     let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let location = response.headers()["location"].to_str().expect("ascii").to_owned();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let job: Value = response.json().await.expect("json");
     let id = job["id"].as_str().expect("id");
     assert_eq!(location, format!("/api/jobs/{id}"));
@@ -109,45 +149,78 @@ async fn an_upload_is_accepted_stored_and_published_once() {
 
     let channel = api.env.channel().await.expect("channel");
     let message = channel
-        .basic_get(api.env.topology.work_queue.as_str().into(), Default::default())
+        .basic_get(
+            api.env.topology.work_queue.as_str().into(),
+            Default::default(),
+        )
         .await
         .expect("basic.get")
         .expect("one message");
     let decoded = JobMessage::decode(&message.delivery.data).expect("a job message");
     assert_eq!(decoded.job_id.to_string(), id);
     assert_eq!(decoded.attempt, 1);
-    assert_eq!(message.delivery.properties.delivery_mode(), &Some(2), "persistent");
+    assert_eq!(
+        message.delivery.properties.delivery_mode(),
+        &Some(2),
+        "persistent"
+    );
     assert_eq!(message.message_count, 0, "exactly one message");
 
     let (status, fetched) = api.get(&location).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["id"], id);
-    assert!(fetched["created_at"].as_str().is_some_and(|t| t.contains('T')), "RFC 3339");
+    assert!(
+        fetched["created_at"]
+            .as_str()
+            .is_some_and(|t| t.contains('T')),
+        "RFC 3339"
+    );
 }
 
 #[tokio::test]
 async fn a_body_without_a_file_field_is_400_and_leaves_no_trace() {
     let api = spawn_api(1024 * 1024).await;
     let form = Form::new().text("user_id", "alice");
-    let response =
-        api.http.post(format!("{}/api/jobs", api.base)).multipart(form).send().await.expect("request");
+    let response = api
+        .http
+        .post(format!("{}/api/jobs", api.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.expect("json error");
     assert_eq!(body["error"], "bad_request");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("`file`")));
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("`file`")));
     api.assert_nothing_stored_or_published().await;
 }
 
 #[tokio::test]
 async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
     let api = spawn_api(1024 * 1024).await;
-    let csv = b"Id,FirstName,LastName,Email,Gender,IpAddress\n1,Ann,Lee,a@b.c,Female,1.2.3.4\n".to_vec();
+    let csv =
+        b"Id,FirstName,LastName,Email,Gender,IpAddress\n1,Ann,Lee,a@b.c,Female,1.2.3.4\n".to_vec();
     let truncated = BadFixture::Truncated.bytes();
-    for (name, bytes) in [("people.xlsx", csv), ("truncated.xlsx", truncated), ("empty.xlsx", Vec::new())] {
+    for (name, bytes) in [
+        ("people.xlsx", csv),
+        ("truncated.xlsx", truncated),
+        ("empty.xlsx", Vec::new()),
+    ] {
         let response = api.upload(name, bytes).await;
-        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{name}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{name}"
+        );
         let body: Value = response.json().await.expect("json error");
-        assert!(body["message"].as_str().is_some_and(|m| m.contains("not an .xlsx")), "{name}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not an .xlsx")),
+            "{name}: {body}"
+        );
     }
     let response = api
         .http
@@ -157,7 +230,11 @@ async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "not multipart");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "not multipart"
+    );
     api.assert_nothing_stored_or_published().await;
 }
 
@@ -168,7 +245,11 @@ async fn an_upload_over_the_limit_is_413_and_leaves_no_trace() {
     // A real workbook just over the limit, and one far over it (past the body limit too).
     let people: Vec<Person> = burrow_shared::fixtures::people(7, 1, 300).collect();
     let big = people_xlsx(people).expect("xlsx");
-    assert!(big.len() > limit && big.len() < limit + 64 * 1024, "{} bytes", big.len());
+    assert!(
+        big.len() > limit && big.len() < limit + 64 * 1024,
+        "{} bytes",
+        big.len()
+    );
     let response = api.upload("big.xlsx", big).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.expect("json error");
@@ -199,7 +280,9 @@ async fn job_ids_are_checked_malformed_is_400_unknown_is_404() {
     let (status, body) = api.get("/api/jobs/not-a-uuid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "bad_request");
-    let (status, body) = api.get(&format!("/api/jobs/{}", uuid::Uuid::now_v7())).await;
+    let (status, body) = api
+        .get(&format!("/api/jobs/{}", uuid::Uuid::now_v7()))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "not_found");
 }
@@ -209,7 +292,12 @@ async fn the_job_list_pages_newest_first_and_filters() {
     let api = spawn_api(1024 * 1024).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let job: Value = api.upload("MOCK_DATA_1.xlsx", mock_1()).await.json().await.expect("json");
+        let job: Value = api
+            .upload("MOCK_DATA_1.xlsx", mock_1())
+            .await
+            .json()
+            .await
+            .expect("json");
         ids.push(job["id"].as_str().expect("id").to_owned());
     }
     ids.reverse(); // newest first
@@ -221,7 +309,10 @@ async fn the_job_list_pages_newest_first_and_filters() {
         assert_eq!(status, StatusCode::OK, "{page}");
         let jobs = page["jobs"].as_array().expect("jobs");
         assert!(jobs.len() <= 2);
-        seen.extend(jobs.iter().map(|j| j["id"].as_str().expect("id").to_owned()));
+        seen.extend(
+            jobs.iter()
+                .map(|j| j["id"].as_str().expect("id").to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/api/jobs?limit=2&cursor={cursor}"),
             None => break,
@@ -236,7 +327,13 @@ async fn the_job_list_pages_newest_first_and_filters() {
     let (_, other) = api.get("/api/jobs?user_id=bob").await;
     assert_eq!(other["jobs"].as_array().map(Vec::len), Some(0));
 
-    for bad in ["status=done", "limit=0", "limit=201", "limit=x", "cursor=zzz"] {
+    for bad in [
+        "status=done",
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "cursor=zzz",
+    ] {
         let (status, body) = api.get(&format!("/api/jobs?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
@@ -245,7 +342,12 @@ async fn the_job_list_pages_newest_first_and_filters() {
 #[tokio::test]
 async fn simulate_enqueues_the_five_fixture_files() {
     let api = spawn_api(1024 * 1024).await;
-    let response = api.http.post(format!("{}/api/simulate", api.base)).send().await.expect("request");
+    let response = api
+        .http
+        .post(format!("{}/api/simulate", api.base))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let body: Value = response.json().await.expect("json");
     let names: Vec<&str> = body["jobs"]
@@ -272,11 +374,17 @@ async fn simulate_enqueues_the_five_fixture_files() {
 async fn health_and_readiness_answer() {
     let api = spawn_api(1024 * 1024).await;
     let (status, body) = api.get("/healthz").await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, body) = api.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["postgres"], "up");
     assert_eq!(body["rabbitmq"], "up");
     let (status, body) = api.get("/nope").await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 }

@@ -1,7 +1,8 @@
 //! The SQL for job rows: small functions over the `jobs` and `job_files` tables.
 //!
-//! Every state change is one `UPDATE … WHERE` whose condition is the legal previous state, so two
-//! workers (or a redelivery racing a slow worker) cannot both move a job.
+//! Every state change is one `UPDATE … WHERE` whose condition is the legal previous state, so a
+//! late or duplicate delivery cannot move a job that already ended. (That two deliveries never
+//! run one job at the same time is [`crate::job_lock`]'s part.)
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -176,7 +177,7 @@ pub async fn claim_job(
 ) -> Result<Claim, sqlx::Error> {
     let claimed = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
-                started_at = now(), message = NULL \
+                started_at = clock_timestamp(), message = NULL \
          WHERE id = $1 AND status IN ('queued', 'processing') RETURNING {JOB_COLUMNS}"
     ))
     .bind(id)
@@ -203,32 +204,17 @@ pub async fn load_file(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Vec<u
         .await
 }
 
-/// Locks the job row for the rest of transaction `tx`, if the job is still `processing`.
-///
-/// Two deliveries of one job (a duplicate publish, or a redelivery racing a slow worker) may
-/// both claim it; this lock makes their imports run one after the other, and the second finds
-/// the job ended and does nothing.
-///
-/// # Errors
-/// The database error.
-pub async fn lock_processing_job(tx: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let locked =
-        sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND status = 'processing' FOR UPDATE")
-            .bind(id)
-            .fetch_optional(tx)
-            .await?;
-    Ok(locked.is_some())
-}
-
 /// Ends a `processing` job as `succeeded` with `rows` imported. Run it in the transaction that
 /// wrote the rows, so the rows and the status commit together or not at all.
+///
+/// Timestamps use `clock_timestamp()`: `now()` is the transaction's start, before the import.
 ///
 /// # Errors
 /// The database error; [`sqlx::Error::RowNotFound`] if the job was not `processing`.
 pub async fn mark_succeeded(db: &mut PgConnection, id: Uuid, rows: u64) -> Result<(), sqlx::Error> {
     let rows = i64::try_from(rows).unwrap_or(i64::MAX);
     let result = sqlx::query(
-        "UPDATE jobs SET status = 'succeeded', rows_imported = $2, completed_at = now(), \
+        "UPDATE jobs SET status = 'succeeded', rows_imported = $2, completed_at = clock_timestamp(), \
                 message = 'Imported ' || $2 || ' rows' \
          WHERE id = $1 AND status = 'processing'",
     )
@@ -252,7 +238,7 @@ pub async fn mark_failed(
     message: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'failed', message = $2, rows_imported = 0, completed_at = now() \
+        "UPDATE jobs SET status = 'failed', message = $2, rows_imported = 0, completed_at = clock_timestamp() \
          WHERE id = $1 AND status = 'processing'",
     )
     .bind(id)

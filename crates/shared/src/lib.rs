@@ -6,6 +6,7 @@
 //! - [`topology`]: exchange and queue names, and the one function that declares them.
 //! - [`publish`]: publishing a job message with publisher confirms.
 //! - [`jobs`]: the SQL for job rows and their files.
+//! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
 //! - [`import`]: the xlsx import processor (calamine cell reader → `COPY`).
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
@@ -18,6 +19,7 @@ pub mod db;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod import;
+pub mod job_lock;
 pub mod jobs;
 pub mod message;
 pub mod publish;

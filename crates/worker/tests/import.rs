@@ -1,0 +1,503 @@
+//! End to end: api → RabbitMQ → worker → Postgres, against the real services.
+//!
+//! Workers run in-process (the library's consumer loop) or as real `burrow-worker` processes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use burrow_api::publisher::Publisher;
+use burrow_api::state::AppState;
+use burrow_api::Application;
+use burrow_shared::fixtures::{mock_data, mock_file_name, BadFixture, Person};
+use burrow_shared::import::ImportOptions;
+use burrow_shared::jobs::{self, JobRow, NewJob};
+use burrow_shared::publish::{open_confirm_channel, publish_job};
+use burrow_shared::testing::TestEnv;
+use burrow_shared::{JobMessage, JobStatus, KIND_IMPORT_XLSX};
+use burrow_worker::consumer::{consume, ConsumerSettings};
+use burrow_worker::process::JobContext;
+use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Longest a test waits for a job to end.
+const JOB_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A test's api and in-process workers; stops them when dropped.
+struct Stack {
+    env: TestEnv,
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        let env = TestEnv::new().await.expect("test services");
+        let state = AppState {
+            db: env.db.clone(),
+            publisher: Publisher::new(env.amqp.clone(), env.topology.clone()),
+            upload_max_bytes: 10 * 1024 * 1024,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let app = Application::from_parts(listener, state);
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(stop.clone()));
+        Stack {
+            env,
+            base,
+            http: reqwest::Client::new(),
+            stop,
+            workers: Vec::new(),
+        }
+    }
+
+    /// Stops the api and the in-process workers, waiting for the workers to drain: afterwards
+    /// every delivery has been acked, rejected, or returned to its queue.
+    async fn stop(&mut self) {
+        self.stop.cancel();
+        for worker in self.workers.drain(..) {
+            worker.await.expect("worker task");
+        }
+    }
+
+    /// Starts an in-process worker named `worker_id` running `concurrency` jobs at once.
+    fn start_worker(&mut self, worker_id: &str, concurrency: usize, row_delay: Duration) {
+        let ctx = JobContext {
+            db: self.env.db.clone(),
+            worker_id: worker_id.to_owned(),
+            import: ImportOptions { row_delay },
+        };
+        let settings = ConsumerSettings {
+            concurrency,
+            prefetch: (concurrency * 2) as u16,
+            drain_timeout: Duration::from_secs(5),
+        };
+        let (amqp, topology, stop) = (
+            self.env.amqp.clone(),
+            self.env.topology.clone(),
+            self.stop.clone(),
+        );
+        self.workers.push(tokio::spawn(async move {
+            if let Err(e) = consume(&amqp, &topology, ctx, &settings, stop).await {
+                eprintln!("worker stopped: {e:#}");
+            }
+        }));
+    }
+
+    async fn upload(&self, file_name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let form = Form::new().part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
+        self.http
+            .post(format!("{}/api/jobs", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads and returns the new job's id.
+    async fn enqueue(&self, file_name: &str, bytes: Vec<u8>) -> Uuid {
+        let response = self.upload(file_name, bytes).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{file_name}");
+        let job: Value = response.json().await.expect("json");
+        job["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("job id")
+    }
+
+    /// Polls the api until the job has ended.
+    async fn wait_until_ended(&self, id: Uuid) -> JobRow {
+        let deadline = tokio::time::Instant::now() + JOB_DEADLINE;
+        loop {
+            let job = jobs::find_job(&self.env.db, id)
+                .await
+                .expect("query")
+                .expect("job exists");
+            if job.status.is_terminal() {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} still {}",
+                job.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn imported(&self, id: Uuid) -> Vec<(i32, Person)> {
+        let rows: Vec<(i32, i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT row_number, id, first_name, last_name, email, gender, ip_address \
+             FROM imported_rows WHERE job_id = $1 ORDER BY row_number",
+        )
+        .bind(id)
+        .fetch_all(&self.env.db)
+        .await
+        .expect("rows");
+        rows.into_iter()
+            .map(
+                |(row, id, first_name, last_name, email, gender, ip_address)| {
+                    (
+                        row,
+                        Person {
+                            id,
+                            first_name,
+                            last_name,
+                            email,
+                            gender,
+                            ip_address,
+                        },
+                    )
+                },
+            )
+            .collect()
+    }
+
+    async fn total_imported(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM imported_rows")
+            .fetch_one(&self.env.db)
+            .await
+            .expect("count")
+    }
+
+    /// Waits until `queue` holds `expected` ready messages (or the deadline passes).
+    async fn wait_for_ready(&self, queue: &str, expected: u32) -> u32 {
+        let mut ready = 0;
+        for _ in 0..100 {
+            ready = self.env.ready_messages(queue).await.expect("queue");
+            if ready == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ready
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+#[tokio::test]
+async fn mock_data_1_imports_exactly_its_200_rows() {
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 2, Duration::ZERO);
+    let id = stack
+        .enqueue("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
+        .await;
+    let job = stack.wait_until_ended(id).await;
+
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.message);
+    assert_eq!(job.message.as_deref(), Some("Imported 200 rows"));
+    assert_eq!(job.rows_imported, Some(200));
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.worker.as_deref(), Some("w1"));
+    assert!(job.started_at.is_some() && job.completed_at >= job.started_at);
+
+    let imported = stack.imported(id).await;
+    let expected: Vec<(i32, Person)> = (2..).zip(mock_data(1)).collect();
+    assert_eq!(imported.len(), 200);
+    assert_eq!(
+        imported, expected,
+        "every value equal, spreadsheet rows 2..=201"
+    );
+    stack.stop().await;
+    assert_eq!(
+        stack
+            .env
+            .ready_messages(&stack.env.topology.work_queue)
+            .await
+            .ok(),
+        Some(0),
+        "acked, not requeued"
+    );
+}
+
+#[tokio::test]
+async fn five_uploads_with_two_worker_processes_all_succeed_and_overlap() {
+    let stack = Stack::new().await;
+    let mut workers = Vec::new();
+    for name in ["proc-1", "proc-2"] {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_burrow-worker"))
+            .env("DATABASE_URL", &stack.env.database_url)
+            .env("AMQP_URL", &stack.env.amqp_url)
+            .env(
+                "BURROW_QUEUE_PREFIX",
+                stack.env.topology.exchange.trim_end_matches(".jobs"),
+            )
+            .env("WORKER_ID", name)
+            .env("WORKER_CONCURRENCY", "1")
+            .env("WORKER_PREFETCH", "1")
+            // 3 ms per row: each job takes ~0.6 s, long enough that the two processes overlap.
+            .env("IMPORT_ROW_DELAY_MS", "3")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn burrow-worker");
+        workers.push(child);
+    }
+
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        ids.push(
+            stack
+                .enqueue(&mock_file_name(n), fixture(&mock_file_name(n)))
+                .await,
+        );
+    }
+    let mut jobs = Vec::new();
+    for id in &ids {
+        jobs.push(stack.wait_until_ended(*id).await);
+    }
+    for (n, job) in (1..=5).zip(&jobs) {
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.message);
+        let expected: Vec<(i32, Person)> = (2..).zip(mock_data(n)).collect();
+        assert_eq!(stack.imported(job.id).await, expected, "file {n}");
+    }
+    assert_eq!(stack.total_imported().await, 1000);
+
+    let ran_by: std::collections::BTreeSet<_> =
+        jobs.iter().filter_map(|j| j.worker.clone()).collect();
+    assert_eq!(
+        ran_by.into_iter().collect::<Vec<_>>(),
+        ["proc-1", "proc-2"],
+        "both processes worked"
+    );
+    let overlap = jobs.iter().any(|a| {
+        jobs.iter()
+            .any(|b| a.id != b.id && a.started_at < b.completed_at && b.started_at < a.completed_at)
+    });
+    assert!(overlap, "two jobs ran at the same time");
+
+    // SIGTERM: each process drains and exits 0.
+    for mut child in workers {
+        let pid = child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("exits")
+            .expect("status");
+        assert!(exit.success(), "graceful exit, got {exit}");
+    }
+}
+
+#[tokio::test]
+async fn every_bad_fixture_fails_with_its_message_and_no_rows() {
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 2, Duration::ZERO);
+    let expectations = [
+        (
+            BadFixture::CorruptZip,
+            "the file is not a readable .xlsx workbook",
+        ),
+        (
+            BadFixture::MissingColumn,
+            "row 1: the header row is missing column Email",
+        ),
+        (
+            BadFixture::NonNumericId,
+            "row 7, column Id (cell A7): expected a whole number, found \"abc\"",
+        ),
+        (BadFixture::EmptySheet, "sheet \"Data\" is empty"),
+    ];
+    for (bad, expected) in expectations {
+        let committed = fixture(bad.file_name());
+        assert_eq!(committed, bad.bytes(), "{} is up to date", bad.file_name());
+        let id = stack.enqueue(bad.file_name(), committed).await;
+        let job = stack.wait_until_ended(id).await;
+        assert_eq!(job.status, JobStatus::Failed, "{}", bad.file_name());
+        let message = job.message.unwrap_or_default();
+        assert!(
+            message.starts_with(expected),
+            "{}: {message}",
+            bad.file_name()
+        );
+        assert_eq!(job.rows_imported, Some(0));
+        assert!(
+            stack.imported(id).await.is_empty(),
+            "{}: no rows committed",
+            bad.file_name()
+        );
+    }
+    // A truncated file is not even accepted.
+    let response = stack
+        .upload("bad_truncated.xlsx", BadFixture::Truncated.bytes())
+        .await;
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(stack.total_imported().await, 0);
+    assert_eq!(
+        stack
+            .wait_for_ready(&stack.env.topology.dead_letter_queue, 0)
+            .await,
+        0,
+        "failed jobs are acked, not dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn a_file_the_api_never_checked_fails_cleanly_in_the_worker() {
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 1, Duration::ZERO);
+    // The worker must not trust the api: store a truncated file directly and publish it.
+    let job = NewJob {
+        id: Uuid::now_v7(),
+        kind: KIND_IMPORT_XLSX.to_owned(),
+        user_id: None,
+        file_name: Some("truncated.xlsx".to_owned()),
+        correlation_id: Uuid::new_v4(),
+    };
+    let mut tx = stack.env.db.begin().await.expect("tx");
+    jobs::insert_job_with_file(&mut tx, &job, &BadFixture::Truncated.bytes())
+        .await
+        .expect("insert");
+    tx.commit().await.expect("commit");
+    let channel = open_confirm_channel(&*stack.env.amqp.get().await.expect("conn"))
+        .await
+        .expect("channel");
+    publish_job(
+        &channel,
+        &stack.env.topology,
+        &JobMessage::new(job.id, KIND_IMPORT_XLSX, job.correlation_id),
+    )
+    .await
+    .expect("published");
+
+    let ended = stack.wait_until_ended(job.id).await;
+    assert_eq!(ended.status, JobStatus::Failed);
+    assert!(ended
+        .message
+        .unwrap_or_default()
+        .starts_with("the file is not a readable .xlsx workbook"));
+}
+
+#[tokio::test]
+async fn an_undecodable_message_goes_to_the_dlq_and_the_worker_keeps_going() {
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 1, Duration::ZERO);
+    let channel = open_confirm_channel(&*stack.env.amqp.get().await.expect("conn"))
+        .await
+        .expect("channel");
+    for garbage in [&b"not json at all"[..], br#"{"v":99,"job_id":"x"}"#] {
+        channel
+            .basic_publish(
+                stack.env.topology.exchange.as_str().into(),
+                burrow_shared::topology::WORK_ROUTING_KEY.into(),
+                BasicPublishOptions::default(),
+                garbage,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+    let id = stack
+        .enqueue("MOCK_DATA_2.xlsx", fixture(&mock_file_name(2)))
+        .await;
+    let job = stack.wait_until_ended(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "the worker kept going");
+    assert_eq!(
+        stack
+            .wait_for_ready(&stack.env.topology.dead_letter_queue, 2)
+            .await,
+        2,
+        "both in the DLQ"
+    );
+    assert_eq!(
+        stack
+            .wait_for_ready(&stack.env.topology.work_queue, 0)
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_message_imports_once() {
+    let mut stack = Stack::new().await;
+    let id = stack
+        .enqueue("MOCK_DATA_3.xlsx", fixture(&mock_file_name(3)))
+        .await;
+    // Publish the same job message a second time before any worker runs.
+    let job = jobs::find_job(&stack.env.db, id)
+        .await
+        .expect("query")
+        .expect("job");
+    let channel = open_confirm_channel(&*stack.env.amqp.get().await.expect("conn"))
+        .await
+        .expect("channel");
+    publish_job(
+        &channel,
+        &stack.env.topology,
+        &JobMessage::new(id, KIND_IMPORT_XLSX, job.correlation_id),
+    )
+    .await
+    .expect("published");
+    assert_eq!(
+        stack
+            .wait_for_ready(&stack.env.topology.work_queue, 2)
+            .await,
+        2
+    );
+
+    stack.start_worker("w1", 2, Duration::ZERO);
+    let job = stack.wait_until_ended(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    // Wait until the second delivery was taken too, then drain the worker.
+    assert_eq!(
+        stack
+            .wait_for_ready(&stack.env.topology.work_queue, 0)
+            .await,
+        0
+    );
+    stack.stop().await;
+    assert_eq!(
+        stack
+            .env
+            .ready_messages(&stack.env.topology.work_queue)
+            .await
+            .ok(),
+        Some(0),
+        "both acked"
+    );
+    assert_eq!(
+        stack.total_imported().await,
+        200,
+        "imported once, not twice"
+    );
+    let job = jobs::find_job(&stack.env.db, id)
+        .await
+        .expect("query")
+        .expect("job");
+    assert_eq!(
+        (job.status, job.rows_imported),
+        (JobStatus::Succeeded, Some(200))
+    );
+    assert_eq!(
+        job.attempts, 1,
+        "the duplicate was acked without running the job again"
+    );
+}
