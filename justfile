@@ -1,0 +1,32 @@
+# burrow's tasks. `just demo` runs the main job on real input; `just test` runs every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Make sure PostgreSQL and RabbitMQ run on localhost (installs them from Debian's packages if missing).
+services:
+    bash deploy/local/services.sh
+
+# Import the five fixture workbooks end to end: api + two workers + RabbitMQ + Postgres.
+demo: services
+    bash deploy/local/demo.sh
+
+# The whole test suite, against the real services on localhost.
+test: services
+    cargo test --workspace --all-features
+
+# Formatting and lints, warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Regenerate the committed fixtures (deterministic: the bytes do not change).
+fixtures:
+    cargo run -p burrow-shared --features fixtures --bin burrow-fixtures -- mock --dir fixtures
+
+# Write a big people workbook for benchmarks (not committed), e.g. `just big-fixture 1000000`.
+big-fixture rows="1000000":
+    cargo run --release -p burrow-shared --features fixtures --bin burrow-fixtures -- big --rows {{rows}} --out fixtures/big/people-{{rows}}.xlsx
