@@ -14,9 +14,13 @@ services:
 demo: services
     bash deploy/local/demo.sh
 
-# The whole test suite, against the real services on localhost.
+# The whole test suite, against the real services on localhost (cargo-nextest if installed).
 test: services
-    cargo test --workspace --all-features
+    if cargo nextest --version >/dev/null 2>&1; then \
+      cargo nextest run --workspace --all-features --no-fail-fast; \
+    else \
+      cargo test --workspace --all-features --no-fail-fast; \
+    fi
 
 # Formatting and lints, warnings as errors.
 lint:

@@ -156,7 +156,7 @@ pub async fn list_jobs(
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// The job is now `processing` by this worker, with its attempt counted.
-    Claimed(JobRow),
+    Claimed(Box<JobRow>),
     /// The job already ended (a duplicate or late redelivery): nothing to do.
     AlreadyFinished(JobStatus),
     /// No such job (deleted, or a message from another installation).
@@ -185,7 +185,7 @@ pub async fn claim_job(
     .fetch_optional(&mut *db)
     .await?;
     if let Some(job) = claimed {
-        return Ok(Claim::Claimed(job));
+        return Ok(Claim::Claimed(Box::new(job)));
     }
     Ok(match find_job(&mut *db, id).await? {
         Some(job) => Claim::AlreadyFinished(job.status),

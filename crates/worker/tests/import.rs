@@ -175,6 +175,12 @@ impl Stack {
             .expect("count")
     }
 
+    /// A channel in confirm mode, for publishing test messages directly.
+    async fn confirm_channel(&self) -> lapin::Channel {
+        let connection = self.env.amqp.get().await.expect("broker connection");
+        open_confirm_channel(&connection).await.expect("channel")
+    }
+
     /// Waits until `queue` holds `expected` ready messages (or the deadline passes).
     async fn wait_for_ready(&self, queue: &str, expected: u32) -> u32 {
         let mut ready = 0;
@@ -375,9 +381,7 @@ async fn a_file_the_api_never_checked_fails_cleanly_in_the_worker() {
         .await
         .expect("insert");
     tx.commit().await.expect("commit");
-    let channel = open_confirm_channel(&*stack.env.amqp.get().await.expect("conn"))
-        .await
-        .expect("channel");
+    let channel = stack.confirm_channel().await;
     publish_job(
         &channel,
         &stack.env.topology,
@@ -398,9 +402,7 @@ async fn a_file_the_api_never_checked_fails_cleanly_in_the_worker() {
 async fn an_undecodable_message_goes_to_the_dlq_and_the_worker_keeps_going() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 1, Duration::ZERO);
-    let channel = open_confirm_channel(&*stack.env.amqp.get().await.expect("conn"))
-        .await
-        .expect("channel");
+    let channel = stack.confirm_channel().await;
     for garbage in [&b"not json at all"[..], br#"{"v":99,"job_id":"x"}"#] {
         channel
             .basic_publish(
@@ -446,9 +448,7 @@ async fn a_duplicate_message_imports_once() {
         .await
         .expect("query")
         .expect("job");
-    let channel = open_confirm_channel(&*stack.env.amqp.get().await.expect("conn"))
-        .await
-        .expect("channel");
+    let channel = stack.confirm_channel().await;
     publish_job(
         &channel,
         &stack.env.topology,
