@@ -13,7 +13,8 @@ use crate::status::JobStatus;
 
 /// The columns of [`JobRow`], in one place so every query returns the same shape.
 const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attempts, \
-     rows_imported, worker, correlation_id, created_at, started_at, completed_at";
+     rows_imported, worker, correlation_id, created_at, started_at, completed_at, \
+     next_attempt_at, last_error";
 
 /// One job as stored, and as the api shows it (timestamps serialise as RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -45,6 +46,10 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub completed_at: Option<DateTime<Utc>>,
+    /// While `retrying`: about when the next attempt starts.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The latest transient error (kept while retrying, and on `dead`).
+    pub last_error: Option<String>,
 }
 
 /// What the api knows about a job before it is stored.
@@ -177,8 +182,9 @@ pub async fn claim_job(
 ) -> Result<Claim, sqlx::Error> {
     let claimed = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
-                started_at = clock_timestamp(), message = NULL \
-         WHERE id = $1 AND status IN ('queued', 'processing') RETURNING {JOB_COLUMNS}"
+                started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL \
+         WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
+         RETURNING {JOB_COLUMNS}"
     ))
     .bind(id)
     .bind(worker)
@@ -243,6 +249,47 @@ pub async fn mark_failed(
     )
     .bind(id)
     .bind(message)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a transient failure: the job waits for its next attempt at `next_attempt_at`.
+///
+/// # Errors
+/// The database error.
+pub async fn mark_retrying(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'retrying', last_error = $2, next_attempt_at = $3, \
+                message = 'Retrying after: ' || $2 \
+         WHERE id = $1 AND status IN ('queued', 'processing', 'retrying')",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(next_attempt_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Ends a job `dead`: retries exhausted, or its message could not be run. Its message is in
+/// the DLQ, from where it can be re-driven.
+///
+/// # Errors
+/// The database error.
+pub async fn mark_dead(db: impl PgExecutor<'_>, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'dead', last_error = $2, message = $2, next_attempt_at = NULL, \
+                rows_imported = 0, completed_at = clock_timestamp() \
+         WHERE id = $1 AND status IN ('queued', 'processing', 'retrying')",
+    )
+    .bind(id)
+    .bind(error)
     .execute(db)
     .await?;
     Ok(())

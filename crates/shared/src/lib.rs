@@ -5,6 +5,8 @@
 //! - [`status`]: the job status model.
 //! - [`topology`]: exchange and queue names, and the one function that declares them.
 //! - [`publish`]: publishing a job message with publisher confirms.
+//! - [`outbox`]: the transactional outbox the api writes and its relay drains.
+//! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
 //! - [`jobs`]: the SQL for job rows and their files.
 //! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
 //! - [`import`]: the xlsx import processor (calamine cell reader → `COPY`).
@@ -22,7 +24,9 @@ pub mod import;
 pub mod job_lock;
 pub mod jobs;
 pub mod message;
+pub mod outbox;
 pub mod publish;
+pub mod retry;
 pub mod status;
 #[cfg(feature = "test-support")]
 pub mod testing;

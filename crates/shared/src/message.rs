@@ -60,6 +60,15 @@ impl JobMessage {
         }
     }
 
+    /// The same job's message for attempt number `attempt`, stamped now.
+    pub fn for_attempt(&self, attempt: u32) -> Self {
+        JobMessage {
+            attempt,
+            enqueued_at: Utc::now(),
+            ..self.clone()
+        }
+    }
+
     /// The JSON body to publish.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising a struct of plain fields cannot fail; keep the fallback total anyway.

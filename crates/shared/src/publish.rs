@@ -5,12 +5,15 @@
 //! unroutable (`mandatory` flag). Messages are persistent (delivery mode 2), so with a quorum
 //! queue a confirmed message survives a broker restart.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::ShortString;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
 use crate::message::JobMessage;
+use crate::retry::delay_label;
 use crate::topology::{Topology, WORK_ROUTING_KEY};
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
@@ -57,23 +60,122 @@ pub async fn publish_job(
     topology: &Topology,
     message: &JobMessage,
 ) -> Result<(), PublishError> {
+    let properties = job_properties(message);
+    publish_confirmed(
+        channel,
+        &topology.exchange,
+        WORK_ROUTING_KEY,
+        &message.encode(),
+        properties,
+    )
+    .await
+}
+
+/// Publishes `message` (the next attempt) to the delay queue for `delay`, expiring after
+/// `wait` (≤ `delay`, the jittered wait), from where it returns to the work queue.
+///
+/// # Errors
+/// [`PublishError`] when the broker did not confirm it.
+pub async fn publish_retry(
+    channel: &Channel,
+    topology: &Topology,
+    message: &JobMessage,
+    delay: Duration,
+    wait: Duration,
+) -> Result<(), PublishError> {
+    // Per-message expiration (a string of milliseconds) under the queue's TTL adds the jitter.
+    let properties =
+        job_properties(message).with_expiration(ShortString::from(wait.as_millis().to_string()));
+    publish_confirmed(
+        channel,
+        &topology.retry_exchange,
+        &delay_label(delay),
+        &message.encode(),
+        properties,
+    )
+    .await
+}
+
+/// Why a message was dead-lettered, as headers on its DLQ copy.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    /// The original body, unchanged.
+    pub body: &'a [u8],
+    /// Why it is dead: the last error, or why it could not be decoded.
+    pub reason: &'a str,
+    /// Attempts made (0 when the message never ran).
+    pub attempts: u32,
+}
+
+/// Header names on DLQ messages.
+pub mod headers {
+    /// Why the message was dead-lettered.
+    pub const REASON: &str = "x-burrow-reason";
+    /// Attempts made before it was dead-lettered.
+    pub const ATTEMPTS: &str = "x-burrow-attempts";
+}
+
+/// Publishes a copy of a dead message to the dead-letter exchange (so to the DLQ) with
+/// [`headers::REASON`] and [`headers::ATTEMPTS`].
+///
+/// # Errors
+/// [`PublishError`] when the broker did not confirm it.
+pub async fn publish_dead_letter(
+    channel: &Channel,
+    topology: &Topology,
+    dead: &DeadLetter<'_>,
+) -> Result<(), PublishError> {
+    let mut table = FieldTable::default();
+    table.insert(
+        headers::REASON.into(),
+        AMQPValue::LongString(dead.reason.into()),
+    );
+    table.insert(
+        headers::ATTEMPTS.into(),
+        AMQPValue::LongLongInt(i64::from(dead.attempts)),
+    );
     let properties = BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_app_id("burrow".into())
+        .with_headers(table);
+    publish_confirmed(
+        channel,
+        &topology.dead_letter_exchange,
+        "",
+        dead.body,
+        properties,
+    )
+    .await
+}
+
+fn job_properties(message: &JobMessage) -> BasicProperties {
+    BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_content_type("application/json".into())
         .with_message_id(ShortString::from(message.job_id.to_string()))
         .with_correlation_id(ShortString::from(message.correlation_id.to_string()))
         .with_type(ShortString::from(message.kind.as_str()))
         .with_app_id("burrow".into())
-        .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default());
+        .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default())
+}
+
+/// Publishes with `mandatory` and waits for the confirm; unroutable or nacked is an error.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
     let confirmation = channel
         .basic_publish(
-            topology.exchange.as_str().into(),
-            WORK_ROUTING_KEY.into(),
+            exchange.into(),
+            routing_key.into(),
             BasicPublishOptions {
                 mandatory: true,
                 ..BasicPublishOptions::default()
             },
-            &message.encode(),
+            body,
             properties,
         )
         .await?

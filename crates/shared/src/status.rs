@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a job is in its life: `queued → processing → succeeded | failed`.
+/// Where a job is in its life:
+/// `queued → processing → succeeded | failed`, with `processing → retrying → processing` on a
+/// transient error and `→ dead` once retries are exhausted.
 ///
 /// Stored in `jobs.status` and shown by the api as the lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -15,19 +17,25 @@ pub enum JobStatus {
     Queued,
     /// A worker has claimed the latest delivery and is running it.
     Processing,
+    /// A transient error; the next attempt waits in a delay queue until `next_attempt_at`.
+    Retrying,
     /// Finished; its effect (the imported rows) is committed.
     Succeeded,
     /// Finished without effect; `message` says why (for imports: row and column).
     Failed,
+    /// Retries exhausted, or the message could not be run: it rests in the DLQ.
+    Dead,
 }
 
 impl JobStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [JobStatus; 4] = [
+    pub const ALL: [JobStatus; 6] = [
         JobStatus::Queued,
         JobStatus::Processing,
+        JobStatus::Retrying,
         JobStatus::Succeeded,
         JobStatus::Failed,
+        JobStatus::Dead,
     ];
 
     /// The name stored in Postgres and shown by the api.
@@ -35,14 +43,19 @@ impl JobStatus {
         match self {
             JobStatus::Queued => "queued",
             JobStatus::Processing => "processing",
+            JobStatus::Retrying => "retrying",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Dead => "dead",
         }
     }
 
     /// Whether the job has ended: nothing will change it any more.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead
+        )
     }
 }
 
@@ -54,7 +67,7 @@ impl fmt::Display for JobStatus {
 
 /// The text was not one of [`JobStatus::ALL`]'s names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job status {0:?} (expected one of queued, processing, succeeded, failed)")]
+#[error("unknown job status {0:?} (expected one of queued, processing, retrying, succeeded, failed, dead)")]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for JobStatus {

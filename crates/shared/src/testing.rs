@@ -7,6 +7,9 @@
 //! default `postgres://postgres@127.0.0.1:5432/postgres`) and `BURROW_TEST_AMQP_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`).
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use anyhow::Context as _;
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
@@ -15,6 +18,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use uuid::Uuid;
 
+use crate::retry::RetryPolicy;
 use crate::topology::Topology;
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -34,6 +38,8 @@ pub struct TestEnv {
     pub topology: Topology,
     admin: PgConnectOptions,
     db_name: String,
+    /// Delay queues to delete at the end (those of the default retry policy, and any tracked).
+    delays: Mutex<Vec<Duration>>,
 }
 
 impl TestEnv {
@@ -69,6 +75,7 @@ impl TestEnv {
             topology,
             admin,
             db_name,
+            delays: Mutex::new(RetryPolicy::default().delays()),
         };
         let channel = env.channel().await?;
         env.topology
@@ -85,6 +92,13 @@ impl TestEnv {
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         let connection = self.amqp.get().await.context("connecting to RabbitMQ")?;
         Ok(connection.create_channel().await?)
+    }
+
+    /// Deletes these delay queues at the end too (for workers with a custom retry policy).
+    pub fn track_delays(&self, delays: &[Duration]) {
+        if let Ok(mut tracked) = self.delays.lock() {
+            tracked.extend_from_slice(delays);
+        }
     }
 
     /// Messages ready in `queue` (a passive `queue.declare`).
@@ -113,6 +127,15 @@ impl Drop for TestEnv {
         let db_name = self.db_name.clone();
         let amqp_url = self.amqp_url.clone();
         let topology = self.topology.clone();
+        let mut queues = vec![
+            topology.work_queue.clone(),
+            topology.dead_letter_queue.clone(),
+        ];
+        if let Ok(delays) = self.delays.lock() {
+            queues.extend(delays.iter().map(|d| topology.delay_queue(*d)));
+        }
+        queues.sort();
+        queues.dedup();
         // Async clean-up cannot run in Drop; a short-lived runtime on its own thread can, even
         // while the test's runtime is unwinding from a panic.
         let cleanup = std::thread::spawn(move || {
@@ -129,12 +152,17 @@ impl Drop for TestEnv {
                 let broker =
                     Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
                 let channel = broker.create_channel().await?;
-                for queue in [&topology.work_queue, &topology.dead_letter_queue] {
+                for queue in &queues {
                     channel
                         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                         .await?;
                 }
-                for exchange in [&topology.exchange, &topology.dead_letter_exchange] {
+                let exchanges = [
+                    &topology.exchange,
+                    &topology.dead_letter_exchange,
+                    &topology.retry_exchange,
+                ];
+                for exchange in exchanges {
                     channel
                         .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                         .await?;

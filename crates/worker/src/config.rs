@@ -11,9 +11,16 @@
 //! | `WORKER_ID` | `{hostname}:{pid}` | recorded on each job it runs; consumer tag |
 //! | `WORKER_DRAIN_TIMEOUT_SECS` | 30 | on SIGTERM, how long in-flight jobs may finish |
 //! | `IMPORT_ROW_DELAY_MS` | 0 | demo pacing: sleep per imported row (keep 0 in production) |
+//! | `RETRY_BASE_MS` | 1000 | delay after the first transient failure (doubles each attempt) |
+//! | `RETRY_MAX_DELAY_MS` | 300000 | longest retry delay (5 min) |
+//! | `RETRY_MAX_ATTEMPTS` | 5 | attempts per job, the first included; then the job is dead |
+//! | `JOB_LEASE_SECS` | 600 | a `processing` job whose worker is gone this long is re-enqueued |
+//! | `SWEEP_INTERVAL_SECS` | 30 | how often one replica looks for such stuck jobs |
+//! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
 use std::time::Duration;
 
+use burrow_shared::retry::{self, RetryPolicy};
 use clap::Parser;
 
 /// The worker daemon's settings.
@@ -60,6 +67,25 @@ pub struct WorkerConfig {
     /// Demo pacing: milliseconds to sleep per imported row. Keep 0 in production.
     #[arg(long, env = "IMPORT_ROW_DELAY_MS", default_value_t = 0)]
     pub import_row_delay_ms: u64,
+    /// Milliseconds to wait after the first transient failure; doubles each attempt.
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = retry::DEFAULT_BASE.as_millis() as u64)]
+    pub retry_base_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    #[arg(long, env = "RETRY_MAX_DELAY_MS", default_value_t = retry::DEFAULT_CAP.as_millis() as u64)]
+    pub retry_max_delay_ms: u64,
+    /// Attempts per job, the first included; after the last the job is dead (DLQ).
+    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = retry::DEFAULT_MAX_ATTEMPTS)]
+    pub retry_max_attempts: u32,
+    /// Seconds a `processing` job may go without a live worker before the sweeper re-enqueues it.
+    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 600)]
+    pub job_lease_secs: u64,
+    /// Seconds between sweeps for stuck jobs (one replica sweeps at a time).
+    #[arg(long, env = "SWEEP_INTERVAL_SECS", default_value_t = 30)]
+    pub sweep_interval_secs: u64,
+    /// Test-only fault injection, e.g. `transient_import:NAME` (jobs of that file name always
+    /// fail transiently). Never set in production.
+    #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
+    pub failpoint: Option<String>,
 }
 
 impl WorkerConfig {
@@ -71,6 +97,24 @@ impl WorkerConfig {
                 .unwrap_or_else(|_| "worker".to_owned());
             format!("{host}:{}", std::process::id())
         })
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(self.retry_base_ms),
+            cap: Duration::from_millis(self.retry_max_delay_ms),
+            max_attempts: self.retry_max_attempts.max(1),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The file name of the test-only failpoint `BURROW_FAILPOINT=transient_import:NAME`.
+    pub fn failpoint_transient_file(&self) -> Option<String> {
+        self.failpoint
+            .as_deref()?
+            .strip_prefix("transient_import:")
+            .map(str::to_owned)
     }
 
     /// The drain timeout as a duration.

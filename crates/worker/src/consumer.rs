@@ -1,8 +1,12 @@
-//! The consumer loop: prefetch-limited, manually acked, N jobs at once, drained on shutdown.
+//! The consumer loop: prefetch-limited, manually acked, N jobs at once, drained on shutdown,
+//! and re-established with backoff when the broker connection is lost.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
+use backon::BackoffBuilder as _;
+use burrow_shared::publish::open_confirm_channel;
 use burrow_shared::Topology;
 use futures::StreamExt as _;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -12,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::process::{process_delivery, JobContext};
+use crate::process::{process_delivery, Broker, JobContext};
 
 /// Consumer settings.
 #[derive(Debug, Clone)]
@@ -22,19 +26,19 @@ pub struct ConsumerSettings {
     /// `basic.qos` prefetch count: unacked messages the broker may push to this consumer.
     pub prefetch: u16,
     /// How long in-flight jobs may take to finish after shutdown is requested.
-    pub drain_timeout: std::time::Duration,
+    pub drain_timeout: Duration,
 }
 
-/// Consumes the work queue until `shutdown` is cancelled (or the connection fails).
-///
-/// Declares the topology, sets `basic.qos`, consumes with manual acks and runs up to
-/// `concurrency` jobs at once. On shutdown: cancels the consumer (`basic.cancel`) so no new
-/// deliveries arrive, lets in-flight jobs finish for up to `drain_timeout`, then closes the
-/// channel; the broker requeues whatever is still unacked.
+/// A session that lived this long counts as healthy: the reconnect backoff starts over.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+/// Consumes the work queue until `shutdown` is cancelled, reconnecting after broker failures
+/// with exponential backoff and jitter (250 ms up to 30 s). Each new session re-declares the
+/// topology, so a broker that lost its definitions is repaired.
 ///
 /// # Errors
-/// When the broker is unreachable, the topology cannot be declared, or the consumer is
-/// cancelled by the broker (e.g. the queue was deleted).
+/// None today: failures are logged and retried until shutdown. The `Result` leaves room for
+/// unrecoverable configuration errors.
 pub async fn consume(
     amqp: &deadpool_lapin::Pool,
     topology: &Topology,
@@ -42,12 +46,70 @@ pub async fn consume(
     settings: &ConsumerSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let ctx = Arc::new(ctx);
+    let mut backoff = reconnect_backoff();
+    loop {
+        let started = Instant::now();
+        let session = consume_session(amqp, topology, &ctx, settings, &shutdown).await;
+        if shutdown.is_cancelled() {
+            return session;
+        }
+        if started.elapsed() > HEALTHY_SESSION {
+            backoff = reconnect_backoff();
+        }
+        let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+        match session {
+            Ok(()) => warn!(?delay, "consumer session ended; reconnecting"),
+            Err(e) => warn!(
+                error = format!("{e:#}"),
+                ?delay,
+                "consumer session failed; reconnecting"
+            ),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// One connection's worth of consuming. Returns `Ok` after a requested shutdown (drained), an
+/// error when the connection or consumer fails.
+///
+/// On shutdown: cancels the consumer (`basic.cancel`) so no new deliveries arrive, lets
+/// in-flight jobs finish for up to `drain_timeout`, then closes the channels; the broker
+/// requeues whatever is still unacked. On a failure it does not wait: in-flight jobs finish on
+/// their own and their acks fail, so the broker redelivers them (harmless, jobs are idempotent).
+async fn consume_session(
+    amqp: &deadpool_lapin::Pool,
+    topology: &Topology,
+    ctx: &Arc<JobContext>,
+    settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let connection = amqp.get().await.context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
     topology
         .declare(&channel)
         .await
         .context("declaring the topology")?;
+    topology
+        .declare_delay_queues(&channel, &ctx.retry.delays())
+        .await
+        .context("declaring the delay queues")?;
+    let broker = Broker {
+        publisher: open_confirm_channel(&connection).await?,
+        topology: topology.clone(),
+    };
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
@@ -68,7 +130,6 @@ pub async fn consume(
         "consuming"
     );
 
-    let ctx = Arc::new(ctx);
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let in_flight = TaskTracker::new();
     let ended = loop {
@@ -85,15 +146,21 @@ pub async fn consume(
             Some(Err(e)) => break Err(anyhow::Error::from(e).context("consuming")),
             None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
         };
-        let ctx = ctx.clone();
+        let (ctx, broker) = (ctx.clone(), broker.clone());
         in_flight.spawn(async move {
-            let outcome = process_delivery(&ctx, &delivery.data).await;
-            if let Err(e) = outcome.apply(&delivery).await {
+            let outcome = process_delivery(&ctx, &broker, &delivery.data).await;
+            if let Err(e) = outcome
+                .apply(&delivery, &broker.publisher, &broker.topology)
+                .await
+            {
                 warn!(error = %e, ?outcome, "could not acknowledge; the broker will redeliver");
             }
             drop(slot);
         });
     };
+    if ended.is_err() {
+        return ended;
+    }
 
     info!(
         in_flight = in_flight.len(),
@@ -117,8 +184,6 @@ pub async fn consume(
     }
     // Closing the channel returns every unacked delivery to the queue.
     let _ = channel.close(200, "worker stopping".into()).await;
-    if ended.is_ok() && !shutdown.is_cancelled() {
-        bail!("consumer ended unexpectedly");
-    }
-    ended
+    let _ = broker.publisher.close(200, "worker stopping".into()).await;
+    Ok(())
 }

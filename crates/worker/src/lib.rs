@@ -39,6 +39,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         import: ImportOptions {
             row_delay: Duration::from_millis(config.import_row_delay_ms),
         },
+        retry: config.retry_policy(),
+        always_transient_file: config.failpoint_transient_file(),
     };
     let settings = ConsumerSettings {
         concurrency: config.concurrency,

@@ -11,7 +11,9 @@ use burrow_api::Application;
 use burrow_shared::fixtures::{mock_data, mock_file_name, BadFixture, Person};
 use burrow_shared::import::ImportOptions;
 use burrow_shared::jobs::{self, JobRow, NewJob};
+use burrow_shared::publish::headers;
 use burrow_shared::publish::{open_confirm_channel, publish_job};
+use burrow_shared::retry::RetryPolicy;
 use burrow_shared::testing::TestEnv;
 use burrow_shared::{JobMessage, JobStatus, KIND_IMPORT_XLSX};
 use burrow_worker::consumer::{consume, ConsumerSettings};
@@ -77,11 +79,20 @@ impl Stack {
 
     /// Starts an in-process worker named `worker_id` running `concurrency` jobs at once.
     fn start_worker(&mut self, worker_id: &str, concurrency: usize, row_delay: Duration) {
-        let ctx = JobContext {
-            db: self.env.db.clone(),
-            worker_id: worker_id.to_owned(),
-            import: ImportOptions { row_delay },
-        };
+        self.start_worker_with(
+            JobContext {
+                db: self.env.db.clone(),
+                worker_id: worker_id.to_owned(),
+                import: ImportOptions { row_delay },
+                retry: RetryPolicy::default(),
+                always_transient_file: None,
+            },
+            concurrency,
+        );
+    }
+
+    fn start_worker_with(&mut self, ctx: JobContext, concurrency: usize) {
+        self.env.track_delays(&ctx.retry.delays());
         let settings = ConsumerSettings {
             concurrency,
             prefetch: (concurrency * 2) as u16,
@@ -499,5 +510,100 @@ async fn a_duplicate_message_imports_once() {
     assert_eq!(
         job.attempts, 1,
         "the duplicate was acked without running the job again"
+    );
+}
+
+#[tokio::test]
+async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
+    let mut stack = Stack::new().await;
+    let policy = RetryPolicy {
+        base: Duration::from_millis(300),
+        cap: Duration::from_secs(2),
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    };
+    stack.start_worker_with(
+        JobContext {
+            db: stack.env.db.clone(),
+            worker_id: "w1".to_owned(),
+            import: ImportOptions::default(),
+            retry: policy.clone(),
+            always_transient_file: Some("flaky.xlsx".to_owned()),
+        },
+        2,
+    );
+    let started = tokio::time::Instant::now();
+    let flaky = stack
+        .enqueue("flaky.xlsx", fixture(&mock_file_name(4)))
+        .await;
+    let good = stack
+        .enqueue("MOCK_DATA_5.xlsx", fixture(&mock_file_name(5)))
+        .await;
+
+    let mut seen_retrying = false;
+    let dead = loop {
+        let job = jobs::find_job(&stack.env.db, flaky)
+            .await
+            .expect("query")
+            .expect("job");
+        if job.status == JobStatus::Retrying {
+            seen_retrying = true;
+            assert!(
+                job.next_attempt_at.is_some() && job.last_error.is_some(),
+                "{job:?}"
+            );
+        }
+        if job.status.is_terminal() {
+            break job;
+        }
+        assert!(started.elapsed() < JOB_DEADLINE, "still {}", job.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let elapsed = started.elapsed();
+    assert!(seen_retrying, "the job showed `retrying` between attempts");
+    assert_eq!(dead.status, JobStatus::Dead);
+    assert_eq!(dead.attempts, 3, "attempts counted once each");
+    let reason = dead.message.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("attempt 3 of 3 failed: failpoint"),
+        "{reason}"
+    );
+    // Two waits of 300 ms and 600 ms, each less at most 20% jitter.
+    let least = policy.jittered(1, 1.0) + policy.jittered(2, 1.0);
+    assert!(elapsed >= least, "retries waited: {elapsed:?} < {least:?}");
+
+    let good = stack.wait_until_ended(good).await;
+    assert_eq!(good.status, JobStatus::Succeeded, "other jobs kept flowing");
+
+    assert_eq!(
+        stack
+            .wait_for_ready(&stack.env.topology.dead_letter_queue, 1)
+            .await,
+        1
+    );
+    let channel = stack.env.channel().await.expect("channel");
+    let message = channel
+        .basic_get(
+            stack.env.topology.dead_letter_queue.as_str().into(),
+            Default::default(),
+        )
+        .await
+        .expect("basic.get")
+        .expect("the dead letter");
+    let decoded = JobMessage::decode(&message.delivery.data).expect("the original job message");
+    assert_eq!((decoded.job_id, decoded.attempt), (flaky, 3));
+    let headers = message
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .expect("headers");
+    let header = |name: &str| headers.inner().get(name).cloned();
+    assert_eq!(
+        header(headers::ATTEMPTS),
+        Some(lapin::types::AMQPValue::LongLongInt(3))
+    );
+    assert!(
+        matches!(header(headers::REASON), Some(lapin::types::AMQPValue::LongString(r)) if r.to_string() == reason)
     );
 }
