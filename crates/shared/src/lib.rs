@@ -5,6 +5,7 @@
 //! - [`status`]: the job status model.
 //! - [`topology`]: exchange and queue names, and the one function that declares them.
 //! - [`publish`]: publishing a job message with publisher confirms.
+//! - [`redrive`]: moving dead-lettered job messages back to the work queue.
 //! - [`outbox`]: the transactional outbox the api writes and its relay drains.
 //! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
 //! - [`jobs`]: the SQL for job rows and their files.
@@ -26,6 +27,7 @@ pub mod jobs;
 pub mod message;
 pub mod outbox;
 pub mod publish;
+pub mod redrive;
 pub mod retry;
 pub mod status;
 #[cfg(feature = "test-support")]

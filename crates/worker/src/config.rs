@@ -21,14 +21,9 @@
 use std::time::Duration;
 
 use burrow_shared::retry::{self, RetryPolicy};
-use clap::Parser;
 
 /// The worker daemon's settings.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "burrow-worker",
-    about = "burrow's worker: consumes jobs from RabbitMQ and runs them"
-)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
     /// Postgres URL.
     #[arg(

@@ -4,7 +4,8 @@
 //! - [`config`]: settings from environment variables.
 //! - [`consumer`]: the consumer loop (prefetch, manual acks, concurrency, drain).
 //! - [`process`]: one delivery → claim, import, commit → an [`outcome::Outcome`].
-//! - [`outcome`]: ack, reject to the DLQ, or requeue.
+//! - [`outcome`]: ack, dead-letter, or requeue.
+//! - [`sweeper`]: re-enqueues jobs whose worker and message are both gone (one replica at a time).
 //!
 //! `main.rs` only reads config, starts tracing and awaits [`run`].
 
@@ -12,17 +13,41 @@ pub mod config;
 pub mod consumer;
 pub mod outcome;
 pub mod process;
+pub mod sweeper;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use burrow_shared::import::ImportOptions;
+use burrow_shared::publish::open_confirm_channel;
+use burrow_shared::redrive::RedriveReport;
 use burrow_shared::Topology;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::consumer::{consume, ConsumerSettings};
 use crate::process::JobContext;
+
+/// Moves up to `limit` job messages from the DLQ back to the work queue (`burrow-worker redrive`).
+///
+/// # Errors
+/// If a service is unreachable or a publish is not confirmed.
+pub async fn redrive(config: &WorkerConfig, limit: u32) -> anyhow::Result<RedriveReport> {
+    let db = burrow_shared::db::connect(&config.database_url, 2)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 1).context("AMQP_URL")?;
+    let connection = amqp.get().await.context("connecting to AMQP_URL")?;
+    let channel = open_confirm_channel(&connection).await?;
+    let topology = Topology::with_prefix(&config.queue_prefix);
+    topology
+        .declare(&channel)
+        .await
+        .context("declaring the topology")?;
+    let report = burrow_shared::redrive::redrive(&db, &channel, &topology, limit).await?;
+    let _ = channel.close(200, "redrive done".into()).await;
+    Ok(report)
+}
 
 /// Connects to Postgres and RabbitMQ and consumes until `shutdown` is cancelled.
 ///
@@ -32,7 +57,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let db = burrow_shared::db::connect(&config.database_url, config.database_max_connections)
         .await
         .context("connecting to DATABASE_URL")?;
-    let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 1).context("AMQP_URL")?;
+    let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 2).context("AMQP_URL")?;
     let ctx = JobContext {
         db: db.clone(),
         worker_id: config.worker_id(),
@@ -48,7 +73,17 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         drain_timeout: config.drain_timeout(),
     };
     let topology = Topology::with_prefix(&config.queue_prefix);
+    let sweeper = tokio::spawn(sweeper::run_sweeper(
+        db.clone(),
+        amqp.clone(),
+        topology.clone(),
+        config.retry_policy(),
+        Duration::from_secs(config.job_lease_secs),
+        Duration::from_secs(config.sweep_interval_secs),
+        shutdown.clone(),
+    ));
     let result = consume(&amqp, &topology, ctx, &settings, shutdown).await;
+    let _ = sweeper.await;
     amqp.close();
     db.close().await;
     result

@@ -1,16 +1,53 @@
-//! `burrow-worker`: reads its config, starts tracing, and consumes until SIGTERM or SIGINT.
+//! `burrow-worker`: `run` (the default) consumes jobs until SIGTERM or SIGINT; `redrive` moves
+//! dead-lettered job messages back to the work queue.
 
 use burrow_worker::config::WorkerConfig;
-use clap::Parser as _;
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "burrow-worker",
+    about = "burrow's worker: consumes jobs from RabbitMQ and runs them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: WorkerConfig,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume and run jobs (default).
+    Run,
+    /// Move job messages from the DLQ back to the work queue, then exit.
+    Redrive {
+        /// At most this many messages.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = WorkerConfig::parse();
+    let cli = Cli::parse();
     init_tracing();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    burrow_worker::run(config, shutdown).await
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            burrow_worker::run(cli.config, shutdown).await
+        }
+        Command::Redrive { limit } => {
+            let report = burrow_worker::redrive(&cli.config, limit).await?;
+            println!(
+                "re-driven: {}, left in the DLQ: {}",
+                report.moved, report.left
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); `LOG_FORMAT=json` for JSON lines.

@@ -7,9 +7,11 @@
 //! exactly-once effect. A per-job advisory lock ([`JobLock`]) keeps two deliveries of one job
 //! from running at the same time, so attempts are counted once per real run.
 //!
-//! Errors are classified by type: a permanent one (bad file, unknown kind) ends the job
-//! `failed` and acks; a transient one (database unavailable) schedules the next attempt in a
-//! delay queue (`retrying`) or, after the last attempt, dead-letters it (`dead`).
+//! Errors are classified by type: a permanent one (a bad file) ends the job `failed` and acks —
+//! the job row keeps the error and nothing goes to the DLQ, since re-running the same file
+//! cannot help. A transient one (database unavailable) schedules the next attempt in a delay
+//! queue (`retrying`) or, after the last attempt, dead-letters it (`dead`). Messages no worker
+//! can run (undecodable, no such job, unknown kind) go to the DLQ at once.
 
 use std::time::Instant;
 
@@ -139,10 +141,17 @@ async fn run(
     info!(queue_wait_ms, worker = %ctx.worker_id, "job started");
 
     if message.kind != KIND_IMPORT_XLSX {
+        // Not this worker's to fail: a newer api may know kinds an older worker does not. The
+        // message rests in the DLQ and can be re-driven once a worker that knows it runs.
         let reason = format!("unknown job kind {:?}", message.kind);
-        return fail(conn, id, &reason)
-            .await
-            .map_err(|e| transient(attempt, "recording the failure", &e));
+        warn!(outcome = "dead", "{reason}; dead-lettering");
+        return match jobs::mark_dead(&mut *conn, id, &reason).await {
+            Ok(()) => Ok(Outcome::DeadLetter {
+                reason,
+                attempts: attempt,
+            }),
+            Err(e) => Err(transient(attempt, "recording the failure", &e)),
+        };
     }
     if ctx.always_transient_file.is_some() && ctx.always_transient_file == job.file_name {
         return Err(transient(
