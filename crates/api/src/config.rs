@@ -8,10 +8,16 @@
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `BIND_ADDR` | `127.0.0.1:8080` | listen address (`0.0.0.0:8080` in a container) |
 //! | `UPLOAD_MAX_BYTES` | 52428800 (50 MiB) | largest accepted upload, enforced while streaming |
+//! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
+//!
+//! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them
+//! (see [`crate::relay`]). Postgres is needed: the api does not start without it.
 
 use std::net::SocketAddr;
 
 use clap::Parser;
+
+use crate::failpoint::Failpoint;
 
 /// Default upload limit: 50 MiB.
 pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 50 * 1024 * 1024;
@@ -45,4 +51,15 @@ pub struct ApiConfig {
     /// Largest accepted upload in bytes (the file itself), enforced while streaming.
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = DEFAULT_UPLOAD_MAX_BYTES)]
     pub upload_max_bytes: usize,
+    /// Test-only: the failpoint to arm (see [`Failpoint`]); never set in production.
+    #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
+    pub failpoint: Option<String>,
+}
+
+impl ApiConfig {
+    /// The armed failpoint, if `BURROW_FAILPOINT` names one of the api's; names of other
+    /// binaries' failpoints (and unknown names) give `None`.
+    pub fn failpoint(&self) -> Option<Failpoint> {
+        self.failpoint.as_deref().and_then(Failpoint::from_name)
+    }
 }

@@ -1,10 +1,18 @@
-//! Accepting a job: store it, publish it, and only then answer.
+//! Accepting a job: store it, its file and its message in one transaction, then answer.
+//!
+//! This is the write half of the transactional outbox
+//! (<https://microservices.io/patterns/data/transactional-outbox.html>): the job row, the file
+//! and the outbox row commit together or not at all, so a job is never stored without the
+//! message that runs it, whatever happens to the process or the broker afterwards. Publishing
+//! is the relay's job ([`crate::relay`]); a request does not wait for RabbitMQ and succeeds
+//! while it is down.
 
 use burrow_shared::jobs::{self, JobRow, NewJob};
-use burrow_shared::{JobMessage, KIND_IMPORT_XLSX};
+use burrow_shared::{outbox, JobMessage, KIND_IMPORT_XLSX};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::failpoint::Failpoint;
 use crate::state::AppState;
 
 /// An uploaded workbook to import.
@@ -18,16 +26,15 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
-/// Stores the job and its file in one transaction, then publishes its message with a publisher
-/// confirm. Returns the `queued` job.
+/// Stores the job, its file and its first-attempt message (in the outbox) in one transaction,
+/// commits, wakes the relay and returns the `queued` job. The message is published later, with
+/// a publisher confirm, by the relay of this api or of another replica.
 ///
-/// If the publish is not confirmed the job is deleted again and the caller gets
-/// [`ApiError::QueueUnavailable`]: the request fails as a whole and nothing is left behind.
-/// (A crash between commit and publish can still leave a `queued` job without a message; the
-/// transactional outbox is the planned fix.)
+/// With the test-only failpoint [`Failpoint::ApiCrashAfterCommit`] armed, the process aborts
+/// right after the commit, before the relay is woken.
 ///
 /// # Errors
-/// [`ApiError::QueueUnavailable`] or [`ApiError::Internal`] for database errors.
+/// [`ApiError::Internal`] for database errors; nothing is stored then.
 pub async fn enqueue_import(state: &AppState, upload: Upload) -> Result<JobRow, ApiError> {
     let job = NewJob {
         id: Uuid::now_v7(),
@@ -36,18 +43,22 @@ pub async fn enqueue_import(state: &AppState, upload: Upload) -> Result<JobRow, 
         file_name: Some(upload.file_name),
         correlation_id: Uuid::new_v4(),
     };
+    let message = JobMessage::new(job.id, &job.kind, job.correlation_id);
     let mut tx = state.db.begin().await?;
     let row = jobs::insert_job_with_file(&mut tx, &job, &upload.bytes).await?;
+    outbox::add(&mut tx, &message).await?;
     tx.commit().await?;
 
-    let message = JobMessage::new(job.id, &job.kind, job.correlation_id);
-    if let Err(e) = state.publisher.publish(&message).await {
-        tracing::error!(job.id = %job.id, error = %e, "publish not confirmed; removing the job");
-        if let Err(e) = jobs::delete_job(&state.db, job.id).await {
-            tracing::error!(job.id = %job.id, error = %e, "could not remove the unpublished job");
-        }
-        return Err(ApiError::QueueUnavailable);
+    if state.publisher.failpoint() == Some(Failpoint::ApiCrashAfterCommit) {
+        tracing::error!(job.id = %job.id, "failpoint api_crash_after_commit: aborting");
+        std::process::abort();
     }
-    tracing::info!(job.id = %job.id, bytes = upload.bytes.len(), "job accepted");
+    state.publisher.wake_relay();
+    tracing::info!(
+        job.id = %job.id,
+        correlation_id = %job.correlation_id,
+        bytes = upload.bytes.len(),
+        "job accepted"
+    );
     Ok(row)
 }

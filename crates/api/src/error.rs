@@ -1,7 +1,8 @@
 //! `ApiError`: every error the api answers with, as JSON `{"error": code, "message": text}`.
 //!
-//! Client errors carry a clear reason. Database and broker errors become 500/503, are logged
-//! once here, and their text never reaches the client.
+//! Client errors carry a clear reason. Database errors become 500, are logged once here, and
+//! their text never reaches the client. Broker errors never reach a request: handlers only
+//! write the outbox (see [`crate::relay`]).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,9 +27,6 @@ pub enum ApiError {
     /// 415: the body or the file is not of a type the api accepts.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 503: the job queue did not confirm the publish; nothing was stored.
-    #[error("the job queue is unavailable; nothing was stored, try again")]
-    QueueUnavailable,
     /// 500: an unexpected failure (database errors and the like).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -45,7 +43,6 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            ApiError::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -1,12 +1,16 @@
-//! burrow's HTTP api: accepts jobs, records them in Postgres, publishes them to RabbitMQ and
-//! answers `202 Accepted` at once.
+//! burrow's HTTP api: accepts jobs, records each job, its file and its message in Postgres in
+//! one transaction (the transactional outbox) and answers `202 Accepted` at once; a relay task
+//! publishes the messages to RabbitMQ with publisher confirms.
 //!
 //! # Layout
 //! - [`config`]: settings from environment variables.
-//! - [`startup`]: [`Application`]: build from config, serve until stopped.
+//! - [`startup`]: [`Application`]: build from config, serve (and relay) until stopped.
 //! - [`routes`]: one file per route, and [`routes::router`].
-//! - [`enqueue`]: store a job and its file, publish its message.
-//! - [`publisher`]: publish with publisher confirms.
+//! - [`enqueue`]: store a job, its file and its outbox message in one transaction.
+//! - [`relay`]: the outbox relay: publish pending messages, stamp the confirmed ones.
+//! - [`publisher`]: what handlers and the relay share: broker pool, wake-up, broker health.
+//! - [`failpoint`]: test-only crash points for the fault-injection suite.
+//! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`error`]: [`error::ApiError`], the JSON error responses.
 //!
 //! `main.rs` only reads config, starts tracing and runs a subcommand.
@@ -14,7 +18,9 @@
 pub mod config;
 pub mod enqueue;
 pub mod error;
+pub mod failpoint;
 pub mod publisher;
+pub mod relay;
 pub mod routes;
 pub mod startup;
 pub mod state;

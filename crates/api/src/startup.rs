@@ -1,4 +1,7 @@
-//! Building the api from its config and serving until shutdown.
+//! Building the api from its config and serving until shutdown, with the outbox relay beside
+//! the HTTP server.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use burrow_shared::Topology;
@@ -7,8 +10,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ApiConfig;
 use crate::publisher::Publisher;
+use crate::relay::run_relay;
 use crate::routes::router;
 use crate::state::AppState;
+
+/// Broker connections in the pool: the relay keeps one open, the rest are spare.
+const AMQP_POOL_SIZE: usize = 4;
+
+/// Longest wait at shutdown for the relay to finish its batch. It is bounded by the relay's own
+/// timeouts already; past this, the task is aborted and its rows stay pending (safe: they are
+/// published again later).
+const RELAY_STOP_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A bound, ready-to-serve api.
 pub struct Application {
@@ -17,28 +29,30 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to Postgres and RabbitMQ, declares the topology and binds the listen address.
+    /// Connects to Postgres, prepares the broker pool and binds the listen address.
+    ///
+    /// RabbitMQ is not contacted here: the api starts, and accepts jobs into the outbox, while
+    /// the broker is down; the relay connects (and declares the topology) when it can.
     ///
     /// # Errors
-    /// If a service is unreachable or the address cannot be bound.
+    /// If Postgres is unreachable, `AMQP_URL` is invalid, or the address cannot be bound.
     pub async fn build(config: &ApiConfig) -> anyhow::Result<Self> {
         let db = burrow_shared::db::connect(&config.database_url, config.database_max_connections)
             .await
             .context("connecting to DATABASE_URL")?;
-        let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 4).context("AMQP_URL")?;
-        let topology = Topology::with_prefix(&config.queue_prefix);
-        {
-            let connection = amqp.get().await.context("connecting to AMQP_URL")?;
-            let channel = connection.create_channel().await?;
-            topology
-                .declare(&channel)
-                .await
-                .context("declaring the topology")?;
-            let _ = channel.close(200, "declared".into()).await;
+        let amqp =
+            burrow_shared::amqp::amqp_pool(&config.amqp_url, AMQP_POOL_SIZE).context("AMQP_URL")?;
+        let failpoint = config.failpoint();
+        if let Some(failpoint) = failpoint {
+            tracing::warn!(
+                failpoint = failpoint.name(),
+                "test-only failpoint armed: this process will crash on purpose"
+            );
         }
         let state = AppState {
             db,
-            publisher: Publisher::new(amqp, topology),
+            publisher: Publisher::new(amqp, Topology::with_prefix(&config.queue_prefix))
+                .with_failpoint(failpoint),
             upload_max_bytes: config.upload_max_bytes,
         };
         let listener = TcpListener::bind(config.bind_addr)
@@ -60,16 +74,34 @@ impl Application {
             .unwrap_or_default()
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
-    /// finish.
+    /// Runs the outbox relay and serves until `shutdown` is cancelled; then stops accepting,
+    /// lets in-flight requests finish, and only then stops the relay, which finishes its
+    /// current batch (so jobs accepted during the drain are still relayed if the broker is up).
     ///
     /// # Errors
     /// If the server fails.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "api listening");
-        axum::serve(self.listener, router(self.state.clone()))
+        // The relay's own token: it must outlive the HTTP drain, which `shutdown` starts.
+        let relay_stop = CancellationToken::new();
+        let mut relay = tokio::spawn(run_relay(
+            self.state.db.clone(),
+            self.state.publisher.clone(),
+            relay_stop.clone(),
+        ));
+        let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await?;
+            .await;
+        relay_stop.cancel();
+        match tokio::time::timeout(RELAY_STOP_TIMEOUT, &mut relay).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the outbox relay panicked"),
+            Err(_) => {
+                tracing::warn!("the outbox relay did not stop in time; its rows stay pending");
+                relay.abort();
+            }
+        }
+        served?;
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! What every request handler shares.
+//! What every request handler and the outbox relay share.
 
 use sqlx::PgPool;
 
@@ -9,7 +9,8 @@ use crate::publisher::Publisher;
 pub struct AppState {
     /// The job store.
     pub db: PgPool,
-    /// Publishes job messages.
+    /// Where job messages go: wakes the outbox relay after a commit and holds its view of the
+    /// broker (for `/readyz`) and the test-only failpoint.
     pub publisher: Publisher,
     /// Largest accepted upload, in bytes.
     pub upload_max_bytes: usize,

@@ -1,18 +1,48 @@
 //! The api against the real Postgres and RabbitMQ: status codes, what is stored, what is
 //! published. No worker runs here, so every published message stays ready in the work queue.
+//!
+//! The outbox relay publishes asynchronously, so tests poll for its effects with a bounded
+//! deadline and make no timing assertions.
 
+use std::future::Future;
 use std::time::Duration;
 
 use burrow_api::publisher::Publisher;
+use burrow_api::relay::run_relay;
 use burrow_api::state::AppState;
 use burrow_api::Application;
 use burrow_shared::fixtures::{mock_file_name, people_xlsx, BadFixture, Person};
 use burrow_shared::testing::TestEnv;
-use burrow_shared::{JobMessage, Topology};
+use burrow_shared::JobMessage;
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for the relay's asynchronous effects before failing.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// An AMQP URL nothing listens on: a broker that is down.
+const CLOSED_PORT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 struct TestApi {
     env: TestEnv,
@@ -29,21 +59,27 @@ impl Drop for TestApi {
 
 async fn spawn_api(upload_max_bytes: usize) -> TestApi {
     let env = TestEnv::new().await.expect("test services");
-    spawn_api_with(env, None, upload_max_bytes).await
+    let amqp = env.amqp.clone();
+    spawn_api_with(env, amqp, upload_max_bytes).await
 }
 
-/// Serves the api on port 0; `topology` overrides where it publishes.
+/// An api whose broker is down: its pool points at a closed port.
+async fn spawn_api_without_broker() -> TestApi {
+    let env = TestEnv::new().await.expect("test services");
+    let unreachable =
+        burrow_shared::amqp::amqp_pool(CLOSED_PORT_AMQP_URL, 1).expect("a pool (lazy)");
+    spawn_api_with(env, unreachable, 1024 * 1024).await
+}
+
+/// Serves the api on port 0 over the env's database and topology, publishing through `amqp`.
 async fn spawn_api_with(
     env: TestEnv,
-    topology: Option<Topology>,
+    amqp: deadpool_lapin::Pool,
     upload_max_bytes: usize,
 ) -> TestApi {
     let state = AppState {
         db: env.db.clone(),
-        publisher: Publisher::new(
-            env.amqp.clone(),
-            topology.unwrap_or_else(|| env.topology.clone()),
-        ),
+        publisher: Publisher::new(amqp, env.topology.clone()),
         upload_max_bytes,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -106,10 +142,27 @@ impl TestApi {
             .expect("queue depth")
     }
 
-    /// Asserts the request left no trace: no job, no file, no message.
+    /// Outbox rows: (all, pending).
+    async fn outbox_rows(&self) -> (i64, i64) {
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
+            .fetch_one(&self.env.db)
+            .await
+            .expect("count")
+    }
+
+    /// Waits until the work queue holds `n` ready messages.
+    async fn wait_published(&self, n: u32) {
+        eventually(&format!("{n} message(s) in the work queue"), || async {
+            (self.published().await == n).then_some(())
+        })
+        .await;
+    }
+
+    /// Asserts the request left no trace: no job, no file, no outbox row, no message.
     async fn assert_nothing_stored_or_published(&self) {
         assert_eq!(self.stored_jobs().await, 0, "no job row");
         assert_eq!(self.stored_files().await, 0, "no file row");
+        assert_eq!(self.outbox_rows().await, (0, 0), "no outbox row");
         assert_eq!(self.published().await, 0, "no message");
     }
 }
@@ -147,15 +200,18 @@ async fn an_upload_is_accepted_stored_and_published_once() {
         .expect("file");
     assert_eq!(stored, mock_1(), "the bytes are stored as uploaded");
 
+    // The relay publishes asynchronously: wait for the message, then for the stamp.
     let channel = api.env.channel().await.expect("channel");
-    let message = channel
-        .basic_get(
-            api.env.topology.work_queue.as_str().into(),
-            Default::default(),
-        )
-        .await
-        .expect("basic.get")
-        .expect("one message");
+    let message = eventually("the relay to publish the job", || async {
+        channel
+            .basic_get(
+                api.env.topology.work_queue.as_str().into(),
+                Default::default(),
+            )
+            .await
+            .expect("basic.get")
+    })
+    .await;
     let decoded = JobMessage::decode(&message.delivery.data).expect("a job message");
     assert_eq!(decoded.job_id.to_string(), id);
     assert_eq!(decoded.attempt, 1);
@@ -165,6 +221,11 @@ async fn an_upload_is_accepted_stored_and_published_once() {
         "persistent"
     );
     assert_eq!(message.message_count, 0, "exactly one message");
+    eventually("the outbox row to be stamped published", || async {
+        (api.outbox_rows().await == (1, 0)).then_some(())
+    })
+    .await;
+    assert_eq!(api.published().await, 0, "published once, not again");
 
     let (status, fetched) = api.get(&location).await;
     assert_eq!(status, StatusCode::OK);
@@ -262,16 +323,94 @@ async fn an_upload_over_the_limit_is_413_and_leaves_no_trace() {
 }
 
 #[tokio::test]
-async fn a_publish_the_broker_does_not_confirm_is_503_and_leaves_no_trace() {
-    let env = TestEnv::new().await.expect("test services");
-    // An exchange that does not exist: the broker closes the channel instead of confirming.
-    let nowhere = Topology::with_prefix(&format!("missing-{}", uuid::Uuid::new_v4()));
-    let api = spawn_api_with(env, Some(nowhere), 1024 * 1024).await;
+async fn with_rabbitmq_unreachable_uploads_are_accepted_and_wait_in_the_outbox() {
+    let api = spawn_api_without_broker().await;
     let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job: Value = response.json().await.expect("json");
+    assert_eq!(job["status"], "queued");
+
+    assert_eq!(api.stored_jobs().await, 1);
+    assert_eq!(api.stored_files().await, 1);
+    assert_eq!(api.outbox_rows().await, (1, 1), "one pending outbox row");
+    assert_eq!(api.published().await, 0, "nothing reached the work queue");
+
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["postgres"], "up");
+    assert_eq!(body["rabbitmq"], "down");
+    assert_eq!(body["outbox_pending"], 1);
+}
+
+#[tokio::test]
+async fn pending_outbox_rows_are_published_once_the_broker_is_reachable() {
+    let api = spawn_api_without_broker().await;
+    let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job: Value = response.json().await.expect("json");
+    assert_eq!(api.outbox_rows().await, (1, 1));
+
+    // The broker "comes back": a relay with a working pool runs on the same database, like a
+    // second api replica (the first api's relay keeps failing meanwhile).
+    let stop = CancellationToken::new();
+    let publisher = Publisher::new(api.env.amqp.clone(), api.env.topology.clone());
+    let relay = tokio::spawn(run_relay(api.env.db.clone(), publisher, stop.clone()));
+
+    eventually("the pending row to be stamped published", || async {
+        (api.outbox_rows().await == (1, 0)).then_some(())
+    })
+    .await;
+    // Stamped means confirmed, so the message is in the queue now; give the relay time for a
+    // few more polls to show it does not publish the row again.
+    api.wait_published(1).await;
+    tokio::time::sleep(burrow_api::relay::POLL_INTERVAL * 2).await;
+    stop.cancel();
+    relay.await.expect("the relay stops cleanly");
+
+    let channel = api.env.channel().await.expect("channel");
+    let message = channel
+        .basic_get(
+            api.env.topology.work_queue.as_str().into(),
+            Default::default(),
+        )
+        .await
+        .expect("basic.get")
+        .expect("the message");
+    let decoded = JobMessage::decode(&message.delivery.data).expect("a job message");
+    assert_eq!(
+        Some(decoded.job_id.to_string().as_str()),
+        job["id"].as_str()
+    );
+    assert_eq!(message.message_count, 0, "exactly once");
+}
+
+#[tokio::test]
+async fn readiness_is_503_when_postgres_is_down() {
+    let env = TestEnv::new().await.expect("test services");
+    let unreachable_db = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/burrow")
+        .expect("a lazy pool");
+    let state = AppState {
+        db: unreachable_db,
+        publisher: Publisher::new(env.amqp.clone(), env.topology.clone()),
+        upload_max_bytes: 1024,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::from_parts(listener, state);
+    let url = format!("http://127.0.0.1:{}/readyz", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+
+    let response = reqwest::get(url).await.expect("request");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.expect("json error");
-    assert_eq!(body["error"], "queue_unavailable");
-    api.assert_nothing_stored_or_published().await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["postgres"], "down");
+    stop.cancel();
 }
 
 #[tokio::test]
@@ -358,16 +497,12 @@ async fn simulate_enqueues_the_five_fixture_files() {
         .collect();
     assert_eq!(names, (1..=5).map(mock_file_name).collect::<Vec<_>>());
     assert_eq!(api.stored_jobs().await, 5);
-    // Confirmed publishes are routed at once, but give the queue's counter a moment.
-    let mut published = 0;
-    for _ in 0..20 {
-        published = api.published().await;
-        if published == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(published, 5);
+    // The relay publishes asynchronously.
+    api.wait_published(5).await;
+    eventually("all five outbox rows to be stamped", || async {
+        (api.outbox_rows().await == (5, 0)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -378,10 +513,15 @@ async fn health_and_readiness_answer() {
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    let (status, body) = api.get("/readyz").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // The relay connects in the background; until then the api is "degraded", not unready.
+    let body = eventually("/readyz to report rabbitmq up", || async {
+        let (status, body) = api.get("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body["rabbitmq"] == "up").then_some(body)
+    })
+    .await;
+    assert_eq!(body["status"], "ready");
     assert_eq!(body["postgres"], "up");
-    assert_eq!(body["rabbitmq"], "up");
     let (status, body) = api.get("/nope").await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -72,7 +72,7 @@ impl RetryPolicy {
 /// A delay as used in queue names and routing keys: `1s`, `300s`, `1500ms`.
 pub fn delay_label(delay: Duration) -> String {
     let ms = delay.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -158,9 +158,7 @@ async fn consume_session(
             drop(slot);
         });
     };
-    if ended.is_err() {
-        return ended;
-    }
+    ended?;
 
     info!(
         in_flight = in_flight.len(),

@@ -1,34 +1,62 @@
-//! `GET /healthz` (the process is alive) and `GET /readyz` (Postgres and RabbitMQ answer).
+//! `GET /healthz` (the process is alive) and `GET /readyz` (the api can accept jobs).
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use burrow_shared::outbox;
 use serde_json::{json, Value};
 
 use crate::state::AppState;
+
+/// Longest wait for Postgres before `/readyz` calls it down.
+const POSTGRES_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Always 200 while the process serves requests.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when Postgres answers a query and a broker connection can be had; 503 with the failing
-/// dependency otherwise.
+/// Whether the api can accept jobs.
+///
+/// - Postgres down: 503 `{"status":"unavailable","postgres":"down","rabbitmq":…}`: no job can
+///   be stored.
+/// - Otherwise 200 `{"status":"ready"|"degraded","postgres":"up","rabbitmq":"up"|"down",
+///   "outbox_pending":N}`. `degraded` means RabbitMQ is unreachable (as last seen by the outbox
+///   relay): jobs are still accepted and wait in the outbox (`outbox_pending` of them, across
+///   replicas) until it is back.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let postgres = sqlx::query("SELECT 1").execute(&state.db).await.is_ok();
-    let rabbitmq = state.publisher.pool().get().await.is_ok();
-    let status = if postgres && rabbitmq {
-        StatusCode::OK
+    let rabbitmq = if state.publisher.broker_health().reachable {
+        "up"
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        "down"
     };
-    let label = |up: bool| if up { "up" } else { "down" };
-    (
-        status,
-        Json(json!({
-            "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
-            "postgres": label(postgres),
-            "rabbitmq": label(rabbitmq),
-        })),
-    )
+    let pending =
+        tokio::time::timeout(POSTGRES_CHECK_TIMEOUT, outbox::pending_count(&state.db)).await;
+    match pending {
+        Ok(Ok(pending)) => (
+            StatusCode::OK,
+            Json(json!({
+                "status": if rabbitmq == "up" { "ready" } else { "degraded" },
+                "postgres": "up",
+                "rabbitmq": rabbitmq,
+                "outbox_pending": pending,
+            })),
+        ),
+        failed => {
+            match failed {
+                Ok(Err(e)) => tracing::debug!(error = %e, "readiness: Postgres is down"),
+                _ => tracing::debug!("readiness: Postgres did not answer in time"),
+            }
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "postgres": "down",
+                    "rabbitmq": rabbitmq,
+                })),
+            )
+        }
+    }
 }
