@@ -27,6 +27,10 @@ pub enum ApiError {
     /// 415: the body or the file is not of a type the api accepts.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 503: RabbitMQ is unreachable for an operation that needs it now (not for uploads: those
+    /// wait in the outbox).
+    #[error("RabbitMQ is unavailable; try again")]
+    BrokerUnavailable,
     /// 500: an unexpected failure (database errors and the like).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -43,6 +47,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::BrokerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

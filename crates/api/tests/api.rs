@@ -528,3 +528,73 @@ async fn health_and_readiness_answer() {
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
 }
+
+#[tokio::test]
+async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
+    let api = spawn_api(1024 * 1024).await;
+    let job: Value = api
+        .upload("MOCK_DATA_1.xlsx", mock_1())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = job["id"].as_str().expect("id").to_owned();
+    api.wait_published(1).await;
+    // Bury it by hand: take its message off the work queue into the DLQ, mark the job dead.
+    let env = &api.env;
+    let channel = env.channel().await.expect("channel");
+    let got = channel
+        .basic_get(env.topology.work_queue.as_str().into(), Default::default())
+        .await
+        .expect("basic.get")
+        .expect("the job message");
+    let confirm =
+        burrow_shared::publish::open_confirm_channel(&*env.amqp.get().await.expect("conn"))
+            .await
+            .expect("confirm channel");
+    let dead = burrow_shared::publish::DeadLetter {
+        body: &got.delivery.data,
+        reason: "test",
+        attempts: 5,
+    };
+    burrow_shared::publish::publish_dead_letter(&confirm, &env.topology, &dead)
+        .await
+        .expect("to the DLQ");
+    got.delivery.ack(Default::default()).await.expect("ack");
+    sqlx::query("UPDATE jobs SET status = 'dead', attempts = 5 WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&env.db)
+        .await
+        .expect("bury");
+
+    let post = |query: &'static str| {
+        api.http
+            .post(format!("{}/api/dead-letters/redrive{query}", api.base))
+            .send()
+    };
+    assert_eq!(
+        post("?limit=0").await.expect("request").status(),
+        StatusCode::BAD_REQUEST
+    );
+    let response = post("").await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await.expect("json");
+    assert_eq!(
+        (report["moved"].as_u64(), report["left"].as_u64()),
+        (Some(1), Some(0))
+    );
+
+    let (_, job) = api.get(&format!("/api/jobs/{id}")).await;
+    assert_eq!(
+        (job["status"].as_str(), job["attempts"].as_i64()),
+        (Some("queued"), Some(0))
+    );
+    assert_eq!(job["message"], "Re-driven from the DLQ");
+    assert_eq!(api.published().await, 1, "back in the work queue");
+    assert_eq!(
+        env.ready_messages(&env.topology.dead_letter_queue)
+            .await
+            .ok(),
+        Some(0)
+    );
+}

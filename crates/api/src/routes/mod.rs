@@ -1,5 +1,6 @@
 //! The HTTP routes, one file each, and the router that mounts them.
 
+mod dead_letters;
 mod health;
 mod jobs;
 mod simulate;
@@ -29,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/jobs/{id}", get(jobs::get_job))
         .route("/api/simulate", post(simulate::simulate))
+        .route(
+            "/api/dead-letters/redrive",
+            post(dead_letters::redrive_dead_letters),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
