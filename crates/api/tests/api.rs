@@ -549,7 +549,7 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
         .expect("basic.get")
         .expect("the job message");
     let confirm =
-        burrow_shared::publish::open_confirm_channel(&*env.amqp.get().await.expect("conn"))
+        burrow_shared::publish::open_confirm_channel(&env.amqp.get().await.expect("conn"))
             .await
             .expect("confirm channel");
     let dead = burrow_shared::publish::DeadLetter {
