@@ -31,6 +31,12 @@ pub enum ApiError {
     /// wait in the outbox).
     #[error("RabbitMQ is unavailable; try again")]
     BrokerUnavailable,
+    /// 409: the job is not in a state that allows this (e.g. cancelling a finished job).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request is well-formed but its content is invalid (unknown kind, bad payload).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 500: an unexpected failure (database errors and the like).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -47,6 +53,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::BrokerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -49,12 +49,9 @@ impl Application {
                 "test-only failpoint armed: this process will crash on purpose"
             );
         }
-        let state = AppState {
-            db,
-            publisher: Publisher::new(amqp, Topology::with_prefix(&config.queue_prefix))
-                .with_failpoint(failpoint),
-            upload_max_bytes: config.upload_max_bytes,
-        };
+        let publisher = Publisher::new(amqp, Topology::with_prefix(&config.queue_prefix))
+            .with_failpoint(failpoint);
+        let state = AppState::new(db, publisher, config.upload_max_bytes);
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;

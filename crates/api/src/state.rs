@@ -1,5 +1,7 @@
 //! What every request handler and the outbox relay share.
 
+use burrow_shared::handler::Registry;
+use burrow_shared::import::ImportOptions;
 use sqlx::PgPool;
 
 use crate::publisher::Publisher;
@@ -14,4 +16,19 @@ pub struct AppState {
     pub publisher: Publisher,
     /// Largest accepted upload, in bytes.
     pub upload_max_bytes: usize,
+    /// The job kinds, to validate kinds and payloads (422) before anything is stored.
+    pub registry: Registry,
+}
+
+impl AppState {
+    /// State over these pools, with the shipped job kinds.
+    pub fn new(db: PgPool, publisher: Publisher, upload_max_bytes: usize) -> Self {
+        let registry = burrow_shared::kinds::registry(ImportOptions::default());
+        AppState {
+            db,
+            publisher,
+            upload_max_bytes,
+            registry,
+        }
+    }
 }

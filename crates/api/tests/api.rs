@@ -77,11 +77,11 @@ async fn spawn_api_with(
     amqp: deadpool_lapin::Pool,
     upload_max_bytes: usize,
 ) -> TestApi {
-    let state = AppState {
-        db: env.db.clone(),
-        publisher: Publisher::new(amqp, env.topology.clone()),
+    let state = AppState::new(
+        env.db.clone(),
+        Publisher::new(amqp, env.topology.clone()),
         upload_max_bytes,
-    };
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -286,15 +286,15 @@ async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
     let response = api
         .http
         .post(format!("{}/api/jobs", api.base))
-        .header("content-type", "application/json")
-        .body("{}")
+        .header("content-type", "text/csv")
+        .body("Id,FirstName\n1,Ann\n")
         .send()
         .await
         .expect("request");
     assert_eq!(
         response.status(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "not multipart"
+        "neither multipart nor JSON"
     );
     api.assert_nothing_stored_or_published().await;
 }
@@ -392,11 +392,11 @@ async fn readiness_is_503_when_postgres_is_down() {
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy("postgres://postgres@127.0.0.1:1/burrow")
         .expect("a lazy pool");
-    let state = AppState {
-        db: unreachable_db,
-        publisher: Publisher::new(env.amqp.clone(), env.topology.clone()),
-        upload_max_bytes: 1024,
-    };
+    let state = AppState::new(
+        unreachable_db,
+        Publisher::new(env.amqp.clone(), env.topology.clone()),
+        1024,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -9,12 +9,15 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::handler::JobOutput;
 use crate::status::JobStatus;
 
 /// The columns of [`JobRow`], in one place so every query returns the same shape.
 const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attempts, \
      rows_imported, worker, correlation_id, created_at, started_at, completed_at, \
-     next_attempt_at, last_error";
+     next_attempt_at, last_error, payload, priority, run_at, progress_done, progress_total, \
+     cancel_requested, \
+     (SELECT r.file_name FROM job_results r WHERE r.job_id = jobs.id) AS result_file_name";
 
 /// One job as stored, and as the api shows it (timestamps serialise as RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -50,11 +53,33 @@ pub struct JobRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The latest transient error (kept while retrying, and on `dead`).
     pub last_error: Option<String>,
+    /// The kind's parameters.
+    pub payload: serde_json::Value,
+    /// 0 (normal) to 9 (most urgent).
+    pub priority: i16,
+    /// Not before this time.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Units done in the running (or last) attempt, e.g. rows.
+    pub progress_done: Option<i64>,
+    /// Units in all, when known.
+    pub progress_total: Option<i64>,
+    /// Someone asked to cancel it while it was running.
+    pub cancel_requested: bool,
+    /// The result file's name, when the job made one (`GET /api/jobs/{id}/result`).
+    pub result_file_name: Option<String>,
 }
 
 /// What the api knows about a job before it is stored.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// The kind's parameters (already validated against the kind).
+    pub payload: serde_json::Value,
+    /// 0 (normal) to 9 (most urgent).
+    pub priority: i16,
+    /// Not before this time.
+    pub run_at: Option<DateTime<Utc>>,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
     /// The id to give it (UUIDv7).
     pub id: Uuid,
     /// Which handler runs it.
@@ -67,7 +92,131 @@ pub struct NewJob {
     pub correlation_id: Uuid,
 }
 
-/// Inserts a `queued` job and its file. Call inside a transaction so neither exists alone.
+impl NewJob {
+    /// A job of `kind` with a fresh UUIDv7 id and correlation id, empty payload, priority 0.
+    pub fn new(kind: &str) -> Self {
+        NewJob {
+            id: Uuid::now_v7(),
+            kind: kind.to_owned(),
+            user_id: None,
+            file_name: None,
+            correlation_id: Uuid::new_v4(),
+            payload: serde_json::json!({}),
+            priority: 0,
+            run_at: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// Inserts a `queued` job, or returns `None` when its `(user_id, idempotency_key)` exists
+/// already (then nothing is written; see [`find_by_idempotency_key`]). Records the `queued`
+/// event.
+///
+/// # Errors
+/// The database error.
+pub async fn insert_job(
+    tx: &mut PgConnection,
+    job: &NewJob,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    let row = sqlx::query_as::<_, JobRow>(&format!(
+        "INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
+                           run_at, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (coalesce(user_id, ''), idempotency_key) WHERE idempotency_key IS NOT NULL \
+         DO NOTHING RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(job.id)
+    .bind(&job.kind)
+    .bind(&job.user_id)
+    .bind(&job.file_name)
+    .bind(job.correlation_id)
+    .bind(&job.payload)
+    .bind(job.priority)
+    .bind(job.run_at)
+    .bind(&job.idempotency_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if row.is_some() {
+        record_event(&mut *tx, job.id, "queued", None, None, None).await?;
+    }
+    Ok(row)
+}
+
+/// The job an earlier request created with this owner tag and `Idempotency-Key`.
+///
+/// # Errors
+/// The database error.
+pub async fn find_by_idempotency_key(
+    db: impl PgExecutor<'_>,
+    user_id: Option<&str>,
+    key: &str,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as::<_, JobRow>(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs \
+         WHERE coalesce(user_id, '') = coalesce($1, '') AND idempotency_key = $2"
+    ))
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(db)
+    .await
+}
+
+/// Appends to a job's history (`job_events`).
+///
+/// # Errors
+/// The database error.
+pub async fn record_event(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    event: &str,
+    attempt: Option<i32>,
+    worker: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_events (job_id, event, attempt, worker, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(event)
+    .bind(attempt)
+    .bind(worker)
+    .bind(detail)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// One entry of a job's history.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct JobEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The new state, or the action.
+    pub event: String,
+    /// The attempt it belongs to.
+    pub attempt: Option<i32>,
+    /// The worker involved.
+    pub worker: Option<String>,
+    /// The error or message.
+    pub detail: Option<String>,
+}
+
+/// A job's history, oldest first.
+///
+/// # Errors
+/// The database error.
+pub async fn list_events(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<JobEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT at, event, attempt, worker, detail FROM job_events WHERE job_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
+}
+
+/// Inserts a `queued` job and its file (both, or neither: call inside a transaction); `None`
+/// on an idempotency-key conflict, as [`insert_job`].
 ///
 /// # Errors
 /// The database error.
@@ -75,25 +224,17 @@ pub async fn insert_job_with_file(
     tx: &mut PgConnection,
     job: &NewJob,
     file: &[u8],
-) -> Result<JobRow, sqlx::Error> {
-    let row = sqlx::query_as::<_, JobRow>(&format!(
-        "INSERT INTO jobs (id, kind, user_id, file_name, correlation_id) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {JOB_COLUMNS}"
-    ))
-    .bind(job.id)
-    .bind(&job.kind)
-    .bind(&job.user_id)
-    .bind(&job.file_name)
-    .bind(job.correlation_id)
-    .fetch_one(&mut *tx)
-    .await?;
+) -> Result<Option<JobRow>, sqlx::Error> {
+    let Some(row) = insert_job(&mut *tx, job).await? else {
+        return Ok(None);
+    };
     sqlx::query("INSERT INTO job_files (job_id, content, size_bytes) VALUES ($1, $2, $3)")
         .bind(job.id)
         .bind(file)
         .bind(i64::try_from(file.len()).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
-    Ok(row)
+    Ok(Some(row))
 }
 
 /// Deletes a job with its file and rows (`ON DELETE CASCADE`).
@@ -182,7 +323,8 @@ pub async fn claim_job(
 ) -> Result<Claim, sqlx::Error> {
     let claimed = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
-                started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL \
+                started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
+                progress_done = NULL, progress_total = NULL \
          WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
          RETURNING {JOB_COLUMNS}"
     ))
@@ -191,6 +333,15 @@ pub async fn claim_job(
     .fetch_optional(&mut *db)
     .await?;
     if let Some(job) = claimed {
+        record_event(
+            &mut *db,
+            id,
+            "processing",
+            Some(job.attempts),
+            Some(worker),
+            None,
+        )
+        .await?;
         return Ok(Claim::Claimed(Box::new(job)));
     }
     Ok(match find_job(&mut *db, id).await? {
@@ -210,31 +361,52 @@ pub async fn load_file(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Vec<u
         .await
 }
 
-/// Ends a `processing` job as `succeeded` with `rows` imported. Run it in the transaction that
-/// wrote the rows, so the rows and the status commit together or not at all.
+/// Ends a `processing` job as `succeeded` with `output` (message, rows, result file). Run it
+/// in the transaction that wrote the job's effect, so both commit together or not at all.
 ///
-/// Timestamps use `clock_timestamp()`: `now()` is the transaction's start, before the import.
+/// Timestamps use `clock_timestamp()`: `now()` is the transaction's start, before the run.
 ///
 /// # Errors
 /// The database error; [`sqlx::Error::RowNotFound`] if the job was not `processing`.
-pub async fn mark_succeeded(db: &mut PgConnection, id: Uuid, rows: u64) -> Result<(), sqlx::Error> {
-    let rows = i64::try_from(rows).unwrap_or(i64::MAX);
-    let result = sqlx::query(
-        "UPDATE jobs SET status = 'succeeded', rows_imported = $2, completed_at = clock_timestamp(), \
-                message = 'Imported ' || $2 || ' rows' \
-         WHERE id = $1 AND status = 'processing'",
+pub async fn mark_succeeded(
+    tx: &mut PgConnection,
+    id: Uuid,
+    output: &JobOutput,
+) -> Result<(), sqlx::Error> {
+    let rows = output.rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
+    let changed = transition(
+        &mut *tx,
+        id,
+        "status = 'succeeded', rows_imported = $3, message = $2, completed_at = clock_timestamp(), \
+         progress_done = coalesce($3, progress_done), progress_total = coalesce($3, progress_total)",
+        "status = 'processing'",
+        "succeeded",
+        Some(&output.message),
+        rows,
     )
-    .bind(id)
-    .bind(rows)
-    .execute(db)
     .await?;
-    if result.rows_affected() == 0 {
+    if !changed {
         return Err(sqlx::Error::RowNotFound);
+    }
+    if let Some(result) = &output.result {
+        sqlx::query(
+            "INSERT INTO job_results (job_id, file_name, content_type, content, size_bytes) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (job_id) DO UPDATE SET file_name = $2, content_type = $3, content = $4, \
+                                               size_bytes = $5",
+        )
+        .bind(id)
+        .bind(&result.file_name)
+        .bind(&result.content_type)
+        .bind(&result.bytes)
+        .bind(i64::try_from(result.bytes.len()).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }
 
-/// Ends a `processing` job as `failed` with `message`, and no rows.
+/// Ends a `processing` job as `failed` with `message` (a permanent error), and no rows.
 ///
 /// # Errors
 /// The database error.
@@ -243,15 +415,17 @@ pub async fn mark_failed(
     id: Uuid,
     message: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'failed', message = $2, rows_imported = 0, completed_at = clock_timestamp() \
-         WHERE id = $1 AND status = 'processing'",
+    transition(
+        db,
+        id,
+        "status = 'failed', message = $2, rows_imported = 0, completed_at = clock_timestamp()",
+        "status = 'processing'",
+        "failed",
+        Some(message),
+        None,
     )
-    .bind(id)
-    .bind(message)
-    .execute(db)
-    .await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Records a transient failure: the job waits for its next attempt at `next_attempt_at`.
@@ -265,9 +439,13 @@ pub async fn mark_retrying(
     next_attempt_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'retrying', last_error = $2, next_attempt_at = $3, \
-                message = 'Retrying after: ' || $2 \
-         WHERE id = $1 AND status IN ('queued', 'processing', 'retrying')",
+        "WITH changed AS ( \
+             UPDATE jobs SET status = 'retrying', last_error = $2, next_attempt_at = $3, \
+                    message = 'Retrying after: ' || $2 \
+             WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
+             RETURNING id, attempts, worker) \
+         INSERT INTO job_events (job_id, event, attempt, worker, detail) \
+         SELECT id, 'retrying', attempts, worker, $2 FROM changed",
     )
     .bind(id)
     .bind(error)
@@ -283,14 +461,141 @@ pub async fn mark_retrying(
 /// # Errors
 /// The database error.
 pub async fn mark_dead(db: impl PgExecutor<'_>, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'dead', last_error = $2, message = $2, next_attempt_at = NULL, \
-                rows_imported = 0, completed_at = clock_timestamp() \
-         WHERE id = $1 AND status IN ('queued', 'processing', 'retrying')",
+    transition(
+        db,
+        id,
+        "status = 'dead', last_error = $2, message = $2, next_attempt_at = NULL, \
+         rows_imported = 0, completed_at = clock_timestamp()",
+        "status IN ('queued', 'processing', 'retrying')",
+        "dead",
+        Some(error),
+        None,
+    )
+    .await
+    .map(drop)
+}
+
+/// Ends a job `cancelled`: a queued or retrying one at once (the api), a processing one when
+/// its run stopped (the worker). Returns whether it changed.
+///
+/// # Errors
+/// The database error.
+pub async fn mark_cancelled(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    transition(
+        db,
+        id,
+        "status = 'cancelled', message = 'Cancelled', next_attempt_at = NULL, \
+         completed_at = clock_timestamp()",
+        "status IN ('queued', 'processing', 'retrying')",
+        "cancelled",
+        None,
+        None,
+    )
+    .await
+}
+
+/// Asks a `processing` job to stop: its worker sees the flag and cancels the run. Returns
+/// whether the job was processing.
+///
+/// # Errors
+/// The database error.
+pub async fn request_cancel(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    transition(
+        db,
+        id,
+        "cancel_requested = true",
+        "status = 'processing'",
+        "cancel_requested",
+        None,
+        None,
+    )
+    .await
+}
+
+/// Puts a `failed`, `dead` or `cancelled` job back to `queued` with a fresh attempt budget
+/// (its history stays in `job_events`). Returns whether it changed; the caller publishes its
+/// message (through the outbox) in the same transaction.
+///
+/// # Errors
+/// The database error.
+pub async fn requeue_finished(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    why: &str,
+) -> Result<bool, sqlx::Error> {
+    transition(
+        db,
+        id,
+        "status = 'queued', attempts = 0, message = $2, cancel_requested = false, \
+         next_attempt_at = NULL, started_at = NULL, completed_at = NULL, \
+         progress_done = NULL, progress_total = NULL",
+        "status IN ('failed', 'dead', 'cancelled')",
+        "queued",
+        Some(why),
+        None,
+    )
+    .await
+}
+
+/// Stores progress of a running job (no event: progress is not a state change) and returns
+/// whether someone asked to cancel it: one round trip for the worker's 250 ms tick.
+///
+/// # Errors
+/// The database error.
+pub async fn store_progress(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    done: u64,
+    total: u64,
+) -> Result<bool, sqlx::Error> {
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "UPDATE jobs SET progress_done = $2, progress_total = $3 \
+         WHERE id = $1 AND status = 'processing' RETURNING cancel_requested",
     )
     .bind(id)
-    .bind(error)
+    .bind(i64::try_from(done).unwrap_or(i64::MAX))
+    .bind(i64::try_from(total).unwrap_or(i64::MAX))
+    .fetch_optional(db)
+    .await?;
+    Ok(cancel.unwrap_or(false))
+}
+
+/// The result file of a job: `(file_name, content_type, bytes)`.
+///
+/// # Errors
+/// The database error.
+pub async fn load_result(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<(String, String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as("SELECT file_name, content_type, content FROM job_results WHERE job_id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// One state change and its history entry, in one statement: `UPDATE jobs SET {set} WHERE id =
+/// $1 AND {from}`, then an event named `event` with `$2` (detail) as its detail. `$3` is
+/// `rows`. Returns whether the job changed.
+async fn transition(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    set: &str,
+    from: &str,
+    event: &str,
+    detail: Option<&str>,
+    rows: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "WITH changed AS ( \
+             UPDATE jobs SET {set} WHERE id = $1 AND {from} RETURNING id, attempts, worker) \
+         INSERT INTO job_events (job_id, event, attempt, worker, detail) \
+         SELECT id, '{event}', attempts, worker, $2 FROM changed"
+    ))
+    .bind(id)
+    .bind(detail)
+    .bind(rows)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }

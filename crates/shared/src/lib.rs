@@ -10,6 +10,9 @@
 //! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
 //! - [`jobs`]: the SQL for job rows and their files.
 //! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
+//! - [`handler`]: the `JobHandler` trait and the kinds registry; [`kinds`]: the kinds burrow ships.
+//! - [`progress`]: progress reporting from a running job.
+//! - [`people_sheet`]: writing the people sheet as .xlsx (fixtures and exports).
 //! - [`import`]: the xlsx import processor (calamine cell reader → `COPY`).
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
@@ -21,11 +24,15 @@ pub mod amqp;
 pub mod db;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+pub mod handler;
 pub mod import;
 pub mod job_lock;
 pub mod jobs;
+pub mod kinds;
 pub mod message;
 pub mod outbox;
+pub mod people_sheet;
+pub mod progress;
 pub mod publish;
 pub mod redrive;
 pub mod retry;

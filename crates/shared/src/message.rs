@@ -29,6 +29,17 @@ pub struct JobMessage {
     pub enqueued_at: DateTime<Utc>,
     /// Ties the api request, this message and the worker's logs together.
     pub correlation_id: Uuid,
+    /// Not before this time: a worker that receives it earlier parks it in a delay queue.
+    /// (Optional and omitted when unset, so version-1 readers without it still parse.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// 0 (normal) to 9 (most urgent), also sent as the AMQP `priority` property.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u8,
+}
+
+fn is_zero(priority: &u8) -> bool {
+    *priority == 0
 }
 
 /// A message body that is not a [`JobMessage`] this build can run.
@@ -57,6 +68,8 @@ impl JobMessage {
             attempt: 1,
             enqueued_at: Utc::now(),
             correlation_id,
+            run_at: None,
+            priority: 0,
         }
     }
 

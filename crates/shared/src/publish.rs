@@ -156,6 +156,7 @@ fn job_properties(message: &JobMessage) -> BasicProperties {
         .with_correlation_id(ShortString::from(message.correlation_id.to_string()))
         .with_type(ShortString::from(message.kind.as_str()))
         .with_app_id("burrow".into())
+        .with_priority(message.priority.min(9))
         .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default())
 }
 

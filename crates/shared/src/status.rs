@@ -25,17 +25,20 @@ pub enum JobStatus {
     Failed,
     /// Retries exhausted, or the message could not be run: it rests in the DLQ.
     Dead,
+    /// Stopped on request; nothing of it was committed.
+    Cancelled,
 }
 
 impl JobStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Queued,
         JobStatus::Processing,
         JobStatus::Retrying,
         JobStatus::Succeeded,
         JobStatus::Failed,
         JobStatus::Dead,
+        JobStatus::Cancelled,
     ];
 
     /// The name stored in Postgres and shown by the api.
@@ -47,6 +50,7 @@ impl JobStatus {
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
             JobStatus::Dead => "dead",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
@@ -67,7 +71,7 @@ impl fmt::Display for JobStatus {
 
 /// The text was not one of [`JobStatus::ALL`]'s names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job status {0:?} (expected one of queued, processing, retrying, succeeded, failed, dead)")]
+#[error("unknown job status {0:?} (expected one of queued, processing, retrying, succeeded, failed, dead, cancelled)")]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for JobStatus {

@@ -4,19 +4,15 @@
 use burrow_shared::fixtures::{people, people_xlsx, Person};
 use burrow_shared::import::{import_people, ImportError, ImportOptions};
 use burrow_shared::jobs::{insert_job_with_file, NewJob};
+use burrow_shared::progress::Progress;
 use burrow_shared::testing::TestEnv;
 use burrow_shared::KIND_IMPORT_XLSX;
 use rust_xlsxwriter::Workbook;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 async fn new_job(env: &TestEnv) -> Uuid {
-    let job = NewJob {
-        id: Uuid::now_v7(),
-        kind: KIND_IMPORT_XLSX.to_owned(),
-        user_id: None,
-        file_name: None,
-        correlation_id: Uuid::new_v4(),
-    };
+    let job = NewJob::new(KIND_IMPORT_XLSX);
     let mut tx = env.db.begin().await.expect("tx");
     insert_job_with_file(&mut tx, &job, b"unused")
         .await
@@ -28,7 +24,16 @@ async fn new_job(env: &TestEnv) -> Uuid {
 /// Imports in a transaction, committing only on success (as the worker does).
 async fn import(env: &TestEnv, job: Uuid, file: Vec<u8>) -> Result<u64, ImportError> {
     let mut tx = env.db.begin().await?;
-    let rows = import_people(&mut tx, job, file, &ImportOptions::default()).await?;
+    let (progress, cancel) = (Progress::default(), CancellationToken::new());
+    let rows = import_people(
+        &mut tx,
+        job,
+        file,
+        &ImportOptions::default(),
+        &progress,
+        &cancel,
+    )
+    .await?;
     tx.commit().await?;
     Ok(rows)
 }

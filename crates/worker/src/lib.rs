@@ -5,6 +5,7 @@
 //! - [`consumer`]: the consumer loop (prefetch, manual acks, concurrency, drain).
 //! - [`process`]: one delivery → claim, import, commit → an [`outcome::Outcome`].
 //! - [`outcome`]: ack, dead-letter, or requeue.
+//! - [`watch`]: progress flushing and cancel requests while a job runs.
 //! - [`sweeper`]: re-enqueues jobs whose worker and message are both gone (one replica at a time).
 //!
 //! `main.rs` only reads config, starts tracing and awaits [`run`].
@@ -14,6 +15,7 @@ pub mod consumer;
 pub mod outcome;
 pub mod process;
 pub mod sweeper;
+pub mod watch;
 
 use std::time::Duration;
 
@@ -58,14 +60,13 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("connecting to DATABASE_URL")?;
     let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 2).context("AMQP_URL")?;
+    let import = ImportOptions {
+        row_delay: Duration::from_millis(config.import_row_delay_ms),
+    };
     let ctx = JobContext {
-        db: db.clone(),
-        worker_id: config.worker_id(),
-        import: ImportOptions {
-            row_delay: Duration::from_millis(config.import_row_delay_ms),
-        },
         retry: config.retry_policy(),
         always_transient_file: config.failpoint_transient_file(),
+        ..JobContext::new(db.clone(), config.worker_id(), import)
     };
     let settings = ConsumerSettings {
         concurrency: config.concurrency,

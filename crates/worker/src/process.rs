@@ -1,47 +1,64 @@
-//! Running one job message: lock and claim the job, import its file, commit, decide the ack.
+//! Running one job message: lock and claim the job, run its kind's handler, commit, decide
+//! the ack.
 //!
-//! The whole effect of an import (its rows and the `succeeded` status) commits in one
+//! A handler's effect (for imports: the rows) and the `succeeded` status commit in one
 //! transaction keyed by the job id, and the message is acked only after that commit. So a
-//! redelivery after a crash re-runs an uncommitted import (replacing, never appending), and a
-//! redelivery or duplicate of a finished job is acked without work: at-least-once delivery,
+//! redelivery after a crash re-runs an uncommitted job (an import replaces, never appends), and
+//! a redelivery or duplicate of a finished job is acked without work: at-least-once delivery,
 //! exactly-once effect. A per-job advisory lock ([`JobLock`]) keeps two deliveries of one job
 //! from running at the same time, so attempts are counted once per real run.
 //!
-//! Errors are classified by type: a permanent one (a bad file) ends the job `failed` and acks —
-//! the job row keeps the error and nothing goes to the DLQ, since re-running the same file
-//! cannot help. A transient one (database unavailable) schedules the next attempt in a delay
-//! queue (`retrying`) or, after the last attempt, dead-letters it (`dead`). Messages no worker
-//! can run (undecodable, no such job, unknown kind) go to the DLQ at once.
+//! Errors are classified by the handler ([`JobError`]): a permanent one (a bad file) ends the
+//! job `failed` and acks — the job row keeps the error and nothing goes to the DLQ, since
+//! re-running cannot help. A retryable one (database unavailable) schedules the next attempt in
+//! a delay queue (`retrying`) or, after the last attempt, dead-letters it (`dead`). Messages no
+//! worker can run (undecodable, no such job, unknown kind) go to the DLQ at once.
 
 use std::time::Instant;
 
-use burrow_shared::import::{import_people, ImportError, ImportOptions};
+use burrow_shared::handler::{JobError, Registry, RunContext};
+use burrow_shared::import::ImportOptions;
 use burrow_shared::job_lock::JobLock;
-use burrow_shared::jobs::{self, Claim};
+use burrow_shared::jobs::{self, Claim, JobRow};
+use burrow_shared::progress::Progress;
 use burrow_shared::publish::publish_retry;
 use burrow_shared::retry::RetryPolicy;
-use burrow_shared::{JobMessage, Topology, KIND_IMPORT_XLSX};
+use burrow_shared::{JobMessage, Topology};
 use lapin::Channel;
 use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
-use uuid::Uuid;
 
 use crate::outcome::Outcome;
+use crate::watch::watch_run;
 
 /// What every job run needs, shared by all in-flight jobs of a worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
     /// The job store.
     pub db: PgPool,
     /// Recorded on each job this worker claims.
     pub worker_id: String,
-    /// Import settings.
-    pub import: ImportOptions,
+    /// The kinds this worker runs.
+    pub registry: Registry,
     /// When to retry transient failures.
     pub retry: RetryPolicy,
     /// Test-only failpoint: jobs whose file has this name fail transiently on every attempt
     /// (`BURROW_FAILPOINT=transient_import:NAME`), to exercise retries and the DLQ.
     pub always_transient_file: Option<String>,
+}
+
+impl JobContext {
+    /// A context with the shipped kinds, the default retry policy and no failpoint.
+    pub fn new(db: PgPool, worker_id: impl Into<String>, import: ImportOptions) -> Self {
+        JobContext {
+            db,
+            worker_id: worker_id.into(),
+            registry: burrow_shared::kinds::registry(import),
+            retry: RetryPolicy::default(),
+            always_transient_file: None,
+        }
+    }
 }
 
 /// The broker side of one consumer session: where retries and dead letters are published.
@@ -56,7 +73,8 @@ pub struct Broker {
 /// Runs the job a delivery body points at and returns what to tell the broker.
 ///
 /// Never panics on input and never returns without a decision: every path ends the job
-/// (succeeded, failed or dead), schedules its retry, or dead-letters the message.
+/// (succeeded, failed, cancelled or dead), schedules its retry, parks it until its `run_at`, or
+/// dead-letters the message.
 pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) -> Outcome {
     let message = match JobMessage::decode(body) {
         Ok(message) => message,
@@ -76,6 +94,9 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
         correlation_id = %message.correlation_id,
     );
     async {
+        if let Some(outcome) = park_until_due(ctx, broker, &message).await {
+            return outcome;
+        }
         let mut lock = match JobLock::try_acquire(&ctx.db, message.job_id).await {
             Ok(Some(lock)) => lock,
             Ok(None) => {
@@ -106,16 +127,21 @@ struct Transient {
     error: String,
 }
 
+impl Transient {
+    fn new(attempt: u32, doing: &str, error: impl std::fmt::Display) -> Self {
+        Transient {
+            attempt,
+            error: format!("{doing}: {error}"),
+        }
+    }
+}
+
 async fn run(
     ctx: &JobContext,
     conn: &mut PgConnection,
     message: &JobMessage,
 ) -> Result<Outcome, Transient> {
     let id = message.job_id;
-    let transient = |attempt: u32, doing: &str, e: &dyn std::fmt::Display| Transient {
-        attempt,
-        error: format!("{doing}: {e}"),
-    };
     let queue_wait_ms = (chrono::Utc::now() - message.enqueued_at).num_milliseconds();
     let job = match jobs::claim_job(conn, id, &ctx.worker_id).await {
         Ok(Claim::Claimed(job)) => job,
@@ -130,7 +156,7 @@ async fn run(
                 attempts: 0,
             });
         }
-        Err(e) => return Err(transient(message.attempt, "claiming the job", &e)),
+        Err(e) => return Err(Transient::new(message.attempt, "claiming the job", e)),
     };
     // The database counts every run, redeliveries after a crash included; the message counts
     // retries scheduled while the database was unreachable. The larger is the truth.
@@ -140,72 +166,142 @@ async fn run(
     tracing::Span::current().record("attempt", attempt);
     info!(queue_wait_ms, worker = %ctx.worker_id, "job started");
 
-    if message.kind != KIND_IMPORT_XLSX {
+    if job.cancel_requested {
+        return finish_cancelled(conn, &job, attempt).await;
+    }
+    let Some(handler) = ctx.registry.get(&job.kind) else {
         // Not this worker's to fail: a newer api may know kinds an older worker does not. The
         // message rests in the DLQ and can be re-driven once a worker that knows it runs.
-        let reason = format!("unknown job kind {:?}", message.kind);
+        let reason = format!("unknown job kind {:?}", job.kind);
         warn!(outcome = "dead", "{reason}; dead-lettering");
         return match jobs::mark_dead(&mut *conn, id, &reason).await {
             Ok(()) => Ok(Outcome::DeadLetter {
                 reason,
                 attempts: attempt,
             }),
-            Err(e) => Err(transient(attempt, "recording the failure", &e)),
+            Err(e) => Err(Transient::new(attempt, "recording the failure", e)),
         };
-    }
+    };
     if ctx.always_transient_file.is_some() && ctx.always_transient_file == job.file_name {
-        return Err(transient(
+        return Err(Transient::new(
             attempt,
             "failpoint",
-            &"simulated transient failure",
+            "simulated transient failure",
         ));
     }
-    let file = match jobs::load_file(&mut *conn, id).await {
-        Ok(Some(file)) => file,
-        Ok(None) => {
-            return fail(conn, id, "the job has no uploaded file")
-                .await
-                .map_err(|e| transient(attempt, "recording the failure", &e))
-        }
-        Err(e) => return Err(transient(attempt, "loading the file", &e)),
-    };
+
     let started = Instant::now();
-    match import_in_transaction(ctx, conn, id, file).await {
-        Ok(rows) => {
-            let run_ms = started.elapsed().as_millis() as u64;
-            info!(rows, run_ms, outcome = "succeeded", "job finished");
+    let (progress, cancel, stop_watch) = (
+        Progress::default(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+    let watcher = tokio::spawn(watch_run(
+        ctx.db.clone(),
+        id,
+        progress.clone(),
+        cancel.clone(),
+        stop_watch.clone(),
+    ));
+    let result = run_in_transaction(conn, &job, handler.as_ref(), progress, cancel).await;
+    stop_watch.cancel();
+    let _ = watcher.await;
+    let run_ms = started.elapsed().as_millis() as u64;
+
+    match result {
+        Ok(output) => {
+            info!(
+                rows = output.rows,
+                run_ms,
+                outcome = "succeeded",
+                "job finished"
+            );
             Ok(Outcome::Ack)
         }
-        Err(e) if e.is_permanent() => {
-            let run_ms = started.elapsed().as_millis() as u64;
-            info!(run_ms, outcome = "failed", error = %e, "job finished");
-            fail(conn, id, &e.to_string())
-                .await
-                .map_err(|e| transient(attempt, "recording the failure", &e))
+        Err(JobError::Permanent(reason)) => {
+            info!(run_ms, outcome = "failed", error = %reason, "job finished");
+            match jobs::mark_failed(&mut *conn, id, &reason).await {
+                Ok(()) => Ok(Outcome::Ack),
+                Err(e) => Err(Transient::new(attempt, "recording the failure", e)),
+            }
         }
-        Err(e) => Err(transient(attempt, "importing", &e)),
+        Err(JobError::Cancelled) => finish_cancelled(conn, &job, attempt).await,
+        Err(JobError::Retryable(reason)) => Err(Transient {
+            attempt,
+            error: reason,
+        }),
     }
 }
 
-/// Imports and marks the job succeeded in one transaction.
-async fn import_in_transaction(
-    ctx: &JobContext,
+/// Runs the handler inside one transaction that also marks the job succeeded. On any error the
+/// transaction is dropped, which rolls back everything the handler wrote.
+async fn run_in_transaction(
     conn: &mut PgConnection,
-    id: Uuid,
-    file: Vec<u8>,
-) -> Result<u64, ImportError> {
-    let mut tx = conn.begin().await?;
-    // On error, dropping `tx` rolls back: no row of a failed import is ever committed.
-    let rows = import_people(&mut tx, id, file, &ctx.import).await?;
-    jobs::mark_succeeded(&mut tx, id, rows).await?;
-    tx.commit().await?;
-    Ok(rows)
+    job: &JobRow,
+    handler: &dyn burrow_shared::handler::ErasedHandler,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<burrow_shared::handler::JobOutput, JobError> {
+    let database = |e: sqlx::Error| JobError::Retryable(format!("database: {e}"));
+    let mut tx = conn.begin().await.map_err(database)?;
+    let ctx = RunContext {
+        job,
+        tx: &mut tx,
+        cancel,
+        progress,
+    };
+    let output = handler.run(ctx, job.payload.clone()).await?;
+    jobs::mark_succeeded(&mut tx, job.id, &output)
+        .await
+        .map_err(database)?;
+    tx.commit().await.map_err(database)?;
+    Ok(output)
 }
 
-/// Ends the job `failed` with `reason`; the message is acked (retrying cannot help).
-async fn fail(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<Outcome, sqlx::Error> {
-    jobs::mark_failed(conn, id, reason).await?;
-    Ok(Outcome::Ack)
+async fn finish_cancelled(
+    conn: &mut PgConnection,
+    job: &JobRow,
+    attempt: u32,
+) -> Result<Outcome, Transient> {
+    info!(outcome = "cancelled", "job cancelled");
+    match jobs::mark_cancelled(&mut *conn, job.id).await {
+        Ok(_) => Ok(Outcome::Ack),
+        Err(e) => Err(Transient::new(attempt, "recording the cancellation", e)),
+    }
+}
+
+/// A message whose `run_at` lies ahead waits in a delay queue: the shortest one that covers
+/// the remaining time (expiring exactly then), or the longest one, to come back and wait again.
+/// `None` when the job is due (or no delay queue exists), so it runs now.
+async fn park_until_due(
+    ctx: &JobContext,
+    broker: &Broker,
+    message: &JobMessage,
+) -> Option<Outcome> {
+    let remaining = (message.run_at? - chrono::Utc::now()).to_std().ok()?;
+    if remaining.is_zero() {
+        return None;
+    }
+    let delays = ctx.retry.delays();
+    let (delay, wait) = match delays.iter().find(|d| **d >= remaining) {
+        Some(delay) => (*delay, remaining),
+        None => {
+            let longest = *delays.last()?;
+            (longest, longest)
+        }
+    };
+    match publish_retry(&broker.publisher, &broker.topology, message, delay, wait).await {
+        Ok(()) => {
+            info!(
+                wait_ms = wait.as_millis() as u64,
+                "not due yet; parked in a delay queue"
+            );
+            Some(Outcome::Ack)
+        }
+        Err(e) => Some(Outcome::Requeue {
+            reason: format!("parking until run_at: {e}"),
+        }),
+    }
 }
 
 /// After a transient failure of `attempt`: schedule the next attempt in the delay queue for its

@@ -18,7 +18,6 @@ use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
 use reqwest::StatusCode;
 use support::{fixture, Stack, JOB_DEADLINE};
-use uuid::Uuid;
 
 #[tokio::test]
 async fn mock_data_1_imports_exactly_its_200_rows() {
@@ -187,11 +186,8 @@ async fn a_file_the_api_never_checked_fails_cleanly_in_the_worker() {
     stack.start_worker("w1", 1, Duration::ZERO);
     // The worker must not trust the api: store a truncated file directly and publish it.
     let job = NewJob {
-        id: Uuid::now_v7(),
-        kind: KIND_IMPORT_XLSX.to_owned(),
-        user_id: None,
         file_name: Some("truncated.xlsx".to_owned()),
-        correlation_id: Uuid::new_v4(),
+        ..NewJob::new(KIND_IMPORT_XLSX)
     };
     let mut tx = stack.env.db.begin().await.expect("tx");
     jobs::insert_job_with_file(&mut tx, &job, &BadFixture::Truncated.bytes())
@@ -330,11 +326,13 @@ async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
     };
     stack.start_worker_with(
         JobContext {
-            db: stack.env.db.clone(),
-            worker_id: "w1".to_owned(),
-            import: ImportOptions::default(),
             retry: policy.clone(),
             always_transient_file: Some("flaky.xlsx".to_owned()),
+            ..JobContext::new(
+                stack.env.db.clone(),
+                "w1".to_owned(),
+                ImportOptions::default(),
+            )
         },
         2,
     );

@@ -147,14 +147,16 @@ async fn redrive_moves_dead_jobs_back_and_leaves_garbage_in_the_dlq() {
     // A worker for which this file always fails transiently, with one attempt: dead at once.
     stack.start_worker_with(
         JobContext {
-            db: stack.env.db.clone(),
-            worker_id: "flaky".to_owned(),
-            import: ImportOptions::default(),
             retry: RetryPolicy {
                 max_attempts: 1,
                 ..RetryPolicy::default()
             },
             always_transient_file: Some("MOCK_DATA_1.xlsx".to_owned()),
+            ..JobContext::new(
+                stack.env.db.clone(),
+                "flaky".to_owned(),
+                ImportOptions::default(),
+            )
         },
         1,
     );

@@ -3,7 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use burrow_shared::jobs::{self, JobFilter, JobRow};
+use burrow_shared::jobs::{self, JobEvent, JobFilter, JobRow};
 use burrow_shared::JobStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,17 +17,38 @@ pub const DEFAULT_PAGE: i64 = 50;
 /// Largest page.
 pub const MAX_PAGE: i64 = 200;
 
-/// One job. 400 for a malformed id, 404 for an unknown one.
+/// A job with its history (`events`, oldest first).
+#[derive(Debug, Serialize)]
+pub struct JobDetail {
+    /// The job.
+    #[serde(flatten)]
+    pub job: JobRow,
+    /// Every state change: what, when, attempt, worker, error.
+    pub events: Vec<JobEvent>,
+}
+
+/// Parses a job id from the path: 400 when it is not a UUID.
+pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a job id (a UUID)")))
+}
+
+/// The job, or 404.
+pub async fn find(state: &AppState, id: Uuid) -> Result<JobRow, ApiError> {
+    jobs::find_job(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
+}
+
+/// One job and its history. 400 for a malformed id, 404 for an unknown one.
 pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<JobRow>, ApiError> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a job id (a UUID)")))?;
-    jobs::find_job(&state.db, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
+) -> Result<Json<JobDetail>, ApiError> {
+    let id = parse_id(&id)?;
+    let job = find(&state, id).await?;
+    let events = jobs::list_events(&state.db, id).await?;
+    Ok(Json(JobDetail { job, events }))
 }
 
 /// Query of the job list.

@@ -1,8 +1,12 @@
 //! The HTTP routes, one file each, and the router that mounts them.
 
+mod control;
+mod create;
 mod dead_letters;
+mod events;
 mod health;
 mod jobs;
+mod result;
 mod simulate;
 mod upload;
 
@@ -24,11 +28,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/api/jobs",
-            post(upload::create_job)
+            post(create::create_job)
                 .layer(upload_body_limit)
                 .get(jobs::list_jobs),
         )
+        .route("/api/jobs/batch", post(create::create_batch))
         .route("/api/jobs/{id}", get(jobs::get_job))
+        .route("/api/jobs/{id}/events", get(events::job_events))
+        .route("/api/jobs/{id}/result", get(result::job_result))
+        .route("/api/jobs/{id}/cancel", post(control::cancel_job))
+        .route("/api/jobs/{id}/retry", post(control::retry_job))
         .route("/api/simulate", post(simulate::simulate))
         .route(
             "/api/dead-letters/redrive",

@@ -5,7 +5,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::enqueue::{enqueue_import, Upload};
+use burrow_shared::jobs::NewJob;
+use burrow_shared::KIND_IMPORT_XLSX;
+
+use crate::enqueue::{enqueue_all, JobRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,14 +40,21 @@ const FIXTURES: [(&str, &[u8]); 5] = [
 pub async fn simulate(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let mut jobs = Vec::with_capacity(FIXTURES.len());
-    for (file_name, bytes) in FIXTURES {
-        let upload = Upload {
-            file_name: file_name.to_owned(),
-            user_id: Some("simulate".to_owned()),
-            bytes: bytes.to_vec(),
-        };
-        jobs.push(enqueue_import(&state, upload).await?);
-    }
+    let requests = FIXTURES
+        .iter()
+        .map(|(file_name, bytes)| JobRequest {
+            job: NewJob {
+                file_name: Some((*file_name).to_owned()),
+                user_id: Some("simulate".to_owned()),
+                ..NewJob::new(KIND_IMPORT_XLSX)
+            },
+            file: Some(bytes.to_vec()),
+        })
+        .collect();
+    let jobs: Vec<_> = enqueue_all(&state, requests)
+        .await?
+        .into_iter()
+        .map(|e| e.job)
+        .collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "jobs": jobs }))))
 }

@@ -2,12 +2,15 @@
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use burrow_shared::import::sniff_xlsx;
 
-use crate::enqueue::{enqueue_import, Upload};
+use burrow_shared::jobs::NewJob;
+use burrow_shared::KIND_IMPORT_XLSX;
+
+use super::create::{accepted, idempotency_key};
+use crate::enqueue::{enqueue, JobRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -16,14 +19,16 @@ const MAX_USER_ID_CHARS: usize = 128;
 /// Longest kept file name, in characters.
 const MAX_FILE_NAME_CHARS: usize = 255;
 
-/// Accepts the upload and answers `202 Accepted`, `Location: /api/jobs/{id}` and the job.
+/// Accepts the upload and answers `202 Accepted`, `Location: /api/jobs/{id}` and the job (an
+/// `Idempotency-Key` seen before answers with the earlier job instead).
 ///
 /// 400 without a `file` field, 413 over `UPLOAD_MAX_BYTES` (counted while streaming, before
 /// anything is stored), 415 if the body is not multipart or the file is not an .xlsx by content.
-pub async fn create_job(
+pub async fn create_upload_job(
     State(state): State<AppState>,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let mut multipart = multipart.map_err(|e| {
         ApiError::UnsupportedMediaType(format!("expected a multipart/form-data body: {e}"))
     })?;
@@ -60,21 +65,21 @@ pub async fn create_job(
     };
     sniff_xlsx(&bytes).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
 
-    let job = enqueue_import(
+    let job = NewJob {
+        user_id,
+        file_name: Some(file_name),
+        idempotency_key: idempotency_key(&headers)?,
+        ..NewJob::new(KIND_IMPORT_XLSX)
+    };
+    let enqueued = enqueue(
         &state,
-        Upload {
-            file_name,
-            user_id,
-            bytes,
+        JobRequest {
+            job,
+            file: Some(bytes),
         },
     )
     .await?;
-    let location = format!("/api/jobs/{}", job.id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(job),
-    ))
+    Ok(accepted(enqueued))
 }
 
 /// Reads a field's bytes, failing with 413 as soon as they pass `limit`.

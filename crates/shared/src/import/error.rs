@@ -55,6 +55,9 @@ pub enum ImportError {
     /// The spreadsheet parser panicked on this file; the worker survives and fails the job.
     #[error("the spreadsheet parser failed on this file: {0}")]
     ParserFailed(String),
+    /// The job was cancelled; nothing was committed.
+    #[error("the import was cancelled")]
+    Cancelled,
     /// Postgres failed while writing; the file itself may be fine.
     #[error("database error during import: {0}")]
     Database(#[from] sqlx::Error),
@@ -62,9 +65,9 @@ pub enum ImportError {
 
 impl ImportError {
     /// Whether the same file can never import: retrying is pointless and the job must fail.
-    /// Only database errors are transient.
+    /// Only database errors are transient (and a cancellation is neither).
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, ImportError::Database(_))
+        !matches!(self, ImportError::Database(_) | ImportError::Cancelled)
     }
 }
 

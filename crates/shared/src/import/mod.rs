@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::progress::Progress;
 
 pub use columns::COLUMNS;
 pub use error::{cell_reference, ImportError};
@@ -42,6 +45,9 @@ pub struct ImportOptions {
 /// it inside the transaction that also marks the job succeeded: on any error nothing of it may
 /// be committed (the caller rolls back).
 ///
+/// Reports rows done of the sheet's declared rows to `progress` per chunk, and stops with
+/// [`ImportError::Cancelled`] at the next chunk once `cancel` is cancelled.
+///
 /// # Errors
 /// [`ImportError`]: the file's faults are permanent ([`ImportError::is_permanent`]); a
 /// [`ImportError::Database`] is transient.
@@ -50,27 +56,35 @@ pub async fn import_people(
     job_id: Uuid,
     file: Vec<u8>,
     options: &ImportOptions,
+    progress: &Progress,
+    cancel: &CancellationToken,
 ) -> Result<u64, ImportError> {
     sqlx::query("DELETE FROM imported_rows WHERE job_id = $1")
         .bind(job_id)
         .execute(&mut *conn)
         .await?;
 
-    let (chunks_tx, mut chunks) = mpsc::channel::<Vec<u8>>(PIPELINE_CHUNKS);
+    let (chunks_tx, mut chunks) = mpsc::channel::<(Vec<u8>, u64, u64)>(PIPELINE_CHUNKS);
     let row_delay = options.row_delay;
     let parser = tokio::task::spawn_blocking(move || {
-        sheet::read_people(file, job_id, row_delay, |chunk| {
-            chunks_tx.blocking_send(chunk).is_ok()
+        sheet::read_people(file, job_id, row_delay, |chunk, done, total| {
+            chunks_tx.blocking_send((chunk, done, total)).is_ok()
         })
     });
 
     let mut copy = conn.copy_in_raw(COPY_ROWS).await?;
     let mut write_error = None;
-    while let Some(chunk) = chunks.recv().await {
+    let mut cancelled = false;
+    while let Some((chunk, done, total)) = chunks.recv().await {
+        if cancel.is_cancelled() {
+            cancelled = true;
+            break;
+        }
         if let Err(e) = copy.send(chunk).await {
             write_error = Some(e);
             break;
         }
+        progress.set(done, total.max(done));
     }
     // Dropping the receiver unblocks a parser still sending after a write error.
     drop(chunks);
@@ -83,8 +97,13 @@ pub async fn import_people(
         let _ = copy.abort("write failed").await;
         return Err(e.into());
     }
+    if cancelled {
+        let _ = copy.abort("cancelled").await;
+        return Err(ImportError::Cancelled);
+    }
     match parsed {
         Ok(rows) => {
+            progress.set(rows, rows);
             let copied = copy.finish().await?;
             debug_assert_eq!(copied, rows, "COPY row count matches the parser's");
             Ok(rows)

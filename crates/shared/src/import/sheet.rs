@@ -18,7 +18,9 @@ use super::record::{encode_row, is_blank};
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Reads the people rows of `file` and hands them, as COPY text chunks of about
-/// [`CHUNK_BYTES`], to `emit`. Returns the number of data rows.
+/// [`CHUNK_BYTES`], to `emit` together with the rows read so far and the sheet's declared row
+/// count (its `<dimension>`, 0 if absent; an estimate for progress only). Returns the number of
+/// data rows.
 ///
 /// Reads the worksheet named `Data` (any case), else the first one. The first non-blank row is
 /// the header; blank rows are skipped. `row_delay` sleeps after each row (demo pacing only).
@@ -31,7 +33,7 @@ pub fn read_people(
     file: Vec<u8>,
     job_id: Uuid,
     row_delay: Duration,
-    mut emit: impl FnMut(Vec<u8>) -> bool,
+    mut emit: impl FnMut(Vec<u8>, u64, u64) -> bool,
 ) -> Result<u64, ImportError> {
     let unreadable = |e: calamine::XlsxError| ImportError::Unreadable(e.to_string());
     let mut workbook = Xlsx::new(Cursor::new(file)).map_err(unreadable)?;
@@ -45,6 +47,9 @@ pub fn read_people(
     let mut cells = workbook
         .worksheet_cells_reader(&sheet)
         .map_err(unreadable)?;
+    let dimensions = cells.dimensions();
+    // Rows under the header, as the sheet declares them (an estimate, for progress only).
+    let declared = u64::from(dimensions.end.0.saturating_sub(dimensions.start.0));
 
     let mut rows = RowSink {
         job_id,
@@ -60,7 +65,9 @@ pub fn read_people(
         if current_row != Some(row) {
             if let Some(done) = current_row {
                 rows.finish_row(done, &row_cells)?;
-                if rows.buffer.len() >= CHUNK_BYTES && !emit(rows.take_chunk()) {
+                if rows.buffer.len() >= CHUNK_BYTES
+                    && !emit(rows.take_chunk(), rows.count, declared)
+                {
                     return Err(ImportError::ParserFailed(
                         "the database writer stopped".to_owned(),
                     ));
@@ -89,7 +96,7 @@ pub fn read_people(
         (None, _) => Err(ImportError::EmptySheet { sheet }),
         (Some(_), 0) => Err(ImportError::NoDataRows { sheet }),
         _ => {
-            if !rows.buffer.is_empty() && !emit(rows.take_chunk()) {
+            if !rows.buffer.is_empty() && !emit(rows.take_chunk(), rows.count, declared) {
                 return Err(ImportError::ParserFailed(
                     "the database writer stopped".to_owned(),
                 ));

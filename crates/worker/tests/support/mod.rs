@@ -44,11 +44,11 @@ impl Drop for Stack {
 impl Stack {
     pub async fn new() -> Stack {
         let env = TestEnv::new().await.expect("test services");
-        let state = AppState {
-            db: env.db.clone(),
-            publisher: Publisher::new(env.amqp.clone(), env.topology.clone()),
-            upload_max_bytes: 10 * 1024 * 1024,
-        };
+        let state = AppState::new(
+            env.db.clone(),
+            Publisher::new(env.amqp.clone(), env.topology.clone()),
+            10 * 1024 * 1024,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -88,11 +88,13 @@ impl Stack {
     pub fn start_worker(&mut self, worker_id: &str, concurrency: usize, row_delay: Duration) {
         self.start_worker_with(
             JobContext {
-                db: self.env.db.clone(),
-                worker_id: worker_id.to_owned(),
-                import: ImportOptions { row_delay },
                 retry: RetryPolicy::default(),
                 always_transient_file: None,
+                ..JobContext::new(
+                    self.env.db.clone(),
+                    worker_id.to_owned(),
+                    ImportOptions { row_delay },
+                )
             },
             concurrency,
         );

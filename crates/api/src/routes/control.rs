@@ -1,0 +1,67 @@
+//! `POST /api/jobs/{id}/cancel` and `POST /api/jobs/{id}/retry`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use burrow_shared::jobs::{self, JobRow};
+use burrow_shared::{outbox, JobMessage, JobStatus};
+
+use super::jobs::{find, parse_id};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Cancels a job: `queued` or `retrying` → `cancelled` at once (200); `processing` → its
+/// worker's run sees the cancellation at its next batch, rolls back and ends `cancelled` (202,
+/// `cancel_requested: true`); an ended job → 409.
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobRow>), ApiError> {
+    let id = parse_id(&id)?;
+    if jobs::mark_cancelled(&state.db, id).await? {
+        // Its message is still queued; the worker that gets it finds the job ended and acks.
+        return Ok((StatusCode::OK, Json(find(&state, id).await?)));
+    }
+    if jobs::request_cancel(&state.db, id).await? {
+        return Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?)));
+    }
+    let job = find(&state, id).await?;
+    Err(ApiError::Conflict(format!(
+        "job {id} is {} and cannot be cancelled",
+        job.status
+    )))
+}
+
+/// Runs a `failed`, `dead` or `cancelled` job again: back to `queued` with a fresh attempt
+/// budget (its history is kept in the job's events), its message through the outbox. 202; an
+/// unfinished or succeeded job → 409.
+pub async fn retry_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobRow>), ApiError> {
+    let id = parse_id(&id)?;
+    let job = find(&state, id).await?;
+    if !matches!(
+        job.status,
+        JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "job {id} is {}; only failed, dead or cancelled jobs can be retried",
+            job.status
+        )));
+    }
+    let mut tx = state.db.begin().await?;
+    if !jobs::requeue_finished(&mut *tx, id, "Retried on request").await? {
+        return Err(ApiError::Conflict(format!(
+            "job {id} changed meanwhile; try again"
+        )));
+    }
+    let message = JobMessage {
+        priority: u8::try_from(job.priority.clamp(0, 9)).unwrap_or(0),
+        ..JobMessage::new(id, &job.kind, job.correlation_id)
+    };
+    outbox::add(&mut tx, &message).await?;
+    tx.commit().await?;
+    state.publisher.wake_relay();
+    Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?)))
+}

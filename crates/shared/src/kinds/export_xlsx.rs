@@ -1,0 +1,120 @@
+//! `export_xlsx`: writes the rows of a finished import, or a filter over them, to a new .xlsx,
+//! downloadable as the job's result.
+
+use futures::TryStreamExt as _;
+use rust_xlsxwriter::Workbook;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::handler::{JobError, JobHandler, JobOutput, ResultFile, RunContext};
+use crate::people_sheet::{add_data_sheet, write_person, write_strings, Person, HEADER};
+
+/// MIME type of .xlsx files.
+pub const XLSX_CONTENT_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+/// Rows between cancellation checks and progress reports.
+const CHECK_EVERY: u64 = 10_000;
+
+/// The export kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportXlsx;
+
+/// `{"source_job_id": "…", "gender": "Female", "email_domain": "example.com"}`; the filters are
+/// optional and case-insensitive.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportPayload {
+    /// The `import_xlsx` job whose rows to export.
+    pub source_job_id: Uuid,
+    /// Only rows with this gender.
+    pub gender: Option<String>,
+    /// Only rows whose email is at this domain.
+    pub email_domain: Option<String>,
+}
+
+impl JobHandler for ExportXlsx {
+    const KIND: &'static str = "export_xlsx";
+    type Payload = ExportPayload;
+
+    async fn run(
+        &self,
+        ctx: RunContext<'_>,
+        payload: ExportPayload,
+    ) -> Result<JobOutput, JobError> {
+        let retryable = |e: sqlx::Error| JobError::Retryable(format!("reading rows: {e}"));
+        let source: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT status, rows_imported FROM jobs WHERE id = $1")
+                .bind(payload.source_job_id)
+                .fetch_optional(&mut *ctx.tx)
+                .await
+                .map_err(retryable)?;
+        let total = match source {
+            Some((status, rows)) if status == "succeeded" => rows.unwrap_or(0).max(0) as u64,
+            Some((status, _)) => {
+                return Err(JobError::Permanent(format!(
+                    "job {} is {status}; only a succeeded import can be exported",
+                    payload.source_job_id
+                )))
+            }
+            None => {
+                return Err(JobError::Permanent(format!(
+                    "no job {}",
+                    payload.source_job_id
+                )))
+            }
+        };
+
+        let mut workbook = Workbook::new();
+        let sheet = add_data_sheet(&mut workbook).map_err(xlsx_error)?;
+        write_strings(sheet, 0, 0, &HEADER).map_err(xlsx_error)?;
+        let mut rows = sqlx::query_as::<_, (i64, String, String, String, String, String)>(
+            "SELECT id, coalesce(first_name, ''), coalesce(last_name, ''), coalesce(email, ''), \
+                    coalesce(gender, ''), coalesce(ip_address, '') \
+             FROM imported_rows WHERE job_id = $1 \
+               AND ($2::text IS NULL OR lower(gender) = lower($2)) \
+               AND ($3::text IS NULL OR lower(email) LIKE '%@' || lower($3)) \
+             ORDER BY row_number",
+        )
+        .bind(payload.source_job_id)
+        .bind(&payload.gender)
+        .bind(&payload.email_domain)
+        .fetch(&mut *ctx.tx);
+        let mut written: u64 = 0;
+        while let Some((id, first_name, last_name, email, gender, ip_address)) =
+            rows.try_next().await.map_err(retryable)?
+        {
+            let person = Person {
+                id,
+                first_name,
+                last_name,
+                email,
+                gender,
+                ip_address,
+            };
+            written += 1;
+            write_person(sheet, written as u32, &person).map_err(xlsx_error)?;
+            if written % CHECK_EVERY == 0 {
+                if ctx.cancel.is_cancelled() {
+                    return Err(JobError::Cancelled);
+                }
+                ctx.progress.set(written, total);
+            }
+        }
+        drop(rows);
+        let bytes = workbook.save_to_buffer().map_err(xlsx_error)?;
+        ctx.progress.set(written, written);
+        Ok(JobOutput {
+            message: format!("Exported {written} rows"),
+            rows: Some(written),
+            result: Some(ResultFile {
+                file_name: format!("export-{}.xlsx", payload.source_job_id),
+                content_type: XLSX_CONTENT_TYPE.to_owned(),
+                bytes,
+            }),
+        })
+    }
+}
+
+fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> JobError {
+    JobError::Permanent(format!("writing the .xlsx: {e}"))
+}
