@@ -475,18 +475,35 @@ pub async fn mark_dead(db: impl PgExecutor<'_>, id: Uuid, error: &str) -> Result
     .map(drop)
 }
 
-/// Ends a job `cancelled`: a queued or retrying one at once (the api), a processing one when
-/// its run stopped (the worker). Returns whether it changed.
+/// Cancels a job that waits (`queued` or `retrying`) at once. Returns whether it changed. Its
+/// message stays queued; the worker that receives it finds the job ended and acks.
+///
+/// # Errors
+/// The database error.
+pub async fn cancel_waiting(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    mark_cancelled_from(db, id, "status IN ('queued', 'retrying')").await
+}
+
+/// Ends a `processing` job `cancelled`: its run stopped on a cancel request and rolled back.
+/// Returns whether it changed.
 ///
 /// # Errors
 /// The database error.
 pub async fn mark_cancelled(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    mark_cancelled_from(db, id, "status = 'processing'").await
+}
+
+async fn mark_cancelled_from(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    from: &str,
+) -> Result<bool, sqlx::Error> {
     transition(
         db,
         id,
         "status = 'cancelled', message = 'Cancelled', next_attempt_at = NULL, \
          completed_at = clock_timestamp()",
-        "status IN ('queued', 'processing', 'retrying')",
+        from,
         "cancelled",
         None,
         None,

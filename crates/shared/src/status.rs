@@ -58,7 +58,7 @@ impl JobStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled
         )
     }
 }
@@ -106,6 +106,23 @@ mod tests {
                 Some(format!("\"{status}\""))
             );
         }
+    }
+
+    #[test]
+    fn only_ended_states_are_terminal() {
+        let terminal: Vec<JobStatus> = JobStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                JobStatus::Succeeded,
+                JobStatus::Failed,
+                JobStatus::Dead,
+                JobStatus::Cancelled
+            ]
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub async fn cancel_job(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<JobRow>), ApiError> {
     let id = parse_id(&id)?;
-    if jobs::mark_cancelled(&state.db, id).await? {
+    if jobs::cancel_waiting(&state.db, id).await? {
         // Its message is still queued; the worker that gets it finds the job ended and acks.
         return Ok((StatusCode::OK, Json(find(&state, id).await?)));
     }

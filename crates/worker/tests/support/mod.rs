@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Longest a test waits for a job to end.
-pub const JOB_DEADLINE: Duration = Duration::from_secs(60);
+pub const JOB_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A test's api and in-process workers; stops them when dropped.
 pub struct Stack {
@@ -127,6 +127,80 @@ impl Stack {
             .send()
             .await
             .expect("request")
+    }
+
+    /// POSTs `body` as JSON to `path`; the status, the JSON answer and the headers.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> (StatusCode, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("request");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, response.json().await.unwrap_or_default(), headers)
+    }
+
+    /// POSTs to `path` with no body; the status and JSON answer.
+    pub async fn post(&self, path: &str) -> (StatusCode, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// GETs `path`; the response.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Jobs stored.
+    pub async fn job_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.env.db)
+            .await
+            .expect("count")
+    }
+
+    /// Polls until `probe` holds for the job, or panics after the deadline.
+    pub async fn wait_for_job(
+        &self,
+        id: Uuid,
+        what: &str,
+        probe: impl Fn(&JobRow) -> bool,
+    ) -> JobRow {
+        let deadline = tokio::time::Instant::now() + JOB_DEADLINE;
+        loop {
+            let job = jobs::find_job(&self.env.db, id)
+                .await
+                .expect("query")
+                .expect("job exists");
+            if probe(&job) {
+                return job;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let events = jobs::list_events(&self.env.db, id)
+                    .await
+                    .unwrap_or_default();
+                panic!(
+                    "job {id}: waited for {what}, still {}; history {events:?}",
+                    job.status
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Uploads and returns the new job's id.
