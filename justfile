@@ -34,3 +34,16 @@ fixtures:
 # Write a big people workbook for benchmarks (not committed), e.g. `just big-fixture 1000000`.
 big-fixture rows="1000000":
     cargo run --release -p burrow-shared --features fixtures --bin burrow-fixtures -- big --rows {{rows}} --out fixtures/big/people-{{rows}}.xlsx
+
+# The fault-injection suite: kills and restarts processes, RabbitMQ and Postgres (a few minutes).
+chaos: services
+    cargo build --bins
+    cargo test -p burrow-worker --all-features --test chaos -- --ignored --nocapture --test-threads 1
+
+# Validate deploy/: compose.yaml (Compose spec), k8s/ (Kubernetes and KEDA schemas), Dockerfile (hadolint).
+deploy-check:
+    bash deploy/validate.sh
+
+# Measured scale-out: 2,000 sleep jobs on 1, 2 and 4 worker processes, then one SIGKILLed (about 3 min).
+scale-demo: services
+    bash deploy/scale-demo.sh

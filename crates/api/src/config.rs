@@ -8,6 +8,8 @@
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `BIND_ADDR` | `127.0.0.1:8080` | listen address (`0.0.0.0:8080` in a container) |
 //! | `UPLOAD_MAX_BYTES` | 52428800 (50 MiB) | largest accepted upload, enforced while streaming |
+//! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many queued (due) jobs |
+//! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when jobs waited this long and none finished |
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them
@@ -15,6 +17,7 @@
 
 use std::net::SocketAddr;
 
+use burrow_shared::readiness::{self, ReadinessRules};
 use clap::Parser;
 
 use crate::failpoint::Failpoint;
@@ -51,12 +54,23 @@ pub struct ApiConfig {
     /// Largest accepted upload in bytes (the file itself), enforced while streaming.
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = DEFAULT_UPLOAD_MAX_BYTES)]
     pub upload_max_bytes: usize,
+    /// `/readyz` says `degraded` when more jobs than this are queued and due.
+    #[arg(long, env = "READY_BACKLOG_THRESHOLD", default_value_t = readiness::DEFAULT_BACKLOG_THRESHOLD)]
+    pub ready_backlog_threshold: u64,
+    /// `/readyz` says `degraded` when jobs have waited this many minutes and none finished.
+    #[arg(long, env = "READY_STALL_MINUTES", default_value_t = readiness::DEFAULT_STALL_MINUTES)]
+    pub ready_stall_minutes: u64,
     /// Test-only: the failpoint to arm (see [`Failpoint`]); never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
     pub failpoint: Option<String>,
 }
 
 impl ApiConfig {
+    /// When `/readyz` says `degraded`.
+    pub fn readiness_rules(&self) -> ReadinessRules {
+        ReadinessRules::new(self.ready_backlog_threshold, self.ready_stall_minutes)
+    }
+
     /// The armed failpoint, if `BURROW_FAILPOINT` names one of the api's; names of other
     /// binaries' failpoints (and unknown names) give `None`.
     pub fn failpoint(&self) -> Option<Failpoint> {

@@ -95,6 +95,7 @@ pub async fn enqueue_all(
     for enqueued in stored.iter().filter(|e| e.created) {
         let job = &enqueued.job;
         tracing::info!(job.id = %job.id, job.kind = %job.kind, correlation_id = %job.correlation_id, "job accepted");
+        crate::metrics::record_enqueued(&job.kind);
     }
     Ok(stored)
 }

@@ -10,6 +10,7 @@
 //! - [`relay`]: the outbox relay: publish pending messages, stamp the confirmed ones.
 //! - [`publisher`]: what handlers and the relay share: broker pool, wake-up, broker health.
 //! - [`failpoint`]: test-only crash points for the fault-injection suite.
+//! - [`metrics`]: the Prometheus metric names (with units), the recorder, recording helpers.
 //! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`error`]: [`error::ApiError`], the JSON error responses.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod enqueue;
 pub mod error;
 pub mod failpoint;
+pub mod metrics;
 pub mod publisher;
 pub mod relay;
 pub mod routes;

@@ -37,6 +37,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use burrow_shared::outbox;
 use burrow_shared::publish::PublishError;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -148,7 +149,9 @@ impl Relay {
                 // Stopping: a last batch on an open channel, but no new connection.
                 break;
             }
-            match self.drain().await {
+            let drained = self.drain().await;
+            self.record_pending().await;
+            match drained {
                 Ok(()) => self.on_success(),
                 Err(e) => {
                     self.on_failure(e).await;
@@ -192,6 +195,14 @@ impl Relay {
             if !batch.full_and_all_published() || self.stop.is_cancelled() {
                 return Ok(());
             }
+        }
+    }
+
+    /// Sets the `burrow_outbox_pending` gauge; skipped (the gauge keeps its value) while
+    /// Postgres does not answer.
+    async fn record_pending(&self) {
+        if let Ok(pending) = outbox::pending_count(&self.db).await {
+            crate::metrics::record_pending(pending);
         }
     }
 

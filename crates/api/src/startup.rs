@@ -29,7 +29,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to Postgres, prepares the broker pool and binds the listen address.
+    /// Connects to Postgres, prepares the broker pool, installs the process's metrics recorder
+    /// (once per process) and binds the listen address.
     ///
     /// RabbitMQ is not contacted here: the api starts, and accepts jobs into the outbox, while
     /// the broker is down; the relay connects (and declares the topology) when it can.
@@ -51,7 +52,11 @@ impl Application {
         }
         let publisher = Publisher::new(amqp, Topology::with_prefix(&config.queue_prefix))
             .with_failpoint(failpoint);
-        let state = AppState::new(db, publisher, config.upload_max_bytes);
+        let state = AppState {
+            readiness: config.readiness_rules(),
+            metrics: Some(crate::metrics::install()),
+            ..AppState::new(db, publisher, config.upload_max_bytes)
+        };
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;

@@ -2,6 +2,8 @@
 
 use burrow_shared::handler::Registry;
 use burrow_shared::import::ImportOptions;
+use burrow_shared::readiness::ReadinessRules;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::publisher::Publisher;
@@ -18,6 +20,10 @@ pub struct AppState {
     pub upload_max_bytes: usize,
     /// The job kinds, to validate kinds and payloads (422) before anything is stored.
     pub registry: Registry,
+    /// When `/readyz` says `degraded` (backlog, stall); the defaults unless configured.
+    pub readiness: ReadinessRules,
+    /// Renders `GET /metrics`; `None` (the default) serves an empty page.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -29,6 +35,8 @@ impl AppState {
             publisher,
             upload_max_bytes,
             registry,
+            readiness: ReadinessRules::default(),
+            metrics: None,
         }
     }
 }

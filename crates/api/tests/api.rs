@@ -598,3 +598,130 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
         Some(0)
     );
 }
+
+/// Serves the api on port 0 with the state `AppState::new` gives, changed by `adjust` (e.g.
+/// a metrics handle or readiness rules).
+async fn spawn_api_adjusted(adjust: impl FnOnce(AppState) -> AppState) -> TestApi {
+    let env = TestEnv::new().await.expect("test services");
+    let state = adjust(AppState::new(
+        env.db.clone(),
+        Publisher::new(env.amqp.clone(), env.topology.clone()),
+        1024 * 1024,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::from_parts(listener, state);
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    TestApi {
+        env,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+    }
+}
+
+/// `GET /metrics`: the status, the content type and the page.
+async fn scrape(api: &TestApi) -> (StatusCode, String, String) {
+    let response = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("body"))
+}
+
+/// The value of `series` (name and labels, exactly as rendered) on a Prometheus text page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_answer_200_text_plain_and_count_enqueued_and_published_jobs() {
+    // Without a recorder (the default state) the page is empty, but well-formed.
+    let bare = spawn_api(1024 * 1024).await;
+    let (status, content_type, _) = scrape(&bare).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+
+    // With the process's recorder. Under `cargo test` other tests of this binary record too,
+    // so counts are lower bounds here.
+    let api = spawn_api_adjusted(|state| AppState {
+        metrics: Some(burrow_api::metrics::install()),
+        ..state
+    })
+    .await;
+    let created = api
+        .http
+        .post(format!("{}/api/jobs", api.base))
+        .json(&serde_json::json!({ "kind": "noop" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), StatusCode::ACCEPTED);
+    let page = eventually(
+        "the relay to publish and the metrics to show it",
+        || async {
+            let (status, content_type, page) = scrape(&api).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(content_type.starts_with("text/plain"), "{content_type}");
+            sample(&page, "burrow_outbox_published_total")
+                .is_some_and(|n| n >= 1.0)
+                .then_some(page)
+        },
+    )
+    .await;
+    let enqueued = sample(&page, r#"burrow_jobs_enqueued_total{kind="noop"}"#);
+    assert!(enqueued.is_some_and(|n| n >= 1.0), "{page}");
+    assert!(
+        page.contains("# TYPE burrow_outbox_pending gauge"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_degraded_when_queued_jobs_pass_the_backlog_threshold() {
+    let api = spawn_api_adjusted(|state| AppState {
+        readiness: burrow_shared::readiness::ReadinessRules::new(1, 10),
+        ..state
+    })
+    .await;
+    for _ in 0..2 {
+        let created = api
+            .http
+            .post(format!("{}/api/jobs", api.base))
+            .json(&serde_json::json!({ "kind": "noop" }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(created.status(), StatusCode::ACCEPTED);
+    }
+    // No worker runs here: both jobs stay queued, over the threshold of 1.
+    let body = eventually("/readyz to report rabbitmq up", || async {
+        let (status, body) = api.get("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body["rabbitmq"] == "up").then_some(body)
+    })
+    .await;
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["jobs_waiting"], 2, "{body}");
+    let reasons = body["reasons"].as_array().expect("reasons");
+    assert_eq!(reasons.len(), 1, "{body}");
+    assert!(
+        reasons[0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("backlog")),
+        "{body}"
+    );
+}

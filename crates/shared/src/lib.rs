@@ -8,7 +8,9 @@
 //! - [`redrive`]: moving dead-lettered job messages back to the work queue.
 //! - [`outbox`]: the transactional outbox the api writes and its relay drains.
 //! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
+//! - [`readiness`]: when `/readyz` says `degraded` (backlog, stall), and the job table's backlog.
 //! - [`jobs`]: the SQL for job rows and their files.
+//! - [`job_stats`]: aggregates for the dashboard (per status, per minute, failures by error).
 //! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
 //! - [`handler`]: the `JobHandler` trait and the kinds registry; [`kinds`]: the kinds burrow ships.
 //! - [`progress`]: progress reporting from a running job.
@@ -27,6 +29,7 @@ pub mod fixtures;
 pub mod handler;
 pub mod import;
 pub mod job_lock;
+pub mod job_stats;
 pub mod jobs;
 pub mod kinds;
 pub mod message;
@@ -34,6 +37,7 @@ pub mod outbox;
 pub mod people_sheet;
 pub mod progress;
 pub mod publish;
+pub mod readiness;
 pub mod redrive;
 pub mod retry;
 pub mod status;

@@ -16,10 +16,17 @@
 //! | `RETRY_MAX_ATTEMPTS` | 5 | attempts per job, the first included; then the job is dead |
 //! | `JOB_LEASE_SECS` | 600 | a `processing` job whose worker is gone this long is re-enqueued |
 //! | `SWEEP_INTERVAL_SECS` | 30 | how often one replica looks for such stuck jobs |
+//! | `RETENTION_DAYS` | 30 | finished jobs (and their files, rows, results, history) are deleted after this many days; 0 keeps them |
+//! | `RECURRING_JOBS` | unset | JSON array of `{"name","cron","kind","payload"}`: jobs enqueued on cron schedules (UTC, with seconds) |
+//! | `WORKER_HTTP_ADDR` | `127.0.0.1:9090` | `/healthz`, `/readyz`, `/metrics` (`0.0.0.0:9090` in a container; a taken port is a warning, not an error) |
+//! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queue |
+//! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when messages waited this long and this worker finished nothing |
 //! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use burrow_shared::readiness::{self, ReadinessRules};
 use burrow_shared::retry::{self, RetryPolicy};
 
 /// The worker daemon's settings.
@@ -77,6 +84,22 @@ pub struct WorkerConfig {
     /// Seconds between sweeps for stuck jobs (one replica sweeps at a time).
     #[arg(long, env = "SWEEP_INTERVAL_SECS", default_value_t = 30)]
     pub sweep_interval_secs: u64,
+    /// Days after which finished jobs are deleted (0: never).
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Recurring jobs: a JSON array of `{"name", "cron", "kind", "payload"}`; cron with seconds, UTC.
+    #[arg(long, env = "RECURRING_JOBS")]
+    pub recurring_jobs: Option<String>,
+    /// Address of the worker's HTTP server: `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "WORKER_HTTP_ADDR", default_value = "127.0.0.1:9090")]
+    pub http_addr: SocketAddr,
+    /// `/readyz` says `degraded` when more messages than this are ready in the work queue.
+    #[arg(long, env = "READY_BACKLOG_THRESHOLD", default_value_t = readiness::DEFAULT_BACKLOG_THRESHOLD)]
+    pub ready_backlog_threshold: u64,
+    /// `/readyz` says `degraded` when messages have waited this many minutes and this worker
+    /// finished nothing meanwhile.
+    #[arg(long, env = "READY_STALL_MINUTES", default_value_t = readiness::DEFAULT_STALL_MINUTES)]
+    pub ready_stall_minutes: u64,
     /// Test-only fault injection, e.g. `transient_import:NAME` (jobs of that file name always
     /// fail transiently). Never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
@@ -110,6 +133,11 @@ impl WorkerConfig {
             .as_deref()?
             .strip_prefix("transient_import:")
             .map(str::to_owned)
+    }
+
+    /// When `/readyz` says `degraded`.
+    pub fn readiness_rules(&self) -> ReadinessRules {
+        ReadinessRules::new(self.ready_backlog_threshold, self.ready_stall_minutes)
     }
 
     /// The drain timeout as a duration.

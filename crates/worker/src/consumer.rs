@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::metrics;
 use crate::process::{process_delivery, Broker, JobContext};
 
 /// Consumer settings.
@@ -122,6 +123,8 @@ async fn consume_session(
             FieldTable::default(),
         )
         .await?;
+    // Ready (for `/readyz`) from here until this session ends, however it ends.
+    let _connected = ctx.health.consumer_connected();
     info!(
         queue = %topology.work_queue,
         concurrency = settings.concurrency,
@@ -148,7 +151,9 @@ async fn consume_session(
         };
         let (ctx, broker) = (ctx.clone(), broker.clone());
         in_flight.spawn(async move {
+            let _gauge = metrics::InFlight::enter();
             let outcome = process_delivery(&ctx, &broker, &delivery.data).await;
+            ctx.health.delivery_finished();
             if let Err(e) = outcome
                 .apply(&delivery, &broker.publisher, &broker.topology)
                 .await

@@ -6,14 +6,24 @@
 //! - [`process`]: one delivery → claim, import, commit → an [`outcome::Outcome`].
 //! - [`outcome`]: ack, dead-letter, or requeue.
 //! - [`watch`]: progress flushing and cancel requests while a job runs.
+//! - [`maintenance`]: sweeper, retention and recurring jobs, one replica at a time each.
 //! - [`sweeper`]: re-enqueues jobs whose worker and message are both gone (one replica at a time).
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics` on `WORKER_HTTP_ADDR`.
+//! - [`health`]: what `/readyz` reads: consumer connected, last finished delivery, backlog.
+//! - [`metrics`]: the Prometheus metric names (with units), the recorder, recording helpers.
+//! - [`queue_stats`]: the queue gauges (ready messages, consumers), refreshed every ~5 s.
 //!
 //! `main.rs` only reads config, starts tracing and awaits [`run`].
 
 pub mod config;
 pub mod consumer;
+pub mod health;
+pub mod http;
+pub mod maintenance;
+pub mod metrics;
 pub mod outcome;
 pub mod process;
+pub mod queue_stats;
 pub mod sweeper;
 pub mod watch;
 
@@ -28,6 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::consumer::{consume, ConsumerSettings};
+use crate::health::WorkerHealth;
+use crate::http::HttpState;
+use crate::maintenance::Maintenance;
 use crate::process::JobContext;
 
 /// Moves up to `limit` job messages from the DLQ back to the work queue (`burrow-worker redrive`).
@@ -51,7 +64,9 @@ pub async fn redrive(config: &WorkerConfig, limit: u32) -> anyhow::Result<Redriv
     Ok(report)
 }
 
-/// Connects to Postgres and RabbitMQ and consumes until `shutdown` is cancelled.
+/// Connects to Postgres and RabbitMQ and consumes until `shutdown` is cancelled, serving
+/// `/healthz`, `/readyz` and `/metrics` on `WORKER_HTTP_ADDR` meanwhile. Installs the process's
+/// metrics recorder (once per process).
 ///
 /// # Errors
 /// If a service is unreachable at start, or the consumer fails.
@@ -63,8 +78,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let import = ImportOptions {
         row_delay: Duration::from_millis(config.import_row_delay_ms),
     };
+    let handle = metrics::install();
+    let health = WorkerHealth::new();
     let ctx = JobContext {
         retry: config.retry_policy(),
+        health: health.clone(),
         always_transient_file: config.failpoint_transient_file(),
         ..JobContext::new(db.clone(), config.worker_id(), import)
     };
@@ -74,17 +92,40 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         drain_timeout: config.drain_timeout(),
     };
     let topology = Topology::with_prefix(&config.queue_prefix);
-    let sweeper = tokio::spawn(sweeper::run_sweeper(
-        db.clone(),
-        amqp.clone(),
-        topology.clone(),
-        config.retry_policy(),
-        Duration::from_secs(config.job_lease_secs),
-        Duration::from_secs(config.sweep_interval_secs),
+    let recurring = match &config.recurring_jobs {
+        Some(json) => maintenance::recurring::parse_recurring(json, &ctx.registry)?,
+        None => Vec::new(),
+    };
+    let maintenance = Maintenance {
+        db: db.clone(),
+        amqp: amqp.clone(),
+        topology: topology.clone(),
+        retry: config.retry_policy(),
+        lease: Duration::from_secs(config.job_lease_secs),
+        interval: Duration::from_secs(config.sweep_interval_secs),
+        retention_days: config.retention_days,
+        recurring,
+    };
+    let maintenance = tokio::spawn(maintenance.run(shutdown.clone()));
+    let http = tokio::spawn(http::run_http(
+        config.http_addr,
+        HttpState {
+            db: db.clone(),
+            health: health.clone(),
+            rules: config.readiness_rules(),
+            metrics: Some(handle.clone()),
+        },
         shutdown.clone(),
     ));
+    let queue_stats = tokio::spawn(queue_stats::run_queue_stats(
+        amqp.clone(),
+        topology.clone(),
+        health,
+        shutdown.clone(),
+    ));
+    let upkeep = tokio::spawn(metrics::run_upkeep(handle, shutdown.clone()));
     let result = consume(&amqp, &topology, ctx, &settings, shutdown).await;
-    let _ = sweeper.await;
+    let _ = tokio::join!(maintenance, http, queue_stats, upkeep);
     amqp.close();
     db.close().await;
     result

@@ -14,7 +14,7 @@
 //! a delay queue (`retrying`) or, after the last attempt, dead-letters it (`dead`). Messages no
 //! worker can run (undecodable, no such job, unknown kind) go to the DLQ at once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burrow_shared::handler::{JobError, Registry, RunContext};
 use burrow_shared::import::ImportOptions;
@@ -29,6 +29,8 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
+use crate::health::WorkerHealth;
+use crate::metrics::{self, JobOutcome};
 use crate::outcome::Outcome;
 use crate::watch::watch_run;
 
@@ -46,6 +48,8 @@ pub struct JobContext {
     /// Test-only failpoint: jobs whose file has this name fail transiently on every attempt
     /// (`BURROW_FAILPOINT=transient_import:NAME`), to exercise retries and the DLQ.
     pub always_transient_file: Option<String>,
+    /// Where the consumer reports its connection and finished deliveries, for `/readyz`.
+    pub health: WorkerHealth,
 }
 
 impl JobContext {
@@ -57,6 +61,7 @@ impl JobContext {
             registry: burrow_shared::kinds::registry(import),
             retry: RetryPolicy::default(),
             always_transient_file: None,
+            health: WorkerHealth::new(),
         }
     }
 }
@@ -80,6 +85,7 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
         Ok(message) => message,
         Err(e) => {
             warn!(error = %e, bytes = body.len(), "dead-lettering an undecodable message");
+            metrics::record_outcome(metrics::UNKNOWN_KIND, JobOutcome::DeadLettered, None);
             return Outcome::DeadLetter {
                 reason: e.to_string(),
                 attempts: 0,
@@ -105,14 +111,16 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
             }
             Err(e) => {
                 let error = format!("locking the job: {e}");
-                return retry_or_bury(ctx, broker, &message, message.attempt, error).await;
+                return retry_or_bury(ctx, broker, &message, message.attempt, error, None).await;
             }
         };
         let outcome = match run(ctx, lock.conn(), &message).await {
             Ok(outcome) => outcome,
-            Err(Transient { attempt, error }) => {
-                retry_or_bury(ctx, broker, &message, attempt, error).await
-            }
+            Err(Transient {
+                attempt,
+                error,
+                ran,
+            }) => retry_or_bury(ctx, broker, &message, attempt, error, ran).await,
         };
         lock.release().await;
         outcome
@@ -121,10 +129,11 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
     .await
 }
 
-/// A transient failure of attempt `attempt`.
+/// A transient failure of attempt `attempt`; `ran`: how long the handler ran, if it did.
 struct Transient {
     attempt: u32,
     error: String,
+    ran: Option<Duration>,
 }
 
 impl Transient {
@@ -132,6 +141,7 @@ impl Transient {
         Transient {
             attempt,
             error: format!("{doing}: {error}"),
+            ran: None,
         }
     }
 }
@@ -151,6 +161,8 @@ async fn run(
         }
         Ok(Claim::Missing) => {
             warn!("no job row for this message; dead-lettering it");
+            let kind = metrics::kind_label(&ctx.registry, &message.kind);
+            metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
             return Ok(Outcome::DeadLetter {
                 reason: format!("no job {id}"),
                 attempts: 0,
@@ -165,9 +177,11 @@ async fn run(
         .max(message.attempt);
     tracing::Span::current().record("attempt", attempt);
     info!(queue_wait_ms, worker = %ctx.worker_id, "job started");
+    let kind = metrics::kind_label(&ctx.registry, &job.kind);
+    metrics::record_started(kind);
 
     if job.cancel_requested {
-        return finish_cancelled(conn, &job, attempt).await;
+        return finish_cancelled(conn, &job, attempt, kind, queue_wait_ms, None).await;
     }
     let Some(handler) = ctx.registry.get(&job.kind) else {
         // Not this worker's to fail: a newer api may know kinds an older worker does not. The
@@ -175,10 +189,13 @@ async fn run(
         let reason = format!("unknown job kind {:?}", job.kind);
         warn!(outcome = "dead", "{reason}; dead-lettering");
         return match jobs::mark_dead(&mut *conn, id, &reason).await {
-            Ok(()) => Ok(Outcome::DeadLetter {
-                reason,
-                attempts: attempt,
-            }),
+            Ok(()) => {
+                metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
+                Ok(Outcome::DeadLetter {
+                    reason,
+                    attempts: attempt,
+                })
+            }
             Err(e) => Err(Transient::new(attempt, "recording the failure", e)),
         };
     };
@@ -206,29 +223,44 @@ async fn run(
     let result = run_in_transaction(conn, &job, handler.as_ref(), progress, cancel).await;
     stop_watch.cancel();
     let _ = watcher.await;
-    let run_ms = started.elapsed().as_millis() as u64;
+    let ran = started.elapsed();
+    let run_ms = ran.as_millis() as u64;
 
     match result {
         Ok(output) => {
             info!(
                 rows = output.rows,
+                queue_wait_ms,
                 run_ms,
                 outcome = "succeeded",
                 "job finished"
             );
+            metrics::record_outcome(kind, JobOutcome::Succeeded, Some(ran));
+            if job.kind == burrow_shared::KIND_IMPORT_XLSX {
+                metrics::record_rows_imported(output.rows.unwrap_or(0));
+            }
             Ok(Outcome::Ack)
         }
         Err(JobError::Permanent(reason)) => {
-            info!(run_ms, outcome = "failed", error = %reason, "job finished");
+            info!(queue_wait_ms, run_ms, outcome = "failed", error = %reason, "job finished");
             match jobs::mark_failed(&mut *conn, id, &reason).await {
-                Ok(()) => Ok(Outcome::Ack),
-                Err(e) => Err(Transient::new(attempt, "recording the failure", e)),
+                Ok(()) => {
+                    metrics::record_outcome(kind, JobOutcome::Failed, Some(ran));
+                    Ok(Outcome::Ack)
+                }
+                Err(e) => Err(Transient {
+                    ran: Some(ran),
+                    ..Transient::new(attempt, "recording the failure", e)
+                }),
             }
         }
-        Err(JobError::Cancelled) => finish_cancelled(conn, &job, attempt).await,
+        Err(JobError::Cancelled) => {
+            finish_cancelled(conn, &job, attempt, kind, queue_wait_ms, Some(ran)).await
+        }
         Err(JobError::Retryable(reason)) => Err(Transient {
             attempt,
             error: reason,
+            ran: Some(ran),
         }),
     }
 }
@@ -258,15 +290,31 @@ async fn run_in_transaction(
     Ok(output)
 }
 
+/// Ends a job cancelled on request; `ran`: how long its handler ran (`None`: it never started).
 async fn finish_cancelled(
     conn: &mut PgConnection,
     job: &JobRow,
     attempt: u32,
+    kind: &str,
+    queue_wait_ms: i64,
+    ran: Option<Duration>,
 ) -> Result<Outcome, Transient> {
-    info!(outcome = "cancelled", "job cancelled");
+    let run_ms = ran.map(|ran| ran.as_millis() as u64);
+    info!(
+        queue_wait_ms,
+        run_ms,
+        outcome = "cancelled",
+        "job cancelled"
+    );
     match jobs::mark_cancelled(&mut *conn, job.id).await {
-        Ok(_) => Ok(Outcome::Ack),
-        Err(e) => Err(Transient::new(attempt, "recording the cancellation", e)),
+        Ok(_) => {
+            metrics::record_outcome(kind, JobOutcome::Cancelled, ran);
+            Ok(Outcome::Ack)
+        }
+        Err(e) => Err(Transient {
+            ran,
+            ..Transient::new(attempt, "recording the cancellation", e)
+        }),
     }
 }
 
@@ -306,14 +354,17 @@ async fn park_until_due(
 
 /// After a transient failure of `attempt`: schedule the next attempt in the delay queue for its
 /// backoff (`retrying`), or, when none is left, bury the job (`dead`, message to the DLQ).
+/// `ran`: how long the failed attempt's handler ran, if it started.
 async fn retry_or_bury(
     ctx: &JobContext,
     broker: &Broker,
     message: &JobMessage,
     attempt: u32,
     error: String,
+    ran: Option<Duration>,
 ) -> Outcome {
     let id = message.job_id;
+    let kind = metrics::kind_label(&ctx.registry, &message.kind);
     if !ctx.retry.allows_another(attempt) {
         let reason = format!(
             "attempt {attempt} of {} failed: {error}",
@@ -323,6 +374,7 @@ async fn retry_or_bury(
         if let Err(e) = jobs::mark_dead(&ctx.db, id, &reason).await {
             warn!(error = %e, "could not mark the job dead (the sweeper will)");
         }
+        metrics::record_outcome(kind, JobOutcome::DeadLettered, ran);
         return Outcome::DeadLetter {
             reason,
             attempts: attempt,
@@ -331,6 +383,7 @@ async fn retry_or_bury(
     let delay = ctx.retry.delay(attempt);
     let wait = ctx.retry.jittered(attempt, fastrand::f64());
     let next = message.for_attempt(attempt + 1);
+    metrics::record_outcome(kind, JobOutcome::Retried, ran);
     if let Err(e) = publish_retry(&broker.publisher, &broker.topology, &next, delay, wait).await {
         warn!(error = %e, "could not schedule the retry; requeueing the delivery");
         return Outcome::Requeue { reason: error };

@@ -6,8 +6,8 @@
 //! has been `processing` (or overdue in `retrying`) for longer than the lease while nobody holds
 //! its job lock gets a fresh message, or is marked `dead` if it has used all its attempts.
 //!
-//! Every replica runs the loop, but each sweep happens under a transaction-level advisory lock,
-//! so exactly one replica sweeps at a time.
+//! Every replica runs it (from [`crate::maintenance`]), but each sweep happens under a
+//! transaction-level advisory lock, so exactly one replica sweeps at a time.
 
 use std::time::Duration;
 
@@ -16,8 +16,6 @@ use burrow_shared::publish::{open_confirm_channel, publish_job};
 use burrow_shared::retry::RetryPolicy;
 use burrow_shared::{JobMessage, Topology};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 use uuid::Uuid;
 
 /// Advisory lock key of the sweeper ("burrowSW"); the job locks use hashed UUIDs instead.
@@ -35,38 +33,6 @@ pub struct SweepReport {
     pub requeued: u32,
     /// Jobs marked dead: their worker was lost during their last attempt.
     pub buried: u32,
-}
-
-/// Sweeps every `interval` until `shutdown`.
-pub async fn run_sweeper(
-    db: PgPool,
-    amqp: deadpool_lapin::Pool,
-    topology: Topology,
-    retry: RetryPolicy,
-    lease: Duration,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        match sweep_once(&db, &amqp, &topology, &retry, lease).await {
-            Ok(report) if report.requeued + report.buried > 0 => {
-                info!(
-                    requeued = report.requeued,
-                    buried = report.buried,
-                    "swept stuck jobs"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => warn!(
-                error = format!("{e:#}"),
-                "sweep failed; trying again next interval"
-            ),
-        }
-    }
 }
 
 /// One sweep: with the sweeper lock, re-enqueue or bury jobs stuck for longer than `lease`.

@@ -75,6 +75,7 @@ pub(super) async fn relay_batch(
         outbox::mark_published(&mut tx, &confirmed).await?;
     }
     tx.commit().await?;
+    crate::metrics::record_published(confirmed.len());
     match failure {
         Some(e) => {
             tracing::debug!(

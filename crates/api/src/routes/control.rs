@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use burrow_shared::jobs::{self, JobRow};
 use burrow_shared::{outbox, JobMessage, JobStatus};
+use uuid::Uuid;
 
 use super::jobs::{find, parse_id};
 use crate::error::ApiError;
@@ -40,7 +41,18 @@ pub async fn retry_job(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<JobRow>), ApiError> {
     let id = parse_id(&id)?;
-    let job = find(&state, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(retry(&state, id).await?)))
+}
+
+/// Puts a `failed`, `dead` or `cancelled` job back to `queued` and its message in the outbox
+/// (one transaction), then wakes the relay; the job as it is now. Shared by
+/// `POST /api/jobs/{id}/retry` and the bulk `POST /api/jobs/retry`.
+///
+/// # Errors
+/// 404 for an unknown job, 409 for one that is unfinished or succeeded (or changed meanwhile),
+/// 500 for a database error.
+pub async fn retry(state: &AppState, id: Uuid) -> Result<JobRow, ApiError> {
+    let job = find(state, id).await?;
     if !matches!(
         job.status,
         JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled
@@ -63,5 +75,5 @@ pub async fn retry_job(
     outbox::add(&mut tx, &message).await?;
     tx.commit().await?;
     state.publisher.wake_relay();
-    Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?)))
+    find(state, id).await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use burrow_shared::outbox;
+use burrow_shared::{outbox, readiness};
 use serde_json::{json, Value};
 
 use crate::state::AppState;
@@ -23,27 +23,46 @@ pub async fn healthz() -> Json<Value> {
 /// - Postgres down: 503 `{"status":"unavailable","postgres":"down","rabbitmq":…}`: no job can
 ///   be stored.
 /// - Otherwise 200 `{"status":"ready"|"degraded","postgres":"up","rabbitmq":"up"|"down",
-///   "outbox_pending":N}`. `degraded` means RabbitMQ is unreachable (as last seen by the outbox
-///   relay): jobs are still accepted and wait in the outbox (`outbox_pending` of them, across
-///   replicas) until it is back.
+///   "outbox_pending":N,"jobs_waiting":N,"reasons":[…]}`. `degraded` means RabbitMQ is
+///   unreachable (as last seen by the outbox relay): jobs are still accepted and wait in the
+///   outbox (`outbox_pending` of them, across replicas) until it is back; or more than
+///   `READY_BACKLOG_THRESHOLD` jobs are queued and due (`jobs_waiting`); or jobs have waited
+///   `READY_STALL_MINUTES` while none finished (workers gone or stuck). `reasons` says which.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let rabbitmq = if state.publisher.broker_health().reachable {
         "up"
     } else {
         "down"
     };
-    let pending =
-        tokio::time::timeout(POSTGRES_CHECK_TIMEOUT, outbox::pending_count(&state.db)).await;
-    match pending {
-        Ok(Ok(pending)) => (
-            StatusCode::OK,
-            Json(json!({
-                "status": if rabbitmq == "up" { "ready" } else { "degraded" },
-                "postgres": "up",
-                "rabbitmq": rabbitmq,
-                "outbox_pending": pending,
-            })),
-        ),
+    let checks = tokio::time::timeout(POSTGRES_CHECK_TIMEOUT, async {
+        let pending = outbox::pending_count(&state.db).await?;
+        let backlog = readiness::job_backlog(&state.db).await?;
+        Ok::<_, sqlx::Error>((pending, backlog))
+    })
+    .await;
+    match checks {
+        Ok(Ok((pending, backlog))) => {
+            let waiting = u64::try_from(backlog.waiting).unwrap_or(0);
+            let quiet_for = backlog.quiet_for(chrono::Utc::now());
+            let mut reasons = state.readiness.degraded_reasons(waiting, quiet_for);
+            if rabbitmq == "down" {
+                reasons.insert(
+                    0,
+                    "rabbitmq: unreachable; jobs wait in the outbox".to_owned(),
+                );
+            }
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "status": if reasons.is_empty() { "ready" } else { "degraded" },
+                    "postgres": "up",
+                    "rabbitmq": rabbitmq,
+                    "outbox_pending": pending,
+                    "jobs_waiting": waiting,
+                    "reasons": reasons,
+                })),
+            )
+        }
         failed => {
             match failed {
                 Ok(Err(e)) => tracing::debug!(error = %e, "readiness: Postgres is down"),

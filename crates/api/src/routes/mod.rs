@@ -1,13 +1,18 @@
 //! The HTTP routes, one file each, and the router that mounts them.
 
+mod bulk_retry;
 mod control;
 mod create;
+mod dashboard;
 mod dead_letters;
 mod events;
+mod failures;
 mod health;
 mod jobs;
+mod metrics;
 mod result;
 mod simulate;
+mod stats;
 mod upload;
 
 use axum::extract::DefaultBodyLimit;
@@ -43,8 +48,14 @@ pub fn router(state: AppState) -> Router {
             "/api/dead-letters/redrive",
             post(dead_letters::redrive_dead_letters),
         )
+        .route("/api/jobs/retry", post(bulk_retry::retry_jobs))
+        .route("/api/failures", get(failures::failures))
+        .route("/api/stats", get(stats::stats))
+        .route("/", get(dashboard::index))
+        .route("/dashboard/{file}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -93,7 +93,7 @@ impl JobHandler for ExportXlsx {
             };
             written += 1;
             write_person(sheet, written as u32, &person).map_err(xlsx_error)?;
-            if written % CHECK_EVERY == 0 {
+            if written.is_multiple_of(CHECK_EVERY) {
                 if ctx.cancel.is_cancelled() {
                     return Err(JobError::Cancelled);
                 }

@@ -1,0 +1,328 @@
+// The dashboard end to end, in headless chromium against the real api, one worker, RabbitMQ and
+// Postgres (started by run.sh). Each test tags its jobs with its own owner tag, so tests do not
+// see each other's jobs where it matters.
+
+import assert from "node:assert/strict";
+import { copyFileSync, statSync } from "node:fs";
+import { after, before, test } from "node:test";
+
+import {
+  acceptedJobId,
+  apiCall,
+  eventually,
+  fixture,
+  fixtureBytes,
+  JOB_TIMEOUT_MS,
+  jobReaches,
+  launch,
+  openDashboard,
+  screenshot,
+  uniqueUser,
+} from "./harness.mjs";
+
+let browser;
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Uploads `files` through the file picker as `user`; returns the result lines, newest first. */
+async function uploadThroughPicker(page, user, files) {
+  await page.fill("#upload-user", user);
+  const chooser = page.waitForEvent("filechooser");
+  await page.click("#pick-files");
+  await (await chooser).setFiles(files);
+  return page.locator("#upload-results li");
+}
+
+test("an uploaded workbook is imported live and its page shows the history", async () => {
+  const page = await openDashboard(browser);
+  const results = await uploadThroughPicker(page, uniqueUser("upload"), [fixture("MOCK_DATA_1.xlsx")]);
+  const id = await acceptedJobId(results.first());
+  await assert.doesNotReject(results.first().locator("text=accepted").waitFor());
+
+  const row = page.locator(`#jobs-body tr[data-id="${id}"]`);
+  await row.locator(".pill-succeeded").waitFor({ timeout: JOB_TIMEOUT_MS });
+  assert.equal(await row.locator(".cell-rows").textContent(), "200");
+  assert.equal(await row.locator(".cell-attempts").textContent(), "1");
+  assert.equal(await row.locator("progress").getAttribute("value"), "200", "a full progress bar");
+  assert.match(await row.locator(".cell-run").textContent(), /\d+(\.\d+)? (ms|s)/);
+  await screenshot(page, "01-jobs-after-upload");
+
+  await row.locator("a.job-link").click();
+  await page.waitForURL(`**/#/jobs/${id}`);
+  await page.locator("#job-title", { hasText: "MOCK_DATA_1.xlsx" }).waitFor();
+  const events = page.locator("#job-events tr");
+  await eventually("three history entries", async () => (await events.count()) >= 3);
+  assert.deepEqual(await page.locator("#job-events .pill").allTextContents(), ["queued", "processing", "succeeded"]);
+  assert.match(await page.locator("#job-events").textContent(), /Imported 200 rows/);
+  assert.match(await page.locator("#job-events").textContent(), /browser-worker/);
+  assert.match(await page.locator("#job-facts").textContent(), /Rows imported200/);
+  assert.ok(await page.locator("#job-retry").isHidden(), "no Retry on a succeeded job");
+  assert.ok(await page.locator("#job-cancel").isHidden(), "no Cancel on a succeeded job");
+  await screenshot(page, "02-job-detail-succeeded", { fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("several files dropped on the drop zone become one job each", async () => {
+  const page = await openDashboard(browser);
+  await page.fill("#upload-user", uniqueUser("drop"));
+  const files = ["MOCK_DATA_2.xlsx", "MOCK_DATA_3.xlsx"].map((name) => ({
+    name,
+    bytes: [...fixtureBytes(name)],
+  }));
+  await page.evaluate((files) => {
+    const transfer = new DataTransfer();
+    for (const { name, bytes } of files) {
+      transfer.items.add(new File([new Uint8Array(bytes)], name, { type: "application/octet-stream" }));
+    }
+    const zone = document.querySelector("#dropzone");
+    for (const type of ["dragenter", "dragover", "drop"]) {
+      zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+    }
+  }, files);
+  const results = page.locator("#upload-results li");
+  const ids = [await acceptedJobId(results.nth(0)), await acceptedJobId(results.nth(1))];
+  assert.notEqual(ids[0], ids[1]);
+  for (const id of ids) {
+    await page.locator(`#jobs-body tr[data-id="${id}"] .pill-succeeded`).waitFor({ timeout: JOB_TIMEOUT_MS });
+  }
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("a file that is not a workbook is refused with the api's reason", async () => {
+  const page = await openDashboard(browser);
+  const results = await uploadThroughPicker(page, uniqueUser("refused"), [
+    { name: "notes.xlsx", mimeType: "text/plain", buffer: Buffer.from("just some text, not a zip") },
+  ]);
+  const line = results.first();
+  await line.locator(".outcome", { hasText: "415" }).waitFor();
+  assert.match(await line.getAttribute("class"), /error/);
+  assert.match(await line.textContent(), /notes\.xlsx.*415 Unsupported Media Type: .+/s);
+  await screenshot(page, "03-upload-refused");
+  await page.context().close();
+});
+
+test("a failed import names row and column, and Retry runs it again", async () => {
+  const page = await openDashboard(browser);
+  const results = await uploadThroughPicker(page, uniqueUser("bad"), [fixture("bad_non_numeric_id.xlsx")]);
+  const id = await acceptedJobId(results.first());
+  await page.locator(`#jobs-body tr[data-id="${id}"] .pill-failed`).waitFor({ timeout: JOB_TIMEOUT_MS });
+
+  await page.click(`#jobs-body tr[data-id="${id}"] a.job-link`);
+  const alert = page.locator("#job-alert");
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /row 7, column Id/);
+  await page.locator("#job-events .pill-failed").waitFor();
+  assert.ok(await page.locator("#job-cancel").isHidden(), "no Cancel on a failed job");
+  await screenshot(page, "04-job-failed", { fullPage: true });
+
+  await page.click("#job-retry");
+  await page.locator("#job-action-status", { hasText: "Retried" }).waitFor();
+  // It runs again: a second attempt starts and fails the same way.
+  await eventually("a second run", async () => (await page.locator("#job-events .pill-processing").count()) === 2);
+  await eventually("a second failure", async () => (await page.locator("#job-events .pill-failed").count()) === 2);
+  assert.match(await page.locator("#job-events").textContent(), /Retried on request/);
+  await page.locator("#job-retry").waitFor();
+  assert.match(await alert.textContent(), /row 7, column Id/);
+  await screenshot(page, "05-job-failed-after-retry", { fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("the failures page groups failed jobs by error and retries a whole group", async () => {
+  // Two more jobs with the same error, in other rows of the same file: one group.
+  for (let i = 0; i < 2; i += 1) {
+    const form = new FormData();
+    form.append("file", new Blob([fixtureBytes("bad_non_numeric_id.xlsx")]), "bad_non_numeric_id.xlsx");
+    const response = await fetch(`${process.env.BASE_URL}/api/jobs`, { method: "POST", body: form });
+    assert.equal(response.status, 202);
+    await jobReaches((await response.json()).id, "failed");
+  }
+  const page = await openDashboard(browser, { hash: "#/failures" });
+  const group = page.locator(".group", { hasText: "column Id" });
+  await group.waitFor();
+  assert.match(await group.locator(".group-error").textContent(), /row #, column Id \(cell A#\)/);
+  const count = Number((await group.locator(".group-count").textContent()).match(/\d+/)[0]);
+  assert.ok(count >= 2, `the group counts every failed job (${count})`);
+  assert.match(await page.locator("#dlq-size").textContent(), /\d+ messages?/);
+  await page.click(".group summary");
+  assert.equal(await group.locator(".group-jobs li").count(), count);
+  await screenshot(page, "06-failures", { fullPage: true });
+
+  await group.locator(".group-retry").click();
+  await page.locator("#failures-status", { hasText: `Retried ${count} of ${count}` }).waitFor();
+  // They fail again, and the group comes back with the same count.
+  await eventually("the group to fail again", async () => {
+    const { body } = await apiCall("GET", "/api/failures");
+    const again = body.groups.find((g) => g.error.includes("column Id"));
+    return again?.count === count;
+  });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("a queued job is cancelled from its page", async () => {
+  const runAt = new Date(Date.now() + 60_000).toISOString();
+  const { status, body: job } = await apiCall("POST", "/api/jobs", {
+    kind: "sleep",
+    payload: { ms: 20_000 },
+    run_at: runAt,
+    user_id: uniqueUser("cancel"),
+  });
+  assert.equal(status, 202);
+  const page = await openDashboard(browser, { hash: `#/jobs/${job.id}` });
+  await page.locator("#job-sub .pill-queued").waitFor();
+  assert.ok(await page.locator("#job-retry").isHidden(), "no Retry on a queued job");
+  await page.click("#job-cancel");
+  await page.locator("#job-action-status", { hasText: "Cancelled." }).waitFor();
+  await page.locator("#job-sub .pill-cancelled").waitFor();
+  await page.locator("#job-retry").waitFor();
+  assert.ok(await page.locator("#job-cancel").isHidden());
+  assert.equal((await apiCall("GET", `/api/jobs/${job.id}`)).body.status, "cancelled");
+  await screenshot(page, "07-job-cancelled", { fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("a running job shows its progress and stops when cancelled", async () => {
+  const { body: job } = await apiCall("POST", "/api/jobs", {
+    kind: "sleep",
+    payload: { ms: 20_000 },
+    user_id: uniqueUser("running"),
+  });
+  const page = await openDashboard(browser, { hash: `#/jobs/${job.id}` });
+  await page.locator("#job-sub .pill-processing").waitFor({ timeout: JOB_TIMEOUT_MS });
+  const bar = page.locator("#job-progress progress");
+  await eventually("progress", async () => Number(await bar.getAttribute("value")) > 0);
+  await screenshot(page, "08-job-running");
+  await page.click("#job-cancel");
+  await page.locator("#job-sub .pill-cancelled").waitFor({ timeout: JOB_TIMEOUT_MS });
+  assert.deepEqual(
+    (await page.locator("#job-events td:nth-child(2)").allTextContents()).map((t) => t.trim()),
+    ["queued", "processing", "cancel requested", "cancelled"],
+  );
+  await page.context().close();
+});
+
+test("filters by owner tag and status, and pages through the jobs", async () => {
+  const user = uniqueUser("pages");
+  const { status, body } = await apiCall("POST", "/api/jobs/batch", {
+    jobs: Array.from({ length: 30 }, () => ({ kind: "noop", user_id: user })),
+  });
+  assert.equal(status, 202);
+  await eventually("30 noop jobs to succeed", async () => {
+    const { body: page } = await apiCall("GET", `/api/jobs?user_id=${user}&status=succeeded&limit=200`);
+    return page.jobs.length === 30;
+  });
+  const page = await openDashboard(browser);
+  await page.fill("#filter-user", user);
+  await page.press("#filter-user", "Enter");
+  const rows = page.locator("#jobs-body tr");
+  await eventually("a full first page", async () => (await rows.count()) === 25);
+  assert.equal(await page.locator("#page-label").textContent(), "Page 1");
+  assert.ok(await page.locator("#page-newer").isDisabled());
+  const firstPage = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  const listed = (await apiCall("GET", `/api/jobs?user_id=${user}&limit=200`)).body.jobs;
+  assert.deepEqual(new Set(listed.map((j) => j.id)), new Set(body.jobs.map((j) => j.id)));
+  const newestFirst = listed.map((j) => j.id);
+  assert.deepEqual(firstPage, newestFirst.slice(0, 25), "the api's order, newest first");
+
+  await page.click("#page-older");
+  await eventually("the second page", async () => (await rows.count()) === 5);
+  assert.equal(await page.locator("#page-label").textContent(), "Page 2");
+  assert.ok(await page.locator("#page-older").isDisabled());
+  assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.id)), newestFirst.slice(25));
+  await page.click("#page-newer");
+  await eventually("the first page again", async () => (await rows.count()) === 25);
+
+  await page.selectOption("#filter-status", "failed");
+  await page.locator("#jobs-empty").waitFor();
+  assert.equal(await rows.count(), 0);
+  await page.click("#filter-clear");
+  assert.equal(await page.inputValue("#filter-user"), "");
+  await page.context().close();
+});
+
+test("the overview shows the queues, in-flight jobs and the throughput chart", async () => {
+  const page = await openDashboard(browser);
+  await eventually("the stats", async () => (await page.locator("#stat-consumers").textContent()) === "1");
+  assert.match(await page.locator("#stat-queue").textContent(), /^\d+$/);
+  assert.match(await page.locator("#stat-inflight").textContent(), /^\d+$/);
+  assert.match(await page.locator("#stat-dlq").textContent(), /^\d+$/);
+  assert.ok((await page.locator("#throughput-chart rect.bar-succeeded").count()) >= 1, "bars for this minute");
+  assert.match(await page.locator("#chart-desc").textContent(), /jobs? completed in the last 15 minutes/);
+  const succeeded = page.locator("#status-chips .chip[data-status=succeeded]");
+  assert.ok(Number(await succeeded.locator(".chip-count").textContent()) >= 3);
+  await succeeded.click();
+  assert.equal(await succeeded.getAttribute("aria-pressed"), "true");
+  assert.equal(await page.inputValue("#filter-status"), "succeeded");
+  await page.locator("#jobs-body tr").first().waitFor();
+  assert.equal(await page.locator("#jobs-body .pill").evaluateAll((p) => p.every((x) => x.textContent === "succeeded")), true);
+  await page.context().close();
+});
+
+test("the page works from the keyboard", async () => {
+  const page = await openDashboard(browser);
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
+  // Tab reaches the file picker button, with a visible focus style.
+  await eventually("focus on the file picker", async () => {
+    await page.keyboard.press("Tab");
+    return page.evaluate(() => document.activeElement.id === "pick-files");
+  }, 5000);
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.equal(outline, "solid", "a visible focus ring");
+  // Enter on a job link opens its page and moves focus to its heading.
+  await page.locator("#jobs-body a.job-link").first().focus();
+  await page.keyboard.press("Enter");
+  await page.locator("#view-job").waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "job-title");
+  // Every control has an accessible name.
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll("button, a[href], input:not([aria-hidden]), select")]
+      .filter((el) => el.offsetParent !== null)
+      .filter((el) => !(el.getAttribute("aria-label") || el.labels?.length || el.textContent.trim()))
+      .map((el) => el.outerHTML),
+  );
+  assert.deepEqual(unnamed, []);
+  await page.context().close();
+});
+
+test("on a phone the layout stacks and nothing overflows sideways", async () => {
+  const page = await openDashboard(browser, { viewport: { width: 390, height: 844 } });
+  await page.locator("#jobs-body tr").first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling (${overflow}px too wide)`);
+  assert.equal(await page.locator("#jobs-table thead").evaluate((el) => getComputedStyle(el).display), "none");
+  await screenshot(page, "09-phone-jobs", { fullPage: true });
+  await page.goto(`${process.env.BASE_URL}/#/failures`);
+  await page.locator(".group").first().waitFor();
+  await screenshot(page, "10-phone-failures");
+  await page.context().close();
+});
+
+test("screenshot of the dashboard at work", async () => {
+  // Something running beside the finished and failed jobs of the tests above.
+  for (const ms of [6000, 9000]) {
+    await apiCall("POST", "/api/jobs", { kind: "sleep", payload: { ms }, user_id: "demo" });
+  }
+  const page = await openDashboard(browser, { viewport: { width: 1280, height: 1000 } });
+  await eventually("two jobs processing", async () => (await page.locator("#jobs-body .pill-processing").count()) === 2);
+  await eventually("progress on both", async () =>
+    page.locator("#jobs-body tr:has(.pill-processing) progress").evaluateAll((bars) => bars.every((b) => b.value > 0.2 * b.max)),
+  );
+  await page.mouse.move(0, 0);
+  const file = await screenshot(page, "00-dashboard");
+  if (process.env.UPDATE_SCREENSHOT === "1") {
+    copyFileSync(file, process.env.SCREENSHOT_PATH);
+    assert.ok(statSync(process.env.SCREENSHOT_PATH).size < 300 * 1024, "the committed screenshot stays under 300 KB");
+  }
+  await page.context().close();
+});

@@ -1,0 +1,159 @@
+//! `GET /api/stats`: the dashboard's overview: work queue and DLQ depth and consumers (from
+//! RabbitMQ), jobs per status, in-flight jobs, and completions per minute (from Postgres).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use burrow_shared::job_stats::{self, MinuteCount};
+use burrow_shared::{outbox, JobStatus};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::Channel;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Minutes of throughput shown, the current one included.
+pub const THROUGHPUT_MINUTES: i32 = 15;
+/// Longest wait for RabbitMQ before its figures are reported as `null`.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One queue as RabbitMQ reports it to a passive `queue.declare`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// The queue's name.
+    pub name: String,
+    /// Messages ready for delivery (not those delivered and unacked).
+    pub messages: u32,
+    /// Consumers attached: for the work queue, one per worker process.
+    pub consumers: u32,
+}
+
+/// The answer of `GET /api/stats`.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    /// `up` when RabbitMQ answered just now, else `down` (and both queues are `null`).
+    pub rabbitmq: &'static str,
+    /// The work queue; `null` while RabbitMQ is unreachable or the queue is not declared yet.
+    pub work_queue: Option<QueueStats>,
+    /// The dead-letter queue; `null` as `work_queue`.
+    pub dead_letter_queue: Option<QueueStats>,
+    /// Jobs per status, every status present.
+    pub jobs_by_status: Map<String, Value>,
+    /// Jobs `processing` now.
+    pub in_flight: i64,
+    /// Accepted jobs whose message the relay has not published yet.
+    pub outbox_pending: i64,
+    /// Completions per minute over the last [`THROUGHPUT_MINUTES`] minutes.
+    pub throughput: Throughput,
+}
+
+/// Completions per minute.
+#[derive(Debug, Serialize)]
+pub struct Throughput {
+    /// How many minutes `per_minute` covers.
+    pub window_minutes: i32,
+    /// Oldest first; the last entry is the current, partial minute.
+    pub per_minute: Vec<MinuteCount>,
+}
+
+/// The overview. Postgres errors are 500; RabbitMQ being down is not an error: its figures are
+/// `null` and `rabbitmq` is `down`.
+pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+    let (queues, by_status, per_minute, outbox_pending) = tokio::join!(
+        queue_stats(&state),
+        job_stats::count_by_status(&state.db),
+        job_stats::completed_per_minute(&state.db, THROUGHPUT_MINUTES),
+        outbox::pending_count(&state.db),
+    );
+    let by_status = by_status?;
+    let in_flight = by_status
+        .iter()
+        .find(|(status, _)| *status == JobStatus::Processing)
+        .map_or(0, |(_, count)| *count);
+    let jobs_by_status = by_status
+        .into_iter()
+        .map(|(status, count)| (status.as_str().to_owned(), Value::from(count)))
+        .collect();
+    Ok(Json(Stats {
+        rabbitmq: if queues.reachable { "up" } else { "down" },
+        work_queue: queues.work,
+        dead_letter_queue: queues.dead,
+        jobs_by_status,
+        in_flight,
+        outbox_pending: outbox_pending?,
+        throughput: Throughput {
+            window_minutes: THROUGHPUT_MINUTES,
+            per_minute: per_minute?,
+        },
+    }))
+}
+
+/// What RabbitMQ says about the work queue and the DLQ.
+#[derive(Debug, Default)]
+struct BrokerView {
+    /// Whether a channel could be opened within [`BROKER_TIMEOUT`].
+    reachable: bool,
+    work: Option<QueueStats>,
+    dead: Option<QueueStats>,
+}
+
+/// Inspects both queues on one channel; a queue that is not declared yet (or a broker that
+/// does not answer within [`BROKER_TIMEOUT`]) gives `None`.
+async fn queue_stats(state: &AppState) -> BrokerView {
+    let topology = state.publisher.topology();
+    let inspect = async {
+        let Ok(connection) = state.publisher.pool().get().await else {
+            return BrokerView::default();
+        };
+        let Ok(channel) = connection.create_channel().await else {
+            return BrokerView::default();
+        };
+        // A failed passive declare closes the channel, so each queue gets its own attempt
+        // only while the channel is still open.
+        let work = inspect_queue(&channel, &topology.work_queue).await;
+        let dead = match work {
+            Some(_) => inspect_queue(&channel, &topology.dead_letter_queue).await,
+            None => None,
+        };
+        if dead.is_some() {
+            // Close it, so polling dashboards do not pile up channels on the pooled connection.
+            let _ = channel.close(200, "stats read".into()).await;
+        }
+        BrokerView {
+            reachable: true,
+            work,
+            dead,
+        }
+    };
+    tokio::time::timeout(BROKER_TIMEOUT, inspect)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::debug!("stats: RabbitMQ did not answer in time");
+            BrokerView::default()
+        })
+}
+
+/// A passive `queue.declare`: the queue's ready messages and consumers, without creating it.
+async fn inspect_queue(channel: &Channel, name: &str) -> Option<QueueStats> {
+    let queue = channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| tracing::debug!(queue = name, error = %e, "stats: queue not readable"))
+        .ok()?;
+    Some(QueueStats {
+        name: name.to_owned(),
+        messages: queue.message_count(),
+        consumers: queue.consumer_count(),
+    })
+}

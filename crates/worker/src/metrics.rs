@@ -1,0 +1,263 @@
+//! The worker's Prometheus metrics: every name in one place, with its unit, the recorder, and
+//! the small recording helpers that keep [`crate::process`] readable.
+//!
+//! | metric | type | labels | unit: meaning |
+//! |---|---|---|---|
+//! | `burrow_jobs_started_total` | counter | `kind` | jobs: runs claimed by this worker |
+//! | `burrow_jobs_succeeded_total` | counter | `kind` | jobs: ended `succeeded` (effect committed) |
+//! | `burrow_jobs_failed_total` | counter | `kind` | jobs: ended `failed` (permanent error) |
+//! | `burrow_jobs_retried_total` | counter | `kind` | jobs: transient failures sent to another attempt |
+//! | `burrow_jobs_dead_lettered_total` | counter | `kind` | messages: sent to the DLQ (retries exhausted, unknown kind, no job, undecodable; `kind="unknown"` when the kind is not one this build runs) |
+//! | `burrow_jobs_cancelled_total` | counter | `kind` | jobs: ended `cancelled` on request |
+//! | `burrow_job_duration_seconds` | histogram | `kind`, `outcome` | seconds: how long the handler ran (its transaction included), for runs whose handler started |
+//! | `burrow_rows_imported_total` | counter | | rows: committed by `import_xlsx` jobs |
+//! | `burrow_jobs_in_flight` | gauge | | deliveries: being processed by this worker now |
+//! | `burrow_queue_messages` | gauge | `queue` | messages: ready (not yet delivered) in the work queue and the DLQ, refreshed every ~5 s |
+//! | `burrow_queue_consumers` | gauge | `queue` | consumers: on the work queue and the DLQ, refreshed every ~5 s |
+//!
+//! Counters are this process's since it started; sum them over workers in Prometheus. The
+//! queue gauges are the broker's view, the same from every worker: aggregate them with `max`.
+//!
+//! The recorder is global (the `metrics` facade's design): [`install`] installs it once per
+//! process, in [`crate::run`]. Without it (tests that drive the consumer directly) the helpers
+//! record nothing and `/metrics` serves an empty page.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use burrow_shared::handler::Registry;
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+/// Jobs claimed and started, by `kind`.
+pub const JOBS_STARTED: &str = "burrow_jobs_started_total";
+/// Jobs that ended `succeeded`, by `kind`.
+pub const JOBS_SUCCEEDED: &str = "burrow_jobs_succeeded_total";
+/// Jobs that ended `failed` (a permanent error), by `kind`.
+pub const JOBS_FAILED: &str = "burrow_jobs_failed_total";
+/// Transient failures that scheduled another attempt, by `kind`.
+pub const JOBS_RETRIED: &str = "burrow_jobs_retried_total";
+/// Messages sent to the DLQ, by `kind`.
+pub const JOBS_DEAD_LETTERED: &str = "burrow_jobs_dead_lettered_total";
+/// Jobs that ended `cancelled`, by `kind`.
+pub const JOBS_CANCELLED: &str = "burrow_jobs_cancelled_total";
+/// Handler run time in seconds, by `kind` and `outcome`.
+pub const JOB_DURATION: &str = "burrow_job_duration_seconds";
+/// Rows committed by imports.
+pub const ROWS_IMPORTED: &str = "burrow_rows_imported_total";
+/// Deliveries being processed now.
+pub const JOBS_IN_FLIGHT: &str = "burrow_jobs_in_flight";
+/// Ready messages in a queue, by `queue`.
+pub const QUEUE_MESSAGES: &str = "burrow_queue_messages";
+/// Consumers of a queue, by `queue`.
+pub const QUEUE_CONSUMERS: &str = "burrow_queue_consumers";
+
+/// The `kind` label of kinds this build does not run: keeps the label set bounded whatever a
+/// message says.
+pub const UNKNOWN_KIND: &str = "unknown";
+
+/// Upper bounds of the [`JOB_DURATION`] buckets, in seconds: 5 ms (a no-op) to 30 min (the
+/// broker's default consumer timeout).
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0,
+];
+
+/// How often the recorder's upkeep runs (drains histogram samples, so memory stays bounded
+/// between scrapes).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How a run ended, as the `outcome` label and the counter it increments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Committed: [`JOBS_SUCCEEDED`].
+    Succeeded,
+    /// A permanent error: [`JOBS_FAILED`].
+    Failed,
+    /// A transient error, another attempt scheduled: [`JOBS_RETRIED`].
+    Retried,
+    /// To the DLQ: [`JOBS_DEAD_LETTERED`].
+    DeadLettered,
+    /// Cancelled on request: [`JOBS_CANCELLED`].
+    Cancelled,
+}
+
+impl JobOutcome {
+    /// The `outcome` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Retried => "retried",
+            JobOutcome::DeadLettered => "dead_lettered",
+            JobOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    fn counter(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => JOBS_SUCCEEDED,
+            JobOutcome::Failed => JOBS_FAILED,
+            JobOutcome::Retried => JOBS_RETRIED,
+            JobOutcome::DeadLettered => JOBS_DEAD_LETTERED,
+            JobOutcome::Cancelled => JOBS_CANCELLED,
+        }
+    }
+}
+
+/// `kind` if this worker runs it, else [`UNKNOWN_KIND`].
+pub fn kind_label<'a>(registry: &Registry, kind: &'a str) -> &'a str {
+    if registry.get(kind).is_some() {
+        kind
+    } else {
+        UNKNOWN_KIND
+    }
+}
+
+/// Counts a claimed run of `kind`.
+pub fn record_started(kind: &str) {
+    metrics::counter!(JOBS_STARTED, "kind" => kind.to_owned()).increment(1);
+}
+
+/// Counts how a run of `kind` ended and, when its handler ran (`ran`), how long it took.
+pub fn record_outcome(kind: &str, outcome: JobOutcome, ran: Option<Duration>) {
+    metrics::counter!(outcome.counter(), "kind" => kind.to_owned()).increment(1);
+    if let Some(ran) = ran {
+        metrics::histogram!(
+            JOB_DURATION,
+            "kind" => kind.to_owned(),
+            "outcome" => outcome.label(),
+        )
+        .record(ran.as_secs_f64());
+    }
+}
+
+/// Counts rows an import committed.
+pub fn record_rows_imported(rows: u64) {
+    metrics::counter!(ROWS_IMPORTED).increment(rows);
+}
+
+/// Sets the gauges of `queue`: ready messages and consumers, as the broker reported them.
+pub fn record_queue(queue: &str, messages: u32, consumers: u32) {
+    metrics::gauge!(QUEUE_MESSAGES, "queue" => queue.to_owned()).set(f64::from(messages));
+    metrics::gauge!(QUEUE_CONSUMERS, "queue" => queue.to_owned()).set(f64::from(consumers));
+}
+
+/// One delivery in [`JOBS_IN_FLIGHT`] while this lives (the gauge goes down on drop, also when
+/// the task panics).
+#[derive(Debug)]
+#[must_use = "the delivery counts as in flight only while the guard lives"]
+pub struct InFlight(());
+
+impl InFlight {
+    /// Counts one more delivery in flight.
+    pub fn enter() -> Self {
+        metrics::gauge!(JOBS_IN_FLIGHT).increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(JOBS_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Installs the Prometheus recorder for this process (the first call; later calls return the
+/// same handle) and describes every metric. If another recorder is installed already, warns and
+/// returns the handle of a recorder nobody records to: `/metrics` is then empty.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(JOB_DURATION.to_owned()), DURATION_BUCKETS);
+            let builder = match builder {
+                Ok(builder) => builder,
+                Err(e) => {
+                    tracing::warn!(error = %e, "invalid histogram buckets; using summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    handle
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics stays empty");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+/// Runs the recorder's upkeep every [`UPKEEP_INTERVAL`] until `shutdown`.
+pub async fn run_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UPKEEP_INTERVAL) => handle.run_upkeep(),
+        }
+    }
+}
+
+/// The `# HELP` lines: what each metric counts, in which unit.
+fn describe() {
+    describe_counter!(
+        JOBS_STARTED,
+        Unit::Count,
+        "Job runs claimed and started by this worker."
+    );
+    describe_counter!(
+        JOBS_SUCCEEDED,
+        Unit::Count,
+        "Jobs that ended succeeded (effect committed)."
+    );
+    describe_counter!(
+        JOBS_FAILED,
+        Unit::Count,
+        "Jobs that ended failed (a permanent error)."
+    );
+    describe_counter!(
+        JOBS_RETRIED,
+        Unit::Count,
+        "Transient failures that scheduled another attempt."
+    );
+    describe_counter!(
+        JOBS_DEAD_LETTERED,
+        Unit::Count,
+        "Messages sent to the dead-letter queue."
+    );
+    describe_counter!(
+        JOBS_CANCELLED,
+        Unit::Count,
+        "Jobs that ended cancelled on request."
+    );
+    describe_histogram!(
+        JOB_DURATION,
+        Unit::Seconds,
+        "How long a job's handler ran, its transaction included."
+    );
+    describe_counter!(
+        ROWS_IMPORTED,
+        Unit::Count,
+        "Spreadsheet rows committed by import jobs."
+    );
+    describe_gauge!(
+        JOBS_IN_FLIGHT,
+        Unit::Count,
+        "Deliveries this worker is processing now."
+    );
+    describe_gauge!(
+        QUEUE_MESSAGES,
+        Unit::Count,
+        "Ready messages in the queue, as last seen by a passive queue.declare."
+    );
+    describe_gauge!(
+        QUEUE_CONSUMERS,
+        Unit::Count,
+        "Consumers of the queue, as last seen by a passive queue.declare."
+    );
+}

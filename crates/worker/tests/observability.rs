@@ -1,0 +1,336 @@
+//! The worker's observability, end to end: a real `burrow-worker` process (its own metrics
+//! recorder, its own HTTP port) runs jobs from an in-process api, and its `/metrics`,
+//! `/healthz` and `/readyz` tell the truth about them.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use burrow_shared::JobStatus;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::{fixture, Stack};
+use uuid::Uuid;
+
+/// Longest wait for the worker's HTTP port to answer, or for metrics to show up (the queue
+/// gauges refresh every 5 s).
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A real worker process with its HTTP port; killed when dropped.
+struct Worker {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:{port}`.
+    base: String,
+    /// Its stderr (the log).
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Starts `burrow-worker` against the stack's database and queues, with JSON info logs, and
+/// waits until its `/healthz` answers.
+async fn spawn_worker(stack: &Stack, vars: &[(&str, &str)]) -> Worker {
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("burrow-observability-{}.log", Uuid::new_v4()));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_burrow-worker"))
+        .env_remove("BURROW_FAILPOINT")
+        .env("DATABASE_URL", &stack.env.database_url)
+        .env("AMQP_URL", &stack.env.amqp_url)
+        .env("BURROW_QUEUE_PREFIX", stack.env.topology.prefix())
+        .env("WORKER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("WORKER_ID", "observed")
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("the log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn burrow-worker");
+    let worker = Worker {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+        http: reqwest::Client::new(),
+    };
+    eventually("the worker's /healthz", || async {
+        worker
+            .get("/healthz")
+            .await
+            .filter(|(status, _)| *status == StatusCode::OK)
+    })
+    .await;
+    worker
+}
+
+impl Worker {
+    /// GETs `path` from the worker: the status and body, or `None` if nothing answers.
+    async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// GETs `path` and parses the JSON answer.
+    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let (status, body) = self.get(path).await.expect("the worker answers");
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    async fn stop(&mut self) {
+        let pid = self.child.id().expect("the worker runs");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success());
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("the worker stops in time")
+            .expect("exit status");
+        assert!(status.success(), "{status}");
+    }
+
+    /// The JSON log lines with this `message`.
+    fn log_lines(&self, message: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of `series` (name and labels, exactly as rendered) on a Prometheus text page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Creates a JSON job of `kind` with `payload`; its id.
+async fn enqueue_json(stack: &Stack, kind: &str, payload: Value) -> Uuid {
+    let (status, job, _) = stack
+        .post_json(
+            "/api/jobs",
+            &json!({ "kind": kind, "payload": payload }),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    job["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("job id")
+}
+
+#[tokio::test]
+async fn a_worker_process_counts_its_jobs_in_metrics_and_answers_its_probes() {
+    let stack = Stack::new().await;
+    let mut worker = spawn_worker(&stack, &[("WORKER_CONCURRENCY", "2")]).await;
+
+    let mut noops = Vec::new();
+    for _ in 0..3 {
+        noops.push(enqueue_json(&stack, "noop", json!({})).await);
+    }
+    let bad = stack
+        .enqueue(
+            "bad_non_numeric_id.xlsx",
+            fixture("bad_non_numeric_id.xlsx"),
+        )
+        .await;
+    let good = stack
+        .enqueue("MOCK_DATA_1.xlsx", fixture("MOCK_DATA_1.xlsx"))
+        .await;
+    for id in &noops {
+        assert_eq!(
+            stack.wait_until_ended(*id).await.status,
+            JobStatus::Succeeded
+        );
+    }
+    assert_eq!(stack.wait_until_ended(bad).await.status, JobStatus::Failed);
+    assert_eq!(
+        stack.wait_until_ended(good).await.status,
+        JobStatus::Succeeded
+    );
+
+    let work_queue = &stack.env.topology.work_queue;
+    let dead_letters = &stack.env.topology.dead_letter_queue;
+    let expected = [
+        (r#"burrow_jobs_started_total{kind="noop"}"#.to_owned(), 3.0),
+        (
+            r#"burrow_jobs_succeeded_total{kind="noop"}"#.to_owned(),
+            3.0,
+        ),
+        (
+            r#"burrow_jobs_started_total{kind="import_xlsx"}"#.to_owned(),
+            2.0,
+        ),
+        (
+            r#"burrow_jobs_succeeded_total{kind="import_xlsx"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"burrow_jobs_failed_total{kind="import_xlsx"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"burrow_job_duration_seconds_count{kind="noop",outcome="succeeded"}"#.to_owned(),
+            3.0,
+        ),
+        (
+            r#"burrow_job_duration_seconds_count{kind="import_xlsx",outcome="failed"}"#.to_owned(),
+            1.0,
+        ),
+        ("burrow_rows_imported_total".to_owned(), 200.0),
+        ("burrow_jobs_in_flight".to_owned(), 0.0),
+        (
+            format!(r#"burrow_queue_messages{{queue="{work_queue}"}}"#),
+            0.0,
+        ),
+        (
+            format!(r#"burrow_queue_consumers{{queue="{work_queue}"}}"#),
+            1.0,
+        ),
+        (
+            format!(r#"burrow_queue_messages{{queue="{dead_letters}"}}"#),
+            0.0,
+        ),
+    ];
+    let page = eventually("every expected sample on /metrics", || async {
+        let (status, page) = worker.get("/metrics").await?;
+        assert_eq!(status, StatusCode::OK);
+        expected
+            .iter()
+            .all(|(series, value)| sample(&page, series) == Some(*value))
+            .then_some(page)
+    })
+    .await;
+    for absent in [
+        "burrow_jobs_retried_total",
+        "burrow_jobs_dead_lettered_total",
+        "burrow_jobs_cancelled_total",
+    ] {
+        assert!(
+            !page.lines().any(|line| line.starts_with(absent)),
+            "{absent} in {page}"
+        );
+    }
+    assert!(
+        page.contains("# TYPE burrow_job_duration_seconds histogram"),
+        "{page}"
+    );
+    let response = reqwest::get(format!("{}/metrics", worker.base))
+        .await
+        .expect("scrape");
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+
+    let (status, health) = worker.get_json("/healthz").await;
+    assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("ok")));
+    let (status, ready) = worker.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(
+        (&ready["status"], &ready["postgres"], &ready["consumer"]),
+        (&json!("ready"), &json!("up"), &json!("connected")),
+        "{ready}"
+    );
+
+    worker.stop().await;
+    let finished = worker.log_lines("job finished");
+    assert_eq!(finished.len(), 5, "one end line per job: {finished:?}");
+    for line in &finished {
+        let fields = &line["fields"];
+        assert!(
+            fields["queue_wait_ms"].is_i64() && fields["run_ms"].is_u64(),
+            "{line}"
+        );
+        assert!(
+            fields["outcome"] == "succeeded" || fields["outcome"] == "failed",
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_degraded_while_the_backlog_passes_the_threshold() {
+    let stack = Stack::new().await;
+    let worker = spawn_worker(
+        &stack,
+        &[
+            ("WORKER_CONCURRENCY", "1"),
+            ("WORKER_PREFETCH", "1"),
+            ("READY_BACKLOG_THRESHOLD", "1"),
+        ],
+    )
+    .await;
+    // One long job holds the only slot; the two behind it stay ready in the work queue.
+    let sleeper = enqueue_json(&stack, "sleep", json!({ "ms": 60_000 })).await;
+    stack
+        .wait_for_job(sleeper, "the sleeper to start", |job| {
+            job.status == JobStatus::Processing
+        })
+        .await;
+    for _ in 0..2 {
+        enqueue_json(&stack, "noop", json!({})).await;
+    }
+    let ready = eventually("/readyz to report the backlog", || async {
+        let (status, ready) = worker.get_json("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{ready}");
+        (ready["status"] == "degraded").then_some(ready)
+    })
+    .await;
+    assert_eq!(ready["queue_ready"], 2, "{ready}");
+    let reasons = ready["reasons"].as_array().expect("reasons");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.starts_with("backlog"))),
+        "{ready}"
+    );
+}
