@@ -47,3 +47,7 @@ deploy-check:
 # Measured scale-out: 2,000 sleep jobs on 1, 2 and 4 worker processes, then one SIGKILLed (about 3 min).
 scale-demo: services
     bash deploy/scale-demo.sh
+
+# The dashboard end to end in headless chromium, real api + worker (after `npm ci` in crates/api/dashboard/tests).
+browser-test: services
+    bash crates/api/dashboard/tests/run.sh

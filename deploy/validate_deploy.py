@@ -271,7 +271,11 @@ def check_k8s(directory):
     validate_schemas(resources, report)
     print("Kubernetes manifests: cross-checks")
     if resources:
-        cross_check(resources, report)
+        try:
+            cross_check(resources, report)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            # A malformed manifest (already reported by its schema) can break a cross-check.
+            report.fail("cross-checks", f"stopped on a malformed manifest: {err!r}")
     return report.failures
 
 
@@ -296,7 +300,7 @@ def check_compose(file):
     compose = yaml.safe_load(path.read_text())
     services = compose.get("services", {})
     for name in ("rabbitmq", "postgres", "migrate", "api", "worker"):
-        report.check(name in services, file, f"service {name} is defined")
+        report.check(name in services, path.name, f"service {name} is defined")
     if report.failures:
         return report.failures
     worker, api, migrate = services["worker"], services["api"], services["migrate"]
@@ -423,6 +427,7 @@ def check_dockerfile(file):
     print(f"Dockerfile rules for {file}")
     stages = parse_dockerfile(path.read_text())
     names = [s.name for s in stages]
+    file = path.name
     every = [(s, i) for s in stages for i in s.instructions]
     report.check(
         any(w == "RUN" and "cargo chef prepare" in a for _, (w, a) in every)

@@ -30,7 +30,7 @@ trap stop EXIT
 "$bin/burrow-api" serve >"$logs/api.log" 2>&1 &
 pids+=($!)
 for n in 1 2; do
-  WORKER_ID=demo-worker-$n WORKER_CONCURRENCY=1 WORKER_PREFETCH=1 IMPORT_ROW_DELAY_MS=$row_delay \
+  WORKER_ID=demo-worker-$n WORKER_HTTP_ADDR=127.0.0.1:909$n WORKER_CONCURRENCY=1 WORKER_PREFETCH=1 IMPORT_ROW_DELAY_MS=$row_delay \
     "$bin/burrow-worker" >"$logs/worker-$n.log" 2>&1 &
   pids+=($!)
 done

@@ -134,8 +134,16 @@ function uploadFile(file, userId, onProgress) {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hourCycle: "h23",
+});
 
 function ago(iso, now = Date.now()) {
   const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -347,7 +355,7 @@ function renderChips(byStatus) {
 function renderChart(perMinute) {
   const chart = $("#throughput-chart");
   const width = Math.max(240, Math.round(chart.getBoundingClientRect().width) || 600);
-  const height = 150;
+  const height = Math.max(80, Math.round(chart.getBoundingClientRect().height) || 150);
   const pad = { left: 30, right: 6, top: 8, bottom: 20 };
   const peak = Math.max(0, ...perMinute.map((m) => m.completed));
   const top = niceCeiling(Math.max(peak, 4));
@@ -667,12 +675,12 @@ function renderJob(job) {
   const waited = job.started_at ? Date.parse(job.started_at) - Date.parse(job.created_at) : null;
   const facts = [
     ["Status", pill(job.status)],
-    ["Message", job.message],
+    ["Message", failedText ? null : job.message],
     ["Kind", job.kind],
     ["Owner tag", job.user_id],
     ["File", job.file_name],
     ["Attempts", fmt(job.attempts)],
-    ["Rows imported", fmt(job.rows_imported)],
+    ["Rows imported", job.rows_imported == null ? null : fmt(job.rows_imported)],
     ["Progress", job.progress_total > 0 ? `${fmt(job.progress_done)} of ${fmt(job.progress_total)}` : null],
     ["Worker", job.worker],
     ["Created", timeEl(job.created_at, dateTimeFormat.format(new Date(job.created_at)))],

@@ -138,3 +138,45 @@ async fn columns_may_come_in_any_order_with_extras_and_blank_rows() {
         vec![(3, 42, Some("ann@example.com".to_owned())), (5, 43, None)]
     );
 }
+
+#[tokio::test]
+async fn hostile_files_fail_with_a_clear_error_and_commit_nothing() {
+    use burrow_shared::fixtures::HostileFixture;
+    let env = TestEnv::new().await.expect("services");
+    let expectations = [
+        (
+            HostileFixture::ZipBomb,
+            "the file exceeds a limit: entry xl/worksheets/sheet1.xml inflates",
+        ),
+        (
+            HostileFixture::EntityBomb,
+            "the file is not a readable .xlsx workbook",
+        ),
+        (
+            HostileFixture::HugeDimension,
+            "the file exceeds a limit: cell XFD2 is beyond column 256",
+        ),
+        (
+            HostileFixture::HugeCell,
+            "row 2, column FirstName (cell B2): the text is longer than 32767 characters",
+        ),
+        (
+            HostileFixture::InvalidUtf8,
+            "the file is not a readable .xlsx workbook",
+        ),
+    ];
+    for (hostile, expected) in expectations {
+        let job = new_job(&env).await;
+        let file = hostile.bytes().expect("hostile file");
+        let err = import(&env, job, file)
+            .await
+            .expect_err(hostile.file_name());
+        assert!(
+            err.to_string().starts_with(expected),
+            "{}: {err}",
+            hostile.file_name()
+        );
+        assert!(err.is_permanent(), "{}", hostile.file_name());
+        assert!(stored(&env, job).await.is_empty());
+    }
+}

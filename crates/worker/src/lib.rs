@@ -77,6 +77,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let amqp = burrow_shared::amqp::amqp_pool(&config.amqp_url, 2).context("AMQP_URL")?;
     let import = ImportOptions {
         row_delay: Duration::from_millis(config.import_row_delay_ms),
+        ..ImportOptions::default()
     };
     let handle = metrics::install();
     let health = WorkerHealth::new();

@@ -14,7 +14,8 @@
 //! Every scenario ends by counting: jobs accepted but not `succeeded` (lost), jobs whose
 //! imported rows are not exactly one copy of their file (applied twice), and the time from the
 //! fault to the last job ending. One `#[ignore]`d test runs them one after another (they restart
-//! shared services), prints the table, then asserts. Processes log to `target/chaos/{scenario}/`.
+//! shared services), prints the table, then asserts. Processes log to `target/chaos/{scenario}/`;
+//! `CHAOS_ONLY=e,f just chaos` runs only the scenarios named by their letters.
 //!
 //! Needs `burrow-api` built next to the tests: `just chaos` runs `cargo build --bins` first.
 //!
@@ -41,9 +42,10 @@ mod services;
 #[path = "chaos/tally.rs"]
 mod tally;
 
-use std::future::Future;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::FutureExt as _;
 use tokio::time::Instant;
 
 use crate::services::ServicesGuard;
@@ -58,44 +60,45 @@ const SCENARIO_BUDGET: Duration = Duration::from_secs(150);
 async fn injected_faults_lose_no_job_and_apply_none_twice() {
     let _services = ServicesGuard;
     procs::api_binary();
-    let started = Instant::now();
-    let rows = vec![
-        run(
+    let scenarios = [
+        (
             "a. SIGKILL worker mid-import",
-            process_faults::sigkill_worker_mid_import(),
-        )
-        .await,
-        run(
+            process_faults::sigkill_worker_mid_import().boxed(),
+        ),
+        (
             "b. api crash after commit",
-            process_faults::api_crash_between_commit_and_publish(),
-        )
-        .await,
-        run(
+            process_faults::api_crash_between_commit_and_publish().boxed(),
+        ),
+        (
             "c. RabbitMQ restart",
-            service_faults::rabbitmq_restart_under_load(),
-        )
-        .await,
-        run(
+            service_faults::rabbitmq_restart_under_load().boxed(),
+        ),
+        (
             "d. Postgres restart",
-            service_faults::postgres_restart_under_load(),
-        )
-        .await,
-        run(
+            service_faults::postgres_restart_under_load().boxed(),
+        ),
+        (
             "e. poison messages",
-            message_faults::poison_messages_end_in_the_dlq(),
-        )
-        .await,
-        run(
+            message_faults::poison_messages_end_in_the_dlq().boxed(),
+        ),
+        (
             "f. duplicate publish",
-            message_faults::duplicate_message_imports_once(),
-        )
-        .await,
-        run(
+            message_faults::duplicate_message_imports_once().boxed(),
+        ),
+        (
             "g. SIGTERM under load",
-            process_faults::sigterm_drains_in_flight_jobs(),
-        )
-        .await,
+            process_faults::sigterm_drains_in_flight_jobs().boxed(),
+        ),
     ];
+    let only = std::env::var("CHAOS_ONLY").unwrap_or_default();
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for (scenario, body) in scenarios {
+        let letter = scenario.split('.').next().unwrap_or_default();
+        if only.is_empty() || only.split(',').any(|wanted| wanted.trim() == letter) {
+            rows.push(run(scenario, body).await);
+        }
+    }
     println!("{}", table(&rows, started.elapsed()));
 
     let lost: usize = rows.iter().map(|row| row.lost).sum();
@@ -112,7 +115,7 @@ async fn injected_faults_lose_no_job_and_apply_none_twice() {
 
 /// Runs one scenario in its own task, bounded by [`SCENARIO_BUDGET`]; a panic or a timeout
 /// becomes a failed row instead of ending the suite, so the table is always printed.
-async fn run(scenario: &str, body: impl Future<Output = Row> + Send + 'static) -> Row {
+async fn run(scenario: &str, body: BoxFuture<'static, Row>) -> Row {
     eprintln!("chaos: {scenario} …");
     let started = Instant::now();
     let mut task = tokio::spawn(body);

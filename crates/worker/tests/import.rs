@@ -411,3 +411,52 @@ async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
         matches!(header(headers::REASON), Some(lapin::types::AMQPValue::LongString(r)) if r.to_string() == reason)
     );
 }
+
+#[tokio::test]
+async fn hostile_files_fail_cleanly_and_the_worker_keeps_consuming() {
+    use burrow_shared::fixtures::HostileFixture;
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 2, Duration::ZERO);
+    // The api refuses a zip bomb before storing anything.
+    let bomb = HostileFixture::ZipBomb.bytes().expect("bomb");
+    let response = stack.upload("bomb.xlsx", bomb).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The worker does not trust the api: the same files stored directly still fail cleanly.
+    let channel = stack.confirm_channel().await;
+    let mut hostile = Vec::new();
+    for fixture in HostileFixture::ALL {
+        let job = NewJob {
+            file_name: Some(fixture.file_name().to_owned()),
+            ..NewJob::new(KIND_IMPORT_XLSX)
+        };
+        let mut tx = stack.env.db.begin().await.expect("tx");
+        jobs::insert_job_with_file(&mut tx, &job, &fixture.bytes().expect("file"))
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        let message = JobMessage::new(job.id, KIND_IMPORT_XLSX, job.correlation_id);
+        publish_job(&channel, &stack.env.topology, &message)
+            .await
+            .expect("published");
+        hostile.push((fixture, job.id));
+    }
+    let good = stack
+        .enqueue("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
+        .await;
+    for (fixture, id) in hostile {
+        let job = stack.wait_until_ended(id).await;
+        assert_eq!(
+            job.status,
+            JobStatus::Failed,
+            "{}: {:?}",
+            fixture.file_name(),
+            job.message
+        );
+    }
+    assert_eq!(
+        stack.wait_until_ended(good).await.status,
+        JobStatus::Succeeded,
+        "still consuming"
+    );
+    assert_eq!(stack.total_imported().await, 200);
+}

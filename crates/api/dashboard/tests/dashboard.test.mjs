@@ -8,6 +8,7 @@ import { after, before, test } from "node:test";
 
 import {
   acceptedJobId,
+  BASE_URL,
   apiCall,
   eventually,
   fixture,
@@ -18,6 +19,7 @@ import {
   openDashboard,
   screenshot,
   uniqueUser,
+  uploadViaApi,
 } from "./harness.mjs";
 
 let browser;
@@ -139,11 +141,8 @@ test("a failed import names row and column, and Retry runs it again", async () =
 test("the failures page groups failed jobs by error and retries a whole group", async () => {
   // Two more jobs with the same error, in other rows of the same file: one group.
   for (let i = 0; i < 2; i += 1) {
-    const form = new FormData();
-    form.append("file", new Blob([fixtureBytes("bad_non_numeric_id.xlsx")]), "bad_non_numeric_id.xlsx");
-    const response = await fetch(`${process.env.BASE_URL}/api/jobs`, { method: "POST", body: form });
-    assert.equal(response.status, 202);
-    await jobReaches((await response.json()).id, "failed");
+    const job = await uploadViaApi("bad_non_numeric_id.xlsx", uniqueUser("group"));
+    await jobReaches(job.id, "failed");
   }
   const page = await openDashboard(browser, { hash: "#/failures" });
   const group = page.locator(".group", { hasText: "column Id" });
@@ -302,21 +301,32 @@ test("on a phone the layout stacks and nothing overflows sideways", async () => 
   assert.ok(overflow <= 0, `no horizontal scrolling (${overflow}px too wide)`);
   assert.equal(await page.locator("#jobs-table thead").evaluate((el) => getComputedStyle(el).display), "none");
   await screenshot(page, "09-phone-jobs", { fullPage: true });
-  await page.goto(`${process.env.BASE_URL}/#/failures`);
+  await page.locator("#jobs-title").scrollIntoViewIfNeeded();
+  await page.evaluate(() => document.querySelector("#jobs-title").scrollIntoView());
+  await screenshot(page, "09-phone-jobs-table");
+  await page.goto(`${BASE_URL}/#/failures`);
   await page.locator(".group").first().waitFor();
   await screenshot(page, "10-phone-failures");
   await page.context().close();
 });
 
 test("screenshot of the dashboard at work", async () => {
-  // Something running beside the finished and failed jobs of the tests above.
+  // A realistic mix on top: imports that succeeded and one that failed, one job waiting for its
+  // run_at, and two running.
+  const ended = [];
+  for (const name of ["MOCK_DATA_4.xlsx", "MOCK_DATA_5.xlsx", "bad_missing_column.xlsx", "MOCK_DATA_2.xlsx"]) {
+    ended.push((await uploadViaApi(name, "alice")).id);
+  }
+  for (const id of ended) await jobReaches(id, "succeeded", "failed");
+  const later = new Date(Date.now() + 10 * 60_000).toISOString();
+  await apiCall("POST", "/api/jobs", { kind: "sleep", payload: { ms: 1000 }, run_at: later, user_id: "bob" });
   for (const ms of [6000, 9000]) {
-    await apiCall("POST", "/api/jobs", { kind: "sleep", payload: { ms }, user_id: "demo" });
+    await apiCall("POST", "/api/jobs", { kind: "sleep", payload: { ms }, user_id: "bob" });
   }
   const page = await openDashboard(browser, { viewport: { width: 1280, height: 1000 } });
   await eventually("two jobs processing", async () => (await page.locator("#jobs-body .pill-processing").count()) === 2);
   await eventually("progress on both", async () =>
-    page.locator("#jobs-body tr:has(.pill-processing) progress").evaluateAll((bars) => bars.every((b) => b.value > 0.2 * b.max)),
+    page.locator("#jobs-body tr:has(.pill-processing) progress").evaluateAll((bars) => bars.every((b) => b.value > 0.25 * b.max)),
   );
   await page.mouse.move(0, 0);
   const file = await screenshot(page, "00-dashboard");

@@ -11,8 +11,11 @@ export const BASE_URL = required("BASE_URL");
 export const FIXTURES_DIR = required("FIXTURES_DIR");
 export const ARTIFACTS_DIR = required("ARTIFACTS_DIR");
 
-/** Longest wait for a job to reach a state (imports take about a second with run.sh's pacing). */
-export const JOB_TIMEOUT_MS = 30_000;
+/**
+ * Longest wait for a job to reach a state. Imports take about a second with run.sh's pacing;
+ * the margin covers a RabbitMQ restart by the fault-injection suite (workers reconnect).
+ */
+export const JOB_TIMEOUT_MS = 60_000;
 
 function required(name) {
   const value = process.env[name];
@@ -75,6 +78,16 @@ export function fixtureBytes(name) {
 /** An owner tag no other test uses, to find a test's own jobs. */
 export function uniqueUser(label) {
   return `${label}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Uploads a fixture through the api (not the page); returns the job. */
+export async function uploadViaApi(name, userId) {
+  const form = new FormData();
+  if (userId) form.append("user_id", userId);
+  form.append("file", new Blob([fixtureBytes(name)]), name);
+  const response = await fetch(`${BASE_URL}/api/jobs`, { method: "POST", body: form });
+  if (response.status !== 202) throw new Error(`upload of ${name}: ${response.status}`);
+  return response.json();
 }
 
 /** Calls the JSON api; returns `{ status, body }`. */

@@ -4,7 +4,7 @@ use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use burrow_shared::import::sniff_xlsx;
+use burrow_shared::import::{check_package, sniff_xlsx, ImportLimits};
 
 use burrow_shared::jobs::NewJob;
 use burrow_shared::KIND_IMPORT_XLSX;
@@ -64,6 +64,9 @@ pub async fn create_upload_job(
         ));
     };
     sniff_xlsx(&bytes).map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+    // Refuse zip bombs and oversized packages before any work is spent on them.
+    check_package(&bytes, &ImportLimits::default())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
 
     let job = NewJob {
         user_id,

@@ -52,6 +52,9 @@ pub enum ImportError {
         /// What is wrong with the value.
         reason: String,
     },
+    /// The file exceeds one of the [`super::ImportLimits`].
+    #[error("the file exceeds a limit: {0}")]
+    Limit(String),
     /// The spreadsheet parser panicked on this file; the worker survives and fails the job.
     #[error("the spreadsheet parser failed on this file: {0}")]
     ParserFailed(String),

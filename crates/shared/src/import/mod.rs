@@ -8,6 +8,7 @@
 
 mod columns;
 mod error;
+mod limits;
 mod record;
 mod sheet;
 mod sniff;
@@ -23,6 +24,7 @@ use crate::progress::Progress;
 
 pub use columns::COLUMNS;
 pub use error::{cell_reference, ImportError};
+pub use limits::{check_package, ImportLimits};
 pub use sniff::{sniff_xlsx, NotXlsx};
 
 /// COPY text chunks buffered between the parser thread and the database writer.
@@ -37,6 +39,8 @@ pub struct ImportOptions {
     /// Sleep after each row. Zero in production; the demo sets a few milliseconds so a person
     /// can watch jobs overlap.
     pub row_delay: Duration,
+    /// Limits against hostile files.
+    pub limits: ImportLimits,
 }
 
 /// Imports `file` as the rows of job `job_id` and returns how many rows were written.
@@ -65,9 +69,9 @@ pub async fn import_people(
         .await?;
 
     let (chunks_tx, mut chunks) = mpsc::channel::<(Vec<u8>, u64, u64)>(PIPELINE_CHUNKS);
-    let row_delay = options.row_delay;
+    let (row_delay, limits) = (options.row_delay, options.limits.clone());
     let parser = tokio::task::spawn_blocking(move || {
-        sheet::read_people(file, job_id, row_delay, |chunk, done, total| {
+        sheet::read_people(file, job_id, row_delay, &limits, |chunk, done, total| {
             chunks_tx.blocking_send((chunk, done, total)).is_ok()
         })
     });

@@ -23,6 +23,7 @@ pub fn encode_row(
     row: u32,
     header: &HeaderMap,
     cells: &[DataRef<'_>],
+    max_cell_chars: usize,
 ) -> Result<(), ImportError> {
     let cell_at = |column: usize| {
         cells
@@ -42,7 +43,7 @@ pub fn encode_row(
     let _ = write!(LineWriter(out), "{job_id}\t{}\t{id}", row + 1);
     for column in ID + 1..COLUMNS.len() {
         out.push(b'\t');
-        match text(cell_at(column)) {
+        match text(cell_at(column), max_cell_chars) {
             Ok(Some(value)) => escape_into(out, &value),
             Ok(None) => out.extend_from_slice(b"\\N"),
             Err(reason) => {
@@ -105,7 +106,7 @@ pub fn describe(cell: &DataRef<'_>) -> String {
 }
 
 /// A text column's value: `None` for an empty cell.
-fn text(cell: &DataRef<'_>) -> Result<Option<String>, String> {
+fn text(cell: &DataRef<'_>, max_chars: usize) -> Result<Option<String>, String> {
     let value = match cell {
         DataRef::Empty => return Ok(None),
         DataRef::String(s) => s.clone(),
@@ -117,6 +118,9 @@ fn text(cell: &DataRef<'_>) -> Result<Option<String>, String> {
         DataRef::DateTime(_) => return Err("expected text, found a date".to_owned()),
         DataRef::Error(e) => return Err(format!("the cell holds the Excel error {e}")),
     };
+    if value.len() > max_chars && value.chars().count() > max_chars {
+        return Err(format!("the text is longer than {max_chars} characters"));
+    }
     if value.contains('\0') {
         return Err("the text contains a NUL character, which Postgres cannot store".to_owned());
     }
@@ -167,7 +171,7 @@ mod tests {
 
     fn encode(cells: &[DataRef<'_>]) -> Result<String, ImportError> {
         let mut out = Vec::new();
-        encode_row(&mut out, &Uuid::nil(), 1, &header(), cells)?;
+        encode_row(&mut out, &Uuid::nil(), 1, &header(), cells, 32_767)?;
         Ok(String::from_utf8(out).expect("utf-8"))
     }
 

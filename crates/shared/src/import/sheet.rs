@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::columns::{map_header, HeaderMap};
 use super::error::ImportError;
+use super::limits::{check_package, ImportLimits};
 use super::record::{encode_row, is_blank};
 
 /// Bytes of COPY text gathered before a chunk is handed to the database writer.
@@ -33,8 +34,11 @@ pub fn read_people(
     file: Vec<u8>,
     job_id: Uuid,
     row_delay: Duration,
+    limits: &ImportLimits,
     mut emit: impl FnMut(Vec<u8>, u64, u64) -> bool,
 ) -> Result<u64, ImportError> {
+    // The worker does not trust the api: the package is checked again before parsing.
+    check_package(&file, limits)?;
     let unreadable = |e: calamine::XlsxError| ImportError::Unreadable(e.to_string());
     let mut workbook = Xlsx::new(Cursor::new(file)).map_err(unreadable)?;
     let names = workbook.sheet_names();
@@ -50,6 +54,12 @@ pub fn read_people(
     let dimensions = cells.dimensions();
     // Rows under the header, as the sheet declares them (an estimate, for progress only).
     let declared = u64::from(dimensions.end.0.saturating_sub(dimensions.start.0));
+    if declared > limits.max_rows {
+        return Err(ImportError::Limit(format!(
+            "sheet {sheet:?} declares {declared} rows (limit {})",
+            limits.max_rows
+        )));
+    }
 
     let mut rows = RowSink {
         job_id,
@@ -64,7 +74,7 @@ pub fn read_people(
         let (row, column) = cell.get_position();
         if current_row != Some(row) {
             if let Some(done) = current_row {
-                rows.finish_row(done, &row_cells)?;
+                rows.finish_row(done, &row_cells, limits)?;
                 if rows.buffer.len() >= CHUNK_BYTES
                     && !emit(rows.take_chunk(), rows.count, declared)
                 {
@@ -75,6 +85,14 @@ pub fn read_people(
             }
             current_row = Some(row);
             row_cells.clear();
+        }
+        if column >= limits.max_columns {
+            return Err(ImportError::Limit(format!(
+                "cell {} is beyond column {} (limit {} columns)",
+                super::error::cell_reference(row, column),
+                limits.max_columns,
+                limits.max_columns
+            )));
         }
         let column = column as usize;
         if rows
@@ -90,7 +108,7 @@ pub fn read_people(
         row_cells[column] = cell.get_value().clone();
     }
     if let Some(done) = current_row {
-        rows.finish_row(done, &row_cells)?;
+        rows.finish_row(done, &row_cells, limits)?;
     }
     match (&rows.header, rows.count) {
         (None, _) => Err(ImportError::EmptySheet { sheet }),
@@ -117,14 +135,32 @@ struct RowSink {
 }
 
 impl RowSink {
-    fn finish_row(&mut self, row: u32, cells: &[DataRef<'_>]) -> Result<(), ImportError> {
+    fn finish_row(
+        &mut self,
+        row: u32,
+        cells: &[DataRef<'_>],
+        limits: &ImportLimits,
+    ) -> Result<(), ImportError> {
         if is_blank(cells) {
             return Ok(());
+        }
+        if self.count >= limits.max_rows {
+            return Err(ImportError::Limit(format!(
+                "more than {} data rows",
+                limits.max_rows
+            )));
         }
         match &self.header {
             None => self.header = Some(map_header(row + 1, cells)?),
             Some(header) => {
-                encode_row(&mut self.buffer, &self.job_id, row, header, cells)?;
+                encode_row(
+                    &mut self.buffer,
+                    &self.job_id,
+                    row,
+                    header,
+                    cells,
+                    limits.max_cell_chars,
+                )?;
                 self.count += 1;
                 if !self.row_delay.is_zero() {
                     std::thread::sleep(self.row_delay);

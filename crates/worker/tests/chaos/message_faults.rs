@@ -31,9 +31,15 @@ pub async fn poison_messages_end_in_the_dlq() -> Row {
         max_attempts: 3,
         ..RetryPolicy::default()
     };
+    // Spare slots: a retry must never wait behind the normal imports, or the measured
+    // backoff would include that wait.
     let spec = WorkerSpec {
+        concurrency: Some(4),
         retry: Some(policy.clone()),
-        extra: vec![("BURROW_FAILPOINT", "transient_import:flaky.xlsx".to_owned())],
+        extra: vec![
+            ("WORKER_PREFETCH", "8".to_owned()),
+            ("BURROW_FAILPOINT", "transient_import:flaky.xlsx".to_owned()),
+        ],
         ..WorkerSpec::default()
     };
     rig.worker("e-w1", &spec);

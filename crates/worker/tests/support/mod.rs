@@ -93,7 +93,10 @@ impl Stack {
                 ..JobContext::new(
                     self.env.db.clone(),
                     worker_id.to_owned(),
-                    ImportOptions { row_delay },
+                    ImportOptions {
+                        row_delay,
+                        ..ImportOptions::default()
+                    },
                 )
             },
             concurrency,

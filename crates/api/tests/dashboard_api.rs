@@ -1,0 +1,466 @@
+//! The endpoints behind the web dashboard, against the real Postgres and RabbitMQ:
+//! `GET /api/stats`, `GET /api/failures`, `POST /api/jobs/retry`, and the page itself at `/`.
+//!
+//! No worker runs here: jobs are put into the states a test needs with SQL, and published
+//! messages stay ready in the work queue.
+
+use std::future::Future;
+use std::time::Duration;
+
+use burrow_api::publisher::Publisher;
+use burrow_api::state::AppState;
+use burrow_api::Application;
+use burrow_shared::testing::TestEnv;
+use lapin::options::BasicConsumeOptions;
+use lapin::types::FieldTable;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for the relay's asynchronous effects before failing.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// An AMQP URL nothing listens on: a broker that is down.
+const CLOSED_PORT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+/// The import error of `bad_non_numeric_id.xlsx`, as the worker records it.
+const ROW_7_ERROR: &str = r#"row 7, column Id (cell A7): expected a whole number, found "abc""#;
+
+/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct TestApi {
+    env: TestEnv,
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serves the api on port 0 over a fresh database and topology.
+async fn spawn_api() -> TestApi {
+    let env = TestEnv::new().await.expect("test services");
+    let amqp = env.amqp.clone();
+    spawn_api_with(env, amqp).await
+}
+
+/// An api whose broker is down: its pool points at a closed port.
+async fn spawn_api_without_broker() -> TestApi {
+    let env = TestEnv::new().await.expect("test services");
+    let unreachable =
+        burrow_shared::amqp::amqp_pool(CLOSED_PORT_AMQP_URL, 1).expect("a pool (lazy)");
+    spawn_api_with(env, unreachable).await
+}
+
+async fn spawn_api_with(env: TestEnv, amqp: deadpool_lapin::Pool) -> TestApi {
+    let state = AppState::new(
+        env.db.clone(),
+        Publisher::new(amqp, env.topology.clone()),
+        1024 * 1024,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::from_parts(listener, state);
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    TestApi {
+        env,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl TestApi {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a `noop` job through the api; its id.
+    async fn create_job(&self) -> String {
+        let (status, job) = self.post_json("/api/jobs", &json!({"kind": "noop"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Puts a job into `status` as a worker would have left it, ended `ago_secs` seconds ago.
+    async fn set_state(&self, id: &str, status: &str, message: &str, ago_secs: i32) {
+        sqlx::query(
+            "UPDATE jobs SET status = $2, message = $3, attempts = 1, \
+                    started_at = now() - make_interval(secs => $4 + 1), \
+                    completed_at = CASE WHEN $2 IN ('queued', 'processing') THEN NULL \
+                                        ELSE now() - make_interval(secs => $4) END \
+             WHERE id = $1::uuid",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(message)
+        .bind(ago_secs)
+        .execute(&self.env.db)
+        .await
+        .expect("set state");
+    }
+
+    async fn ready_in_work_queue(&self) -> u32 {
+        self.env
+            .ready_messages(&self.env.topology.work_queue)
+            .await
+            .expect("queue depth")
+    }
+}
+
+#[tokio::test]
+async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
+    let api = spawn_api().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(api.create_job().await);
+    }
+    eventually("5 messages in the work queue", || async {
+        (api.ready_in_work_queue().await == 5).then_some(())
+    })
+    .await;
+    api.set_state(&ids[0], "processing", "", 0).await;
+    api.set_state(&ids[1], "succeeded", "Done", 0).await;
+    api.set_state(&ids[2], "failed", ROW_7_ERROR, 0).await;
+    // Ended long before the window: not in the throughput.
+    api.set_state(&ids[3], "succeeded", "Done", 3600).await;
+    // A consumer on the DLQ, to see it counted.
+    let channel = api.env.channel().await.expect("channel");
+    channel
+        .basic_consume(
+            api.env.topology.dead_letter_queue.as_str().into(),
+            "dashboard-test".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume the DLQ");
+
+    let (status, stats) = api.get("/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["rabbitmq"], "up");
+    assert_eq!(
+        stats["work_queue"],
+        json!({"name": api.env.topology.work_queue, "messages": 5, "consumers": 0})
+    );
+    assert_eq!(
+        stats["dead_letter_queue"],
+        json!({"name": api.env.topology.dead_letter_queue, "messages": 0, "consumers": 1})
+    );
+    assert_eq!(
+        stats["jobs_by_status"],
+        json!({"queued": 1, "processing": 1, "retrying": 0, "succeeded": 2, "failed": 1,
+               "dead": 0, "cancelled": 0})
+    );
+    assert_eq!(stats["in_flight"], 1);
+    assert_eq!(stats["outbox_pending"], 0);
+
+    let throughput = &stats["throughput"];
+    assert_eq!(throughput["window_minutes"], 15);
+    let minutes = throughput["per_minute"].as_array().expect("per_minute");
+    assert_eq!(minutes.len(), 15, "one entry per minute, empty ones too");
+    let total = |field: &str| {
+        minutes
+            .iter()
+            .map(|m| m[field].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (total("completed"), total("succeeded"), total("failed")),
+        (2, 1, 1),
+        "the two jobs that ended just now, not the one an hour ago: {minutes:?}"
+    );
+    let starts: Vec<&str> = minutes
+        .iter()
+        .map(|m| m["minute"].as_str().expect("minute"))
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {starts:?}"
+    );
+    channel.close(200, "done".into()).await.expect("close");
+}
+
+#[tokio::test]
+async fn stats_report_null_queues_while_rabbitmq_is_down() {
+    let api = spawn_api_without_broker().await;
+    let id = api.create_job().await;
+    api.set_state(&id, "succeeded", "Done", 0).await;
+    api.create_job().await;
+
+    let (status, stats) = api.get("/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["rabbitmq"], "down");
+    assert_eq!(stats["work_queue"], Value::Null);
+    assert_eq!(stats["dead_letter_queue"], Value::Null);
+    assert_eq!(stats["jobs_by_status"]["queued"], 1);
+    assert_eq!(stats["jobs_by_status"]["succeeded"], 1);
+    assert_eq!(
+        stats["outbox_pending"], 2,
+        "both messages wait in the outbox"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_grouped_by_normalised_error_largest_group_first() {
+    let api = spawn_api().await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(api.create_job().await);
+    }
+    // The same error in other rows and cells: one group. Newest completion first.
+    api.set_state(&ids[0], "failed", ROW_7_ERROR, 30).await;
+    api.set_state(
+        &ids[1],
+        "failed",
+        r#"row 12, column Id (cell A12): expected a whole number, found "x1""#,
+        20,
+    )
+    .await;
+    api.set_state(
+        &ids[2],
+        "failed",
+        r#"row 3, column Id (cell A3): expected a whole number, found "?""#,
+        10,
+    )
+    .await;
+    api.set_state(
+        &ids[3],
+        "dead",
+        "attempt 5 of 5 failed: connection refused",
+        5,
+    )
+    .await;
+    api.set_state(&ids[4], "failed", "missing column Email", 5)
+        .await;
+    api.set_state(&ids[5], "succeeded", "Done", 5).await;
+
+    let (status, body) = api.get("/api/failures").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 5);
+    let groups = body["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 3, "{groups:#?}");
+    assert_eq!(
+        groups[0],
+        json!({
+            "error": r#"row #, column Id (cell A#): expected a whole number, found "…""#,
+            "example": r#"row 3, column Id (cell A3): expected a whole number, found "?""#,
+            "status": "failed",
+            "count": 3,
+            "job_ids": [ids[2], ids[1], ids[0]],
+            "last_at": groups[0]["last_at"],
+        })
+    );
+    let rest: Vec<(&str, &str, i64)> = groups[1..]
+        .iter()
+        .map(|g| {
+            (
+                g["status"].as_str().expect("status"),
+                g["error"].as_str().expect("error"),
+                g["count"].as_i64().expect("count"),
+            )
+        })
+        .collect();
+    assert!(rest.contains(&("dead", "attempt # of # failed: connection refused", 1)));
+    assert!(rest.contains(&("failed", "missing column Email", 1)));
+}
+
+#[tokio::test]
+async fn a_failure_group_lists_its_newest_hundred_jobs_and_counts_them_all() {
+    let api = spawn_api().await;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, status, message, correlation_id, completed_at) \
+         SELECT gen_random_uuid(), 'noop', 'failed', 'boom ' || n, gen_random_uuid(), \
+                now() - make_interval(secs => n) \
+         FROM generate_series(1, 105) AS n",
+    )
+    .execute(&api.env.db)
+    .await
+    .expect("insert");
+    let (status, body) = api.get("/api/failures").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 105);
+    let group = &body["groups"][0];
+    assert_eq!(
+        (&group["error"], &group["count"]),
+        (&json!("boom #"), &json!(105))
+    );
+    assert_eq!(group["job_ids"].as_array().map(Vec::len), Some(100));
+    assert_eq!(group["example"], "boom 1", "the newest one");
+}
+
+#[tokio::test]
+async fn bulk_retry_requeues_failed_dead_and_cancelled_jobs_and_reports_each_id() {
+    let api = spawn_api().await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(api.create_job().await);
+    }
+    eventually("4 messages in the work queue", || async {
+        (api.ready_in_work_queue().await == 4).then_some(())
+    })
+    .await;
+    api.set_state(&ids[0], "failed", ROW_7_ERROR, 0).await;
+    api.set_state(&ids[1], "dead", "attempt 5 of 5 failed: timeout", 0)
+        .await;
+    api.set_state(&ids[2], "cancelled", "Cancelled", 0).await;
+    api.set_state(&ids[3], "succeeded", "Done", 0).await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+
+    let (status, body) = api
+        .post_json(
+            "/api/jobs/retry",
+            &json!({"ids": [ids[0], ids[1], ids[2], ids[3], unknown, "nope"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["retried"], 3);
+    let results = body["results"].as_array().expect("results");
+    let summary: Vec<(&str, bool, Option<&str>, Option<&str>)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().expect("id"),
+                r["retried"].as_bool().expect("retried"),
+                r["status"].as_str(),
+                r["error"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (ids[0].as_str(), true, Some("queued"), None),
+            (ids[1].as_str(), true, Some("queued"), None),
+            (ids[2].as_str(), true, Some("queued"), None),
+            (ids[3].as_str(), false, None, Some("conflict")),
+            (unknown.as_str(), false, None, Some("not_found")),
+            ("nope", false, None, Some("bad_request")),
+        ]
+    );
+    assert!(results[3]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("succeeded")));
+
+    for id in &ids[..3] {
+        let (_, job) = api.get(&format!("/api/jobs/{id}")).await;
+        assert_eq!(
+            (job["status"].as_str(), job["attempts"].as_i64()),
+            (Some("queued"), Some(0))
+        );
+        assert_eq!(job["message"], "Retried on request");
+    }
+    eventually("the 3 retried jobs' messages published", || async {
+        (api.ready_in_work_queue().await == 7).then_some(())
+    })
+    .await;
+
+    // Retrying them again is refused per id (they are queued now), and nothing is published.
+    let (_, again) = api
+        .post_json("/api/jobs/retry", &json!({"ids": [ids[0]]}))
+        .await;
+    assert_eq!(
+        (&again["retried"], &again["results"][0]["error"]),
+        (&json!(0), &json!("conflict"))
+    );
+}
+
+#[tokio::test]
+async fn bulk_retry_rejects_a_malformed_body() {
+    let api = spawn_api().await;
+    for body in [
+        json!({"ids": []}),
+        json!({"ids": "not a list"}),
+        json!({"jobs": []}),
+    ] {
+        let (status, answer) = api.post_json("/api/jobs/retry", &body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} → {answer}"
+        );
+        assert_eq!(answer["error"], "unprocessable");
+    }
+    let too_many: Vec<String> = (0..1001)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let (status, _) = api
+        .post_json("/api/jobs/retry", &json!({ "ids": too_many }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
+    let api = spawn_api().await;
+    let get = |path: &'static str| api.http.get(format!("{}{path}", api.base)).send();
+
+    let page = get("/").await.expect("request");
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.expect("body");
+    assert!(html.contains(r#"<script type="module" src="/dashboard/app.js"></script>"#));
+    assert!(html.contains(r#"href="/dashboard/style.css""#));
+
+    for (path, content_type) in [
+        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/favicon.svg", "image/svg+xml"),
+    ] {
+        let asset = get(path).await.expect("request");
+        assert_eq!(asset.status(), StatusCode::OK, "{path}");
+        assert_eq!(asset.headers()["content-type"], content_type, "{path}");
+        assert_eq!(asset.headers()["cache-control"], "no-cache", "{path}");
+        assert!(!asset.bytes().await.expect("body").is_empty(), "{path}");
+    }
+    let missing = get("/dashboard/secrets.txt").await.expect("request");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let missing: Value = missing.json().await.expect("json");
+    assert_eq!(missing["error"], "not_found");
+}
