@@ -435,9 +435,11 @@ async function uploadAll(files) {
         h("a", { href: `#/jobs/${job.id}`, text: `job …${shortId(job.id)}` }),
         ` (${job.status})`,
       );
+      announce(`${file.name} accepted as job …${shortId(job.id)}.`);
     } catch (e) {
       li.classList.add("error");
       outcome.textContent = e instanceof ApiError ? e.describe() : String(e);
+      announce(`${file.name} refused: ${outcome.textContent}`);
     }
   }
   loadJobs().catch(() => {});
@@ -487,7 +489,7 @@ function setUpUpload() {
 
 const jobsBody = $("#jobs-body");
 const rows = new Map(); // job id → <tr>
-const knownStatus = new Map(); // job id → last status seen, to announce changes
+let knownStatus = new Map(); // job id → status at the last update (this page only), to announce changes
 let jobsSeq = 0;
 
 async function loadJobs() {
@@ -506,6 +508,7 @@ async function loadJobs() {
 function renderJobs(jobs) {
   const now = Date.now();
   const seen = new Set();
+  const statuses = new Map();
   jobs.forEach((job, index) => {
     seen.add(job.id);
     let row = rows.get(job.id);
@@ -517,8 +520,9 @@ function renderJobs(jobs) {
     if (jobsBody.children[index] !== row) jobsBody.insertBefore(row, jobsBody.children[index] ?? null);
     const before = knownStatus.get(job.id);
     if (before && before !== job.status) announce(`${jobName(job)} (job …${shortId(job.id)}) is now ${job.status}.`);
-    knownStatus.set(job.id, job.status);
+    statuses.set(job.id, job.status);
   });
+  knownStatus = statuses;
   for (const [id, row] of rows) {
     if (!seen.has(id)) {
       row.remove();
@@ -528,7 +532,9 @@ function renderJobs(jobs) {
   $("#jobs-empty").hidden = jobs.length > 0;
   $("#page-newer").disabled = state.cursors.length === 1;
   $("#page-older").disabled = !state.nextCursor;
-  $("#page-label").textContent = `Page ${state.cursors.length}`;
+  const label = `Page ${state.cursors.length}`;
+  // A live region: write only when it changes, so it is announced once.
+  if ($("#page-label").textContent !== label) $("#page-label").textContent = label;
 }
 
 function newJobRow(job) {

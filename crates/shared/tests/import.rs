@@ -2,7 +2,7 @@
 //! header flexibility, and all-or-nothing on errors.
 
 use burrow_shared::fixtures::{people, people_xlsx, Person};
-use burrow_shared::import::{import_people, ImportError, ImportOptions};
+use burrow_shared::import::{import_people, ImportError, ImportOptions, ImportReport, OnError};
 use burrow_shared::jobs::{insert_job_with_file, NewJob};
 use burrow_shared::progress::Progress;
 use burrow_shared::testing::TestEnv;
@@ -23,19 +23,26 @@ async fn new_job(env: &TestEnv) -> Uuid {
 
 /// Imports in a transaction, committing only on success (as the worker does).
 async fn import(env: &TestEnv, job: Uuid, file: Vec<u8>) -> Result<u64, ImportError> {
+    import_with(env, job, file, OnError::Reject)
+        .await
+        .map(|report| report.rows)
+}
+
+async fn import_with(
+    env: &TestEnv,
+    job: Uuid,
+    file: Vec<u8>,
+    on_error: OnError,
+) -> Result<ImportReport, ImportError> {
     let mut tx = env.db.begin().await?;
     let (progress, cancel) = (Progress::default(), CancellationToken::new());
-    let rows = import_people(
-        &mut tx,
-        job,
-        file,
-        &ImportOptions::default(),
-        &progress,
-        &cancel,
-    )
-    .await?;
+    let options = ImportOptions {
+        on_error,
+        ..ImportOptions::default()
+    };
+    let report = import_people(&mut tx, job, file, &options, &progress, &cancel).await?;
     tx.commit().await?;
-    Ok(rows)
+    Ok(report)
 }
 
 async fn stored(env: &TestEnv, job: Uuid) -> Vec<(i32, i64, Option<String>)> {
@@ -87,6 +94,7 @@ async fn a_bad_cell_deep_in_the_file_commits_nothing() {
     for (row, person) in (1u32..).zip(people(5, 1, 15_000)) {
         sheet.write(row, 0, person.id as f64).expect("id");
         sheet.write(row, 3, person.email.as_str()).expect("email");
+        sheet.write(row, 5, person.ip_address.as_str()).expect("ip");
     }
     sheet.write(15_001, 0, "12x").expect("bad id");
     let file = workbook.save_to_buffer().expect("xlsx");
@@ -129,13 +137,19 @@ async fn columns_may_come_in_any_order_with_extras_and_blank_rows() {
     }
     sheet.write(2, 6, 42).expect("id");
     sheet.write(2, 2, "ann@example.com").expect("email");
+    sheet.write(2, 0, "10.0.0.1").expect("ip");
+    sheet.write(4, 2, "bob@example.com").expect("email");
+    sheet.write(4, 0, "::1").expect("ip");
     sheet.write(4, 6, "43").expect("id as text"); // row 4 blank
     let file = workbook.save_to_buffer().expect("xlsx");
 
     assert_eq!(import(&env, job, file).await.expect("imports"), 2);
     assert_eq!(
         stored(&env, job).await,
-        vec![(3, 42, Some("ann@example.com".to_owned())), (5, 43, None)]
+        vec![
+            (3, 42, Some("ann@example.com".to_owned())),
+            (5, 43, Some("bob@example.com".to_owned()))
+        ]
     );
 }
 
@@ -179,4 +193,49 @@ async fn hostile_files_fail_with_a_clear_error_and_commit_nothing() {
         assert!(err.is_permanent(), "{}", hostile.file_name());
         assert!(stored(&env, job).await.is_empty());
     }
+}
+
+/// Six people, with a bad email in row 3, a bad IP in row 5 and a repeated Id in row 6.
+fn file_with_invalid_rows() -> Vec<u8> {
+    let mut people: Vec<Person> = people(9, 1, 6).collect();
+    people[1].email = "not-an-email".to_owned();
+    people[3].ip_address = "999.1.1.1".to_owned();
+    people[4].id = people[0].id;
+    people_xlsx(people).expect("xlsx")
+}
+
+#[tokio::test]
+async fn invalid_rows_reject_the_file_and_are_listed() {
+    let env = TestEnv::new().await.expect("services");
+    let job = new_job(&env).await;
+    let err = import(&env, job, file_with_invalid_rows())
+        .await
+        .expect_err("rejected");
+    assert_eq!(
+        err.to_string(),
+        "3 rows are invalid; the first 3: \
+         row 3, column Email (cell D3): \"not-an-email\" is not an email address; \
+         row 5, column IpAddress (cell F5): \"999.1.1.1\" is not an IPv4 or IPv6 address; \
+         row 6, column Id (cell A6): Id 1 appears again (first in row 2)"
+    );
+    assert!(stored(&env, job).await.is_empty());
+}
+
+#[tokio::test]
+async fn with_on_error_skip_the_valid_rows_are_imported_and_the_rest_reported() {
+    let env = TestEnv::new().await.expect("services");
+    let job = new_job(&env).await;
+    let report = import_with(&env, job, file_with_invalid_rows(), OnError::Skip)
+        .await
+        .expect("imports");
+    assert_eq!((report.rows, report.rejected_total), (3, 3));
+    let rows: Vec<i32> = stored(&env, job)
+        .await
+        .into_iter()
+        .map(|(row, _, _)| row)
+        .collect();
+    assert_eq!(rows, [2, 4, 7]);
+    let listed: Vec<(u32, &str)> = report.rejected.iter().map(|r| (r.row, r.column)).collect();
+    assert_eq!(listed, [(3, "Email"), (5, "IpAddress"), (6, "Id")]);
+    assert_eq!(report.rejected[1].value, "\"999.1.1.1\"");
 }

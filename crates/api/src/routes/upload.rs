@@ -4,7 +4,8 @@ use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use burrow_shared::import::{check_package, sniff_xlsx, ImportLimits};
+use burrow_shared::import::{check_package, sniff_xlsx, ImportLimits, OnError};
+use burrow_shared::kinds::ImportPayload;
 
 use burrow_shared::jobs::NewJob;
 use burrow_shared::KIND_IMPORT_XLSX;
@@ -35,6 +36,7 @@ pub async fn create_upload_job(
     let limit = state.upload_max_bytes;
     let mut file = None;
     let mut user_id = None;
+    let mut on_error = OnError::default();
     while let Some(field) = multipart
         .next_field()
         .await
@@ -54,6 +56,18 @@ pub async fn create_upload_job(
                 let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
                 user_id = parse_user_id(&text)?;
             }
+            Some("on_error") => {
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                on_error = match text.trim() {
+                    "reject" => OnError::Reject,
+                    "skip" => OnError::Skip,
+                    other => {
+                        return Err(ApiError::BadRequest(format!(
+                            "`on_error` is `reject` or `skip`, not {other:?}"
+                        )))
+                    }
+                };
+            }
             // Unknown fields are skipped (their bytes still count toward the body limit).
             _ => {}
         }
@@ -72,6 +86,7 @@ pub async fn create_upload_job(
         user_id,
         file_name: Some(file_name),
         idempotency_key: idempotency_key(&headers)?,
+        payload: serde_json::to_value(ImportPayload { on_error }).unwrap_or_default(),
         ..NewJob::new(KIND_IMPORT_XLSX)
     };
     let enqueued = enqueue(

@@ -49,8 +49,20 @@ pub enum ImportError {
         column: &'static str,
         /// The A1-style cell reference, e.g. `A7`.
         cell: String,
+        /// The value found, described briefly (for error reports).
+        value: String,
         /// What is wrong with the value.
         reason: String,
+    },
+    /// Rows are invalid and `on_error` is `reject`: the first ones are listed.
+    #[error("{}", invalid_rows_message(.total, .first, .complete))]
+    InvalidRows {
+        /// Invalid rows found (a lower bound when `complete` is false).
+        total: u64,
+        /// The first [`super::FIRST_ERRORS`] of them.
+        first: Vec<super::Rejection>,
+        /// Whether the whole file was scanned.
+        complete: bool,
     },
     /// The file exceeds one of the [`super::ImportLimits`].
     #[error("the file exceeds a limit: {0}")]
@@ -72,6 +84,21 @@ impl ImportError {
     pub fn is_permanent(&self) -> bool {
         !matches!(self, ImportError::Database(_) | ImportError::Cancelled)
     }
+}
+
+/// One invalid row reads as its own error (`row 7, column Id (cell A7): …`); more are counted
+/// and listed.
+fn invalid_rows_message(total: &u64, first: &[super::Rejection], complete: &bool) -> String {
+    if let ([only], true) = (first, *complete) {
+        return only.to_string();
+    }
+    let at_least = if *complete { "" } else { "at least " };
+    let listed: Vec<String> = first.iter().map(ToString::to_string).collect();
+    format!(
+        "{at_least}{total} rows are invalid; the first {}: {}",
+        first.len(),
+        listed.join("; ")
+    )
 }
 
 /// The A1-style reference of a 0-based `(row, column)` position, e.g. `(6, 0)` → `A7`.

@@ -10,6 +10,7 @@ mod columns;
 mod error;
 mod limits;
 mod record;
+mod rejections;
 mod sheet;
 mod sniff;
 
@@ -25,6 +26,7 @@ use crate::progress::Progress;
 pub use columns::COLUMNS;
 pub use error::{cell_reference, ImportError};
 pub use limits::{check_package, ImportLimits};
+pub use rejections::{rejection_report, OnError, Rejection, FIRST_ERRORS, REPORT_CAP};
 pub use sniff::{sniff_xlsx, NotXlsx};
 
 /// COPY text chunks buffered between the parser thread and the database writer.
@@ -41,9 +43,23 @@ pub struct ImportOptions {
     pub row_delay: Duration,
     /// Limits against hostile files.
     pub limits: ImportLimits,
+    /// What to do with invalid rows.
+    pub on_error: OnError,
 }
 
-/// Imports `file` as the rows of job `job_id` and returns how many rows were written.
+/// What an import wrote and what it skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Rows written.
+    pub rows: u64,
+    /// Invalid rows skipped (`on_error=skip`; 0 otherwise).
+    pub rejected_total: u64,
+    /// The skipped rows, up to [`REPORT_CAP`].
+    pub rejected: Vec<Rejection>,
+}
+
+/// Imports `file` as the rows of job `job_id` and returns how many rows were written (and,
+/// with `on_error=skip`, which were skipped).
 ///
 /// First deletes any rows the job already has, so a re-run replaces instead of appending. Run
 /// it inside the transaction that also marks the job succeeded: on any error nothing of it may
@@ -62,16 +78,16 @@ pub async fn import_people(
     options: &ImportOptions,
     progress: &Progress,
     cancel: &CancellationToken,
-) -> Result<u64, ImportError> {
+) -> Result<ImportReport, ImportError> {
     sqlx::query("DELETE FROM imported_rows WHERE job_id = $1")
         .bind(job_id)
         .execute(&mut *conn)
         .await?;
 
     let (chunks_tx, mut chunks) = mpsc::channel::<(Vec<u8>, u64, u64)>(PIPELINE_CHUNKS);
-    let (row_delay, limits) = (options.row_delay, options.limits.clone());
+    let settings = options.clone();
     let parser = tokio::task::spawn_blocking(move || {
-        sheet::read_people(file, job_id, row_delay, &limits, |chunk, done, total| {
+        sheet::read_people(file, job_id, &settings, |chunk, done, total| {
             chunks_tx.blocking_send((chunk, done, total)).is_ok()
         })
     });
@@ -106,11 +122,11 @@ pub async fn import_people(
         return Err(ImportError::Cancelled);
     }
     match parsed {
-        Ok(rows) => {
-            progress.set(rows, rows);
+        Ok(report) => {
+            progress.set(report.rows, report.rows);
             let copied = copy.finish().await?;
-            debug_assert_eq!(copied, rows, "COPY row count matches the parser's");
-            Ok(rows)
+            debug_assert_eq!(copied, report.rows, "COPY row count matches the parser's");
+            Ok(report)
         }
         Err(e) => {
             // The transaction is rolled back by the caller; abort ends the COPY cleanly first.

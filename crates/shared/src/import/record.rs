@@ -14,9 +14,16 @@ use super::error::{cell_reference, ImportError};
 ///
 /// `row` is 0-based (as calamine reports it); `cells` is the row's cells by sheet column.
 ///
+/// Returns the row's `Id`.
+///
+/// The rules: `Id` is a whole number; `Email` is present and looks like `local@domain.tld`;
+/// `IpAddress` is present and parses as IPv4 or IPv6; `Gender` is optional free text of at most
+/// 64 characters (people describe themselves; the column is not an enumeration); `FirstName`
+/// and `LastName` are optional. No text may hold an Excel error, a date, a NUL character, or
+/// more than `max_cell_chars` characters.
+///
 /// # Errors
-/// [`ImportError::InvalidCell`] naming the row, column and cell when `Id` is not a whole
-/// number, or a text cell holds an Excel error, a date, or a NUL character.
+/// [`ImportError::InvalidCell`] naming the row, column, cell and value, and why.
 pub fn encode_row(
     out: &mut Vec<u8>,
     job_id: &Uuid,
@@ -24,7 +31,7 @@ pub fn encode_row(
     header: &HeaderMap,
     cells: &[DataRef<'_>],
     max_cell_chars: usize,
-) -> Result<(), ImportError> {
+) -> Result<i64, ImportError> {
     let cell_at = |column: usize| {
         cells
             .get(header.positions[column])
@@ -34,6 +41,7 @@ pub fn encode_row(
         row: row + 1,
         column: COLUMNS[column],
         cell: cell_reference(row, header.positions[column] as u32),
+        value: describe(cell_at(column)),
         reason,
     };
 
@@ -43,7 +51,7 @@ pub fn encode_row(
     let _ = write!(LineWriter(out), "{job_id}\t{}\t{id}", row + 1);
     for column in ID + 1..COLUMNS.len() {
         out.push(b'\t');
-        match text(cell_at(column), max_cell_chars) {
+        match text(cell_at(column), max_cell_chars).and_then(|value| check_column(column, value)) {
             Ok(Some(value)) => escape_into(out, &value),
             Ok(None) => out.extend_from_slice(b"\\N"),
             Err(reason) => {
@@ -53,7 +61,43 @@ pub fn encode_row(
         }
     }
     out.push(b'\n');
-    Ok(())
+    Ok(id)
+}
+
+/// Longest `Gender`, in characters.
+pub const MAX_GENDER_CHARS: usize = 64;
+
+/// The per-column rules beyond "is text".
+fn check_column(column: usize, value: Option<String>) -> Result<Option<String>, String> {
+    match (COLUMNS[column], value) {
+        ("Email", None) => Err("the email is missing".to_owned()),
+        ("Email", Some(email)) if !is_email(&email) => {
+            Err(format!("{:?} is not an email address", shorten(&email)))
+        }
+        ("IpAddress", None) => Err("the IP address is missing".to_owned()),
+        ("IpAddress", Some(ip)) if ip.trim().parse::<std::net::IpAddr>().is_err() => {
+            Err(format!("{:?} is not an IPv4 or IPv6 address", shorten(&ip)))
+        }
+        ("Gender", Some(gender)) if gender.chars().count() > MAX_GENDER_CHARS => Err(format!(
+            "the gender is longer than {MAX_GENDER_CHARS} characters"
+        )),
+        (_, value) => Ok(value),
+    }
+}
+
+/// A practical email check (not RFC 5322's full grammar): one `@`, a non-empty local part, a
+/// domain with a dot and no empty label, no spaces, at most 254 characters (RFC 5321).
+fn is_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Whether every cell of a row is empty (such rows are skipped, as Excel users expect).
@@ -175,20 +219,64 @@ mod tests {
         Ok(String::from_utf8(out).expect("utf-8"))
     }
 
+    fn person<'a>(email: &'a str, gender: &'a str, ip: &'a str) -> Vec<DataRef<'a>> {
+        vec![
+            DataRef::Int(1),
+            DataRef::SharedString("Ann"),
+            DataRef::SharedString("Lee"),
+            DataRef::SharedString(email),
+            DataRef::SharedString(gender),
+            DataRef::SharedString(ip),
+        ]
+    }
+
+    #[test]
+    fn emails_ips_and_genders_are_checked() {
+        let long_gender = "g".repeat(65);
+        assert!(encode(&person("ann@example.com", "Female", "10.0.0.1")).is_ok());
+        assert!(encode(&person("ann@example.com", "Two-Spirit", "2001:db8::1")).is_ok());
+        let cases = [
+            (
+                person("ann.example.com", "Female", "10.0.0.1"),
+                "column Email (cell D2): \"ann.example.com\" is not an email address",
+            ),
+            (
+                person("ann@localhost", "Female", "10.0.0.1"),
+                "is not an email address",
+            ),
+            (
+                person("a b@example.com", "Female", "10.0.0.1"),
+                "is not an email address",
+            ),
+            (
+                person("ann@example.com", "Female", "300.1.1.1"),
+                "column IpAddress (cell F2): \"300.1.1.1\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                person("ann@example.com", &long_gender, "10.0.0.1"),
+                "column Gender (cell E2): the gender is longer than 64",
+            ),
+        ];
+        for (cells, expected) in cases {
+            let err = encode(&cells).expect_err("invalid").to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
     #[test]
     fn a_row_becomes_one_escaped_copy_line() {
         let line = encode(&[
             DataRef::Float(7.0),
             DataRef::SharedString("Ann"),
             DataRef::String("O\\Brien\tx\ny".to_owned()),
+            DataRef::SharedString("o@x.io"),
             DataRef::Empty,
-            DataRef::Bool(true),
-            DataRef::Int(3),
+            DataRef::SharedString("::1"),
         ])
         .expect("encodes");
         assert_eq!(
             line,
-            "00000000-0000-0000-0000-000000000000\t2\t7\tAnn\tO\\\\Brien\\tx\\ny\t\\N\tTRUE\t3\n"
+            "00000000-0000-0000-0000-000000000000\t2\t7\tAnn\tO\\\\Brien\\tx\\ny\to@x.io\t\\N\t::1\n"
         );
     }
 
@@ -201,10 +289,10 @@ mod tests {
         );
         assert!(encode(&[DataRef::Float(1.5)]).is_err());
         assert!(encode(&[DataRef::Empty]).is_err());
+        let mut text_id = person("a@b.io", "", "1.1.1.1");
+        text_id[0] = DataRef::SharedString(" 42 ");
         assert_eq!(
-            encode(&[DataRef::SharedString(" 42 ")])
-                .ok()
-                .map(|l| l.contains("\t42\t")),
+            encode(&text_id).ok().map(|l| l.contains("\t42\t")),
             Some(true)
         );
     }

@@ -4,6 +4,7 @@
 //! workbook's shared-strings table), never a whole-sheet `Range`, which for a 1,000,000-row file
 //! is ~700 MB.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::io::Cursor;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use super::columns::{map_header, HeaderMap};
 use super::error::ImportError;
 use super::limits::{check_package, ImportLimits};
 use super::record::{encode_row, is_blank};
+use super::rejections::{OnError, Rejection, FIRST_ERRORS, REPORT_CAP};
+use super::{ImportOptions, ImportReport};
 
 /// Bytes of COPY text gathered before a chunk is handed to the database writer.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -24,7 +27,9 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// data rows.
 ///
 /// Reads the worksheet named `Data` (any case), else the first one. The first non-blank row is
-/// the header; blank rows are skipped. `row_delay` sleeps after each row (demo pacing only).
+/// the header; blank rows are skipped. Invalid rows (see [`super::record::encode_row`]) and
+/// repeated Ids are rejected or skipped as `options.on_error` says. `options.row_delay` sleeps
+/// after each row (demo pacing only).
 /// `emit` returning `false` stops the read (the consumer went away) with
 /// [`ImportError::ParserFailed`].
 ///
@@ -33,10 +38,10 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 pub fn read_people(
     file: Vec<u8>,
     job_id: Uuid,
-    row_delay: Duration,
-    limits: &ImportLimits,
+    options: &ImportOptions,
     mut emit: impl FnMut(Vec<u8>, u64, u64) -> bool,
-) -> Result<u64, ImportError> {
+) -> Result<ImportReport, ImportError> {
+    let limits = &options.limits;
     // The worker does not trust the api: the package is checked again before parsing.
     check_package(&file, limits)?;
     let unreadable = |e: calamine::XlsxError| ImportError::Unreadable(e.to_string());
@@ -66,7 +71,11 @@ pub fn read_people(
         header: None,
         buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
         count: 0,
-        row_delay,
+        row_delay: options.row_delay,
+        on_error: options.on_error,
+        seen_ids: HashMap::new(),
+        rejected: Vec::new(),
+        rejected_total: 0,
     };
     let mut current_row: Option<u32> = None;
     let mut row_cells: Vec<DataRef<'_>> = Vec::new();
@@ -110,18 +119,25 @@ pub fn read_people(
     if let Some(done) = current_row {
         rows.finish_row(done, &row_cells, limits)?;
     }
-    match (&rows.header, rows.count) {
-        (None, _) => Err(ImportError::EmptySheet { sheet }),
-        (Some(_), 0) => Err(ImportError::NoDataRows { sheet }),
-        _ => {
-            if !rows.buffer.is_empty() && !emit(rows.take_chunk(), rows.count, declared) {
-                return Err(ImportError::ParserFailed(
-                    "the database writer stopped".to_owned(),
-                ));
-            }
-            Ok(rows.count)
-        }
+    if rows.header.is_none() {
+        return Err(ImportError::EmptySheet { sheet });
     }
+    if rows.count + rows.rejected_total == 0 {
+        return Err(ImportError::NoDataRows { sheet });
+    }
+    if rows.on_error == OnError::Reject && rows.rejected_total > 0 {
+        return Err(rows.invalid_rows(true));
+    }
+    if !rows.buffer.is_empty() && !emit(rows.take_chunk(), rows.count, declared) {
+        return Err(ImportError::ParserFailed(
+            "the database writer stopped".to_owned(),
+        ));
+    }
+    Ok(ImportReport {
+        rows: rows.count,
+        rejected_total: rows.rejected_total,
+        rejected: rows.rejected,
+    })
 }
 
 /// Turns finished rows into COPY text: the first non-blank row into the header map, the rest
@@ -132,6 +148,11 @@ struct RowSink {
     buffer: Vec<u8>,
     count: u64,
     row_delay: Duration,
+    on_error: OnError,
+    /// Each Id seen, with the spreadsheet row it was first seen in (duplicates are invalid).
+    seen_ids: HashMap<i64, u32>,
+    rejected: Vec<Rejection>,
+    rejected_total: u64,
 }
 
 impl RowSink {
@@ -153,21 +174,80 @@ impl RowSink {
         match &self.header {
             None => self.header = Some(map_header(row + 1, cells)?),
             Some(header) => {
-                encode_row(
+                let start = self.buffer.len();
+                let encoded = encode_row(
                     &mut self.buffer,
                     &self.job_id,
                     row,
                     header,
                     cells,
                     limits.max_cell_chars,
-                )?;
-                self.count += 1;
+                );
+                match encoded {
+                    Ok(id) => match self.seen_ids.entry(id) {
+                        Entry::Occupied(first) => {
+                            self.buffer.truncate(start);
+                            let rejection = Rejection {
+                                row: row + 1,
+                                column: "Id",
+                                cell: super::error::cell_reference(row, header.positions[0] as u32),
+                                value: id.to_string(),
+                                reason: format!(
+                                    "Id {id} appears again (first in row {})",
+                                    first.get()
+                                ),
+                            };
+                            self.reject(rejection)?;
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(row + 1);
+                            self.count += 1;
+                        }
+                    },
+                    Err(ImportError::InvalidCell {
+                        row,
+                        column,
+                        cell,
+                        value,
+                        reason,
+                    }) => {
+                        self.reject(Rejection {
+                            row,
+                            column,
+                            cell,
+                            value,
+                            reason,
+                        })?;
+                    }
+                    Err(other) => return Err(other),
+                }
                 if !self.row_delay.is_zero() {
                     std::thread::sleep(self.row_delay);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Records an invalid row. With `on_error=reject`, stops the read once [`FIRST_ERRORS`]
+    /// are known (the file is rejected anyway; the message lists them).
+    fn reject(&mut self, rejection: Rejection) -> Result<(), ImportError> {
+        self.rejected_total += 1;
+        if self.rejected.len() < REPORT_CAP {
+            self.rejected.push(rejection);
+        }
+        if self.on_error == OnError::Reject && self.rejected.len() >= FIRST_ERRORS {
+            return Err(self.invalid_rows(false));
+        }
+        Ok(())
+    }
+
+    fn invalid_rows(&mut self, complete: bool) -> ImportError {
+        ImportError::InvalidRows {
+            total: self.rejected_total,
+            first: self.rejected.drain(..).take(FIRST_ERRORS).collect(),
+            complete,
+        }
     }
 
     fn take_chunk(&mut self) -> Vec<u8> {

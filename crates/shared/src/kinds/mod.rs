@@ -7,7 +7,7 @@ mod noop;
 mod sleep;
 
 pub use export_xlsx::{ExportPayload, ExportXlsx};
-pub use import_xlsx::ImportXlsx;
+pub use import_xlsx::{ImportPayload, ImportXlsx};
 pub use noop::Noop;
 pub use sleep::{Sleep, SleepPayload};
 

@@ -91,16 +91,24 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// A fresh environment, and an empty `target/chaos/{name}/` for the logs.
+    /// A fresh environment, and an empty `target/chaos/{name}/` for the logs (with `env.txt`
+    /// naming the scenario's database and queue prefix).
     pub async fn new(name: &'static str) -> Rig {
         let logs = logs_root().join(name);
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs).expect("the log directory");
+        let env = TestEnv::new()
+            .await
+            .expect("Postgres and RabbitMQ on localhost");
+        let names = format!(
+            "DATABASE_URL={}\nBURROW_QUEUE_PREFIX={}\n",
+            env.database_url,
+            env.topology.prefix()
+        );
+        std::fs::write(logs.join("env.txt"), names).expect("env.txt");
         Rig {
             procs: Vec::new(),
-            env: TestEnv::new()
-                .await
-                .expect("Postgres and RabbitMQ on localhost"),
+            env,
             name,
             logs,
             http: reqwest::Client::builder()
