@@ -167,9 +167,9 @@ async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
     api.set_state(&ids[2], "failed", ROW_7_ERROR, 0).await;
     // Ended long before the window: not in the throughput.
     api.set_state(&ids[3], "succeeded", "Done", 3600).await;
-    // A consumer on the DLQ, to see it counted.
+    // A consumer on the DLQ, to see it counted (kept alive: dropping it cancels it).
     let channel = api.env.channel().await.expect("channel");
-    channel
+    let _consumer = channel
         .basic_consume(
             api.env.topology.dead_letter_queue.as_str().into(),
             "dashboard-test".into(),

@@ -154,11 +154,19 @@ async fn consume_session(
             let _gauge = metrics::InFlight::enter();
             let outcome = process_delivery(&ctx, &broker, &delivery.data).await;
             ctx.health.delivery_finished();
-            if let Err(e) = outcome
+            match outcome
                 .apply(&delivery, &broker.publisher, &broker.topology)
                 .await
             {
-                warn!(error = %e, ?outcome, "could not acknowledge; the broker will redeliver");
+                Ok(true) => {}
+                // lapin answers `Ok(false)` instead of an error when the channel has died.
+                Ok(false) => warn!(
+                    ?outcome,
+                    "channel gone before the ack; the broker will redeliver"
+                ),
+                Err(e) => {
+                    warn!(error = %e, ?outcome, "could not acknowledge; the broker will redeliver")
+                }
             }
             drop(slot);
         });

@@ -105,10 +105,7 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
         }
         let mut lock = match JobLock::try_acquire(&ctx.db, message.job_id).await {
             Ok(Some(lock)) => lock,
-            Ok(None) => {
-                info!("another delivery of this job is running; acking this duplicate");
-                return Outcome::Ack;
-            }
+            Ok(None) => return park_duplicate(ctx, broker, &message).await,
             Err(e) => {
                 let error = format!("locking the job: {e}");
                 return retry_or_bury(ctx, broker, &message, message.attempt, error, None).await;
@@ -349,6 +346,29 @@ async fn park_until_due(
         Err(e) => Some(Outcome::Requeue {
             reason: format!("parking until run_at: {e}"),
         }),
+    }
+}
+
+/// Another session holds the job's lock: a duplicate delivery while the job runs, or a
+/// redelivery while a dead worker's database session still lingers. Acking it could lose the
+/// job in the second case, so it waits in the longest delay queue and comes back: by then the
+/// job has ended (and the copy is acked without work) or its lock is free (and it runs).
+async fn park_duplicate(ctx: &JobContext, broker: &Broker, message: &JobMessage) -> Outcome {
+    let Some(delay) = ctx.retry.delays().last().copied() else {
+        info!("another delivery of this job is running; acking this duplicate");
+        return Outcome::Ack;
+    };
+    match publish_retry(&broker.publisher, &broker.topology, message, delay, delay).await {
+        Ok(()) => {
+            info!(
+                wait_ms = delay.as_millis() as u64,
+                "job locked by another delivery; parked"
+            );
+            Outcome::Ack
+        }
+        Err(e) => Outcome::Requeue {
+            reason: format!("parking a locked job's copy: {e}"),
+        },
     }
 }
 

@@ -69,7 +69,8 @@ log "database ${database}, queue prefix ${BURROW_QUEUE_PREFIX}, api on ${BASE_UR
 ./target/debug/burrow-api serve >"$artifacts/api.log" 2>&1 &
 pids+=("$!")
 # One worker; a small per-row delay so an import takes about a second and its progress shows.
-WORKER_ID=browser-worker IMPORT_ROW_DELAY_MS=5 WORKER_CONCURRENCY=2 \
+# Its own http port is any free one, so it never clashes with a worker already running here.
+WORKER_ID=browser-worker IMPORT_ROW_DELAY_MS=5 WORKER_CONCURRENCY=2 WORKER_HTTP_ADDR=127.0.0.1:0 \
   ./target/debug/burrow-worker >"$artifacts/worker.log" 2>&1 &
 pids+=("$!")
 
