@@ -61,7 +61,13 @@ POLL_SECS = 0.5
 MAX_TRIES = 3
 
 
+T0 = time.monotonic()
+
+
 def say(text=""):
+    """Prints `text`; a line starting with "-- " gets the time since the demo started."""
+    if text.startswith("-- "):
+        text = f"{text} [t+{time.monotonic() - T0:.0f} s]"
     print(text, flush=True)
 
 
