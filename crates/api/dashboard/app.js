@@ -90,8 +90,32 @@ function parseResponse(status, text) {
   throw new ApiError(status, body?.error ?? `http_${status}`, message);
 }
 
-async function api(path, { method = "GET", json } = {}) {
-  const init = { method, headers: { accept: "application/json" } };
+/**
+ * The API key for servers with AUTH_MODE=keys, kept in this browser's localStorage. Asked for
+ * once, when the api first answers 401; never sent anywhere but this api.
+ */
+function apiKey() {
+  return localStorage.getItem("burrow.apiKey") || "";
+}
+
+function authHeaders(headers) {
+  const key = apiKey();
+  if (key) headers.authorization = `Bearer ${key}`;
+  return headers;
+}
+
+/** After a 401: ask for a key once, remember it, and tell the caller to try again. */
+function askForKey() {
+  const key = window.prompt("This burrow api needs an API key (created with `burrow-api keys create`):");
+  if (key && key.trim()) {
+    localStorage.setItem("burrow.apiKey", key.trim());
+    return true;
+  }
+  return false;
+}
+
+async function api(path, { method = "GET", json } = {}, retried = false) {
+  const init = { method, headers: authHeaders({ accept: "application/json" }) };
   if (json !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -101,6 +125,9 @@ async function api(path, { method = "GET", json } = {}) {
     response = await fetch(path, init);
   } catch (e) {
     throw new ApiError(0, "network", `Cannot reach the api (${e.message}).`);
+  }
+  if (response.status === 401 && !retried && askForKey()) {
+    return api(path, { method, json }, true);
   }
   return parseResponse(response.status, await response.text());
 }
@@ -114,6 +141,7 @@ function uploadFile(file, userId, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/jobs");
     xhr.setRequestHeader("accept", "application/json");
+    if (apiKey()) xhr.setRequestHeader("authorization", `Bearer ${apiKey()}`);
     xhr.upload.addEventListener("progress", (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     });

@@ -10,6 +10,9 @@
 //! | `UPLOAD_MAX_BYTES` | 52428800 (50 MiB) | largest accepted upload, enforced while streaming |
 //! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many queued (due) jobs |
 //! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when jobs waited this long and none finished |
+//! | `AUTH_MODE` | `off` on a loopback `BIND_ADDR`, else `keys` | `keys`: every `/api` call needs an API key; `off`: every call is an admin (development) |
+//! | `RATE_LIMIT_PER_SECOND` | 50 | requests per second per API key (then 429 with `Retry-After`) |
+//! | `RATE_LIMIT_BURST` | 100 | requests a key may burst above its rate |
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them
@@ -54,6 +57,15 @@ pub struct ApiConfig {
     /// Largest accepted upload in bytes (the file itself), enforced while streaming.
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = DEFAULT_UPLOAD_MAX_BYTES)]
     pub upload_max_bytes: usize,
+    /// `keys` or `off`; unset: `off` on a loopback bind address, `keys` otherwise.
+    #[arg(long, env = "AUTH_MODE")]
+    pub auth_mode: Option<String>,
+    /// Requests per second per API key.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = crate::auth::DEFAULT_RATE_PER_SECOND)]
+    pub rate_limit_per_second: u32,
+    /// Requests a key may burst above its rate.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = crate::auth::DEFAULT_RATE_BURST)]
+    pub rate_limit_burst: u32,
     /// `/readyz` says `degraded` when more jobs than this are queued and due.
     #[arg(long, env = "READY_BACKLOG_THRESHOLD", default_value_t = readiness::DEFAULT_BACKLOG_THRESHOLD)]
     pub ready_backlog_threshold: u64,
@@ -75,5 +87,28 @@ impl ApiConfig {
     /// binaries' failpoints (and unknown names) give `None`.
     pub fn failpoint(&self) -> Option<Failpoint> {
         self.failpoint.as_deref().and_then(Failpoint::from_name)
+    }
+}
+
+impl ApiConfig {
+    /// The authentication settings. Unset `AUTH_MODE` means `off` only when the api listens on
+    /// loopback, so an api reachable from elsewhere checks keys unless told otherwise.
+    ///
+    /// # Errors
+    /// When `AUTH_MODE` is neither `keys` nor `off`.
+    pub fn auth(&self) -> anyhow::Result<crate::auth::Auth> {
+        use crate::auth::{Auth, AuthMode};
+        let mode = match self.auth_mode.as_deref() {
+            Some("keys") => AuthMode::Keys,
+            Some("off") => AuthMode::Off,
+            Some(other) => anyhow::bail!("AUTH_MODE is `keys` or `off`, not {other:?}"),
+            None if self.bind_addr.ip().is_loopback() => AuthMode::Off,
+            None => AuthMode::Keys,
+        };
+        Ok(Auth::new(
+            mode,
+            self.rate_limit_per_second,
+            self.rate_limit_burst,
+        ))
     }
 }

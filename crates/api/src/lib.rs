@@ -16,6 +16,7 @@
 //!
 //! `main.rs` only reads config, starts tracing and runs a subcommand.
 
+pub mod auth;
 pub mod config;
 pub mod enqueue;
 pub mod error;

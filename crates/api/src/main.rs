@@ -22,6 +22,32 @@ enum Command {
     Serve,
     /// Create the database if missing and apply pending migrations, then exit.
     Migrate,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// The owner tag of the key's jobs.
+        #[arg(long)]
+        user: String,
+        /// A name to tell the key apart in listings.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// An admin key sees and controls every job.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke the key(s) starting with this prefix (as listed).
+    Revoke {
+        /// The key's first characters, e.g. `bk_1a2b3c4d`.
+        prefix: String,
+    },
 }
 
 #[tokio::main]
@@ -30,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config.database_url).await,
+        Command::Keys(command) => keys(&cli.config.database_url, command).await,
         Command::Serve => {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -39,6 +66,38 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
     }
+}
+
+async fn keys(database_url: &str, command: KeysCommand) -> anyhow::Result<()> {
+    use burrow_shared::api_keys;
+    let db = burrow_shared::db::connect(database_url, 1)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    match command {
+        KeysCommand::Create { user, name, admin } => {
+            let name = if name.is_empty() { user.clone() } else { name };
+            println!("{}", api_keys::create_key(&db, &name, &user, admin).await?);
+        }
+        KeysCommand::List => {
+            for key in api_keys::list_keys(&db).await? {
+                let revoked = key
+                    .revoked_at
+                    .map(|at| format!(" revoked {at}"))
+                    .unwrap_or_default();
+                let role = if key.is_admin { "admin" } else { "user" };
+                println!(
+                    "{}…  {}  {} ({role}){revoked}",
+                    key.prefix, key.name, key.user_id
+                );
+            }
+        }
+        KeysCommand::Revoke { prefix } => {
+            let revoked = api_keys::revoke_keys(&db, &prefix).await?;
+            anyhow::ensure!(revoked > 0, "no active key starts with {prefix:?}");
+            println!("revoked {revoked} key(s)");
+        }
+    }
+    Ok(())
 }
 
 async fn migrate(database_url: &str) -> anyhow::Result<()> {

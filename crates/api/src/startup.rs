@@ -55,8 +55,12 @@ impl Application {
         let state = AppState {
             readiness: config.readiness_rules(),
             metrics: Some(crate::metrics::install()),
+            auth: config.auth()?,
             ..AppState::new(db, publisher, config.upload_max_bytes)
         };
+        if state.auth.mode == crate::auth::AuthMode::Off {
+            tracing::warn!("AUTH_MODE=off: every request acts as an admin (development only)");
+        }
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;

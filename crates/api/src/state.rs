@@ -6,6 +6,7 @@ use burrow_shared::readiness::ReadinessRules;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
+use crate::auth::Auth;
 use crate::publisher::Publisher;
 
 /// Shared handler state: cheap to clone (pools are reference-counted).
@@ -24,6 +25,8 @@ pub struct AppState {
     pub readiness: ReadinessRules,
     /// Renders `GET /metrics`; `None` (the default) serves an empty page.
     pub metrics: Option<PrometheusHandle>,
+    /// API keys and rate limits; off by default (tests, development).
+    pub auth: Auth,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
             registry,
             readiness: ReadinessRules::default(),
             metrics: None,
+            auth: Auth::off(),
         }
     }
 }

@@ -51,6 +51,7 @@ pub async fn count_by_status(
 
 /// Jobs that ended within one minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MinuteCount {
     /// The minute's start (UTC, whole minute).
     pub minute: DateTime<Utc>,
@@ -91,6 +92,7 @@ pub async fn completed_per_minute(
 
 /// Failed or dead jobs that share one normalised error.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailureGroup {
     /// The normalised error (numbers as `#`, quoted text as `"…"`, ids as `<id>`).
     pub error: String,

@@ -21,6 +21,7 @@ const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attemp
 
 /// One job as stored, and as the api shows it (timestamps serialise as RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRow {
     /// The job's id (UUIDv7).
     pub id: Uuid,
@@ -189,6 +190,7 @@ pub async fn record_event(
 
 /// One entry of a job's history.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobEvent {
     /// When it happened.
     pub at: DateTime<Utc>,

@@ -16,6 +16,7 @@
 //! - [`progress`]: progress reporting from a running job.
 //! - [`people_sheet`]: writing the people sheet as .xlsx (fixtures and exports).
 //! - [`import`]: the xlsx import processor (calamine cell reader → `COPY`).
+//! - [`api_keys`]: API keys (hashed) and their owners.
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
 //! - `testing` (feature `test-support`): isolated databases and queue names for tests.
@@ -23,6 +24,7 @@
 //! No web framework, runtime set-up or tracing subscriber lives here.
 
 pub mod amqp;
+pub mod api_keys;
 pub mod db;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;

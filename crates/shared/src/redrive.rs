@@ -17,6 +17,7 @@ use crate::topology::Topology;
 
 /// What a re-drive did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RedriveReport {
     /// Job messages moved back to the work queue.
     pub moved: u32,

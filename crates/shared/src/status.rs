@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Stored in `jobs.status` and shown by the api as the lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Accepted and published; waiting for a worker.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::control::retry;
 use super::jobs::parse_id;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -16,14 +17,14 @@ use crate::state::AppState;
 pub const MAX_IDS: usize = 1000;
 
 /// `{"ids": ["…", …]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryMany {
     ids: Vec<String>,
 }
 
 /// What happened to one id.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetryResult {
     /// The id as sent.
     pub id: String,
@@ -42,7 +43,7 @@ pub struct RetryResult {
 }
 
 /// The answer: one result per id, in request order, and how many were retried.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetryManyResponse {
     /// Jobs queued again.
     pub retried: usize,
@@ -54,10 +55,23 @@ pub struct RetryManyResponse {
 /// commits on its own, so one that cannot be retried does not hold back the others. Always 200
 /// with per-id results; 422 for a malformed body; a database error stops the request with 500
 /// (jobs retried before it stay retried, and retrying them again is a harmless `conflict`).
+#[utoipa::path(
+    post,
+    path = "/api/jobs/retry",
+    tag = "jobs",
+    request_body = RetryMany,
+    responses(
+        (status = 200, description = "One result per id, in request order", body = RetryManyResponse),
+        (status = 422, description = "Malformed body, or not 1 to 1000 ids", body = ApiError),
+        (status = 500, description = "Database error (jobs retried before it stay retried)", body = ApiError),
+    )
+)]
 pub async fn retry_jobs(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<RetryMany>, JsonRejection>,
 ) -> Result<Json<RetryManyResponse>, ApiError> {
+    caller.require_admin()?;
     let Json(body) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
     if body.ids.is_empty() || body.ids.len() > MAX_IDS {
         return Err(ApiError::Unprocessable(format!(

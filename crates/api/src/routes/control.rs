@@ -8,17 +8,34 @@ use burrow_shared::{outbox, JobMessage, JobStatus};
 use uuid::Uuid;
 
 use super::jobs::{find, parse_id};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Cancels a job: `queued` or `retrying` → `cancelled` at once (200); `processing` → its
 /// worker's run sees the cancellation at its next batch, rolls back and ends `cancelled` (202,
 /// `cancel_requested: true`); an ended job → 409.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "A waiting job, cancelled at once", body = JobRow),
+        (status = 202, description = "A running job, asked to stop (`cancel_requested: true`)", body = JobRow),
+        (status = 400, description = "The id is not a UUID", body = ApiError),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 409, description = "The job has ended", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn cancel_job(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<JobRow>), ApiError> {
     let id = parse_id(&id)?;
+    super::jobs::find_visible(&state, &caller, id).await?;
     if jobs::cancel_waiting(&state.db, id).await? {
         // Its message is still queued; the worker that gets it finds the job ended and acks.
         return Ok((StatusCode::OK, Json(find(&state, id).await?)));
@@ -36,11 +53,26 @@ pub async fn cancel_job(
 /// Runs a `failed`, `dead` or `cancelled` job again: back to `queued` with a fresh attempt
 /// budget (its history is kept in the job's events), its message through the outbox. 202; an
 /// unfinished or succeeded job → 409.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/retry",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 202, description = "Queued again with a fresh attempt budget", body = JobRow),
+        (status = 400, description = "The id is not a UUID", body = ApiError),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 409, description = "The job is not failed, dead or cancelled", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn retry_job(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<JobRow>), ApiError> {
     let id = parse_id(&id)?;
+    super::jobs::find_visible(&state, &caller, id).await?;
     Ok((StatusCode::ACCEPTED, Json(retry(&state, id).await?)))
 }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::upload::create_upload_job;
+use crate::auth::Caller;
 use crate::enqueue::{enqueue, enqueue_all, Enqueued, JobRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -25,15 +26,21 @@ const MAX_PRIORITY: i16 = 9;
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// A job as JSON: `{"kind": "sleep", "payload": {"ms": 50}, "priority": 5, "run_at": "…"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
+    /// Which handler runs it, e.g. `sleep`; kinds made by an upload (`import_xlsx`) are refused.
     kind: String,
+    /// The kind's parameters, checked by its handler (default `{}`).
     #[serde(default = "empty_object")]
     payload: Value,
+    /// 0 (normal, the default) to 9 (most urgent).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9)]
     priority: i16,
+    /// Not before this time (RFC 3339).
     run_at: Option<DateTime<Utc>>,
+    /// The owner tag, at most 128 printable characters.
     user_id: Option<String>,
     /// Only in batches; a single job takes the `Idempotency-Key` header instead.
     idempotency_key: Option<String>,
@@ -44,8 +51,38 @@ fn empty_object() -> Value {
 }
 
 /// `POST /api/jobs`: a JSON job, or (multipart/form-data) an uploaded file to import.
+#[utoipa::path(
+    post,
+    path = "/api/jobs",
+    tag = "jobs",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters; a key seen before (per `user_id`) answers with the earlier job"),
+    ),
+    request_body(
+        description = "A job as JSON, or (multipart/form-data) an .xlsx file to import",
+        content(
+            (JobSpec = "application/json"),
+            (super::openapi::UploadForm = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Accepted, or the earlier job for a repeated `Idempotency-Key`",
+            body = burrow_shared::jobs::JobRow,
+            headers(
+                ("Location" = String, description = "`/api/jobs/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when the job is an earlier one"),
+            )),
+        (status = 400, description = "Malformed `Idempotency-Key` or multipart body, no `file` field, bad `user_id` or `on_error`", body = ApiError),
+        (status = 413, description = "The upload is larger than `UPLOAD_MAX_BYTES`", body = ApiError),
+        (status = 415, description = "Neither JSON nor multipart, or the file is not an .xlsx by content", body = ApiError),
+        (status = 422, description = "Unknown kind, invalid payload, priority or user_id, or a malformed workbook package", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn create_job(
     State(state): State<AppState>,
+    caller: Caller,
     request: Request<Body>,
 ) -> Result<Response, ApiError> {
     let content_type = request
@@ -57,7 +94,7 @@ pub async fn create_job(
     if content_type.starts_with("multipart/form-data") {
         let headers = request.headers().clone();
         let multipart = axum::extract::Multipart::from_request(request, &state).await;
-        return create_upload_job(State(state), headers, multipart).await;
+        return create_upload_job(State(state), caller, headers, multipart).await;
     }
     if !content_type.starts_with("application/json") {
         return Err(ApiError::UnsupportedMediaType(
@@ -74,13 +111,14 @@ pub async fn create_job(
         ));
     }
     let mut job = validate(&state, spec)?;
+    job.user_id = caller.owner_tag(job.user_id);
     job.idempotency_key = idempotency_key(&headers)?;
     let enqueued = enqueue(&state, JobRequest { job, file: None }).await?;
     Ok(accepted(enqueued))
 }
 
 /// A batch: `{"jobs": [JobSpec, …]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSpec {
     jobs: Vec<JobSpec>,
@@ -88,8 +126,20 @@ pub struct BatchSpec {
 
 /// `POST /api/jobs/batch`: up to [`MAX_BATCH`] JSON jobs, all stored or none (one
 /// transaction); 422 names the first invalid job by index. Answers 202 `{"jobs": [...]}`.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/batch",
+    tag = "jobs",
+    request_body = BatchSpec,
+    responses(
+        (status = 202, description = "All jobs accepted, in request order", body = super::openapi::JobList),
+        (status = 422, description = "Malformed body, not 1 to 1000 jobs, or an invalid job (`jobs[3]: …`); nothing is stored", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn create_batch(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<BatchSpec>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(batch) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
@@ -102,7 +152,8 @@ pub async fn create_batch(
     for (index, spec) in batch.jobs.into_iter().enumerate() {
         let key = spec.idempotency_key.clone();
         check_idempotency_key(key.as_deref()).map_err(|e| at(index, e))?;
-        let job = validate(&state, spec).map_err(|e| at(index, e))?;
+        let mut job = validate(&state, spec).map_err(|e| at(index, e))?;
+        job.user_id = caller.owner_tag(job.user_id);
         requests.push(JobRequest {
             job: NewJob {
                 idempotency_key: key,

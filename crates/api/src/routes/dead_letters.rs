@@ -9,6 +9,7 @@ use burrow_shared::redrive::{redrive, RedriveError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -18,8 +19,11 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 10_000;
 
 /// Query of a re-drive.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RedriveQuery {
+    /// Most messages to move, 1 to 10,000 (default 100).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 
@@ -27,10 +31,24 @@ pub struct RedriveQuery {
 /// back to `queued` ("Re-driven from the DLQ"). Answers `{"moved": n, "left": m}`, where `left`
 /// counts messages that stay in the DLQ (not job messages, or naming no job). 503 when
 /// RabbitMQ is unreachable.
+#[utoipa::path(
+    post,
+    path = "/api/dead-letters/redrive",
+    tag = "operations",
+    params(RedriveQuery),
+    responses(
+        (status = 200, description = "Messages moved back to the work queue, and those left in the DLQ", body = burrow_shared::redrive::RedriveReport),
+        (status = 400, description = "`limit` out of range", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+        (status = 503, description = "RabbitMQ is unreachable", body = ApiError),
+    )
+)]
 pub async fn redrive_dead_letters(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<RedriveQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {

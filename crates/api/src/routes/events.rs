@@ -12,7 +12,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use burrow_shared::jobs;
 use futures::Stream;
 
-use super::jobs::{find, parse_id};
+use super::jobs::{find_visible, parse_id};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -20,12 +21,26 @@ use crate::state::AppState;
 const POLL: Duration = Duration::from_millis(250);
 
 /// The SSE stream of one job. 400 for a malformed id, 404 for an unknown one.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/events",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "Server-Sent Events: an `event: job` whose data is the job JSON (`JobRow`) on every change of status, attempt or progress; the stream ends after the job's final state",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "The id is not a UUID", body = ApiError),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn job_events(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
-    let first = find(&state, id).await?;
+    let first = find_visible(&state, &caller, id).await?;
     let stream = futures::stream::unfold(
         (
             state,

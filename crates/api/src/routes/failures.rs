@@ -6,11 +6,12 @@ use axum::Json;
 use burrow_shared::job_stats::{self, FailureGroup};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The answer of `GET /api/failures`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Failures {
     /// Failed and dead jobs in all (also those in groups beyond the first hundred).
     pub total: i64,
@@ -19,7 +20,20 @@ pub struct Failures {
 }
 
 /// The failure groups (see [`job_stats::failure_groups`] for how errors are normalised).
-pub async fn failures(State(state): State<AppState>) -> Result<Json<Failures>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/failures",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Failed and dead jobs grouped by error, largest groups first", body = Failures),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
+pub async fn failures(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Failures>, ApiError> {
+    caller.require_admin()?;
     let (groups, total) = tokio::join!(
         job_stats::failure_groups(&state.db),
         sqlx::query_scalar::<_, i64>(

@@ -14,6 +14,15 @@ use crate::state::AppState;
 const POSTGRES_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Always 200 while the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    security(),
+    responses(
+        (status = 200, description = "The process serves requests", body = super::openapi::Health),
+    )
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -28,6 +37,16 @@ pub async fn healthz() -> Json<Value> {
 ///   outbox (`outbox_pending` of them, across replicas) until it is back; or more than
 ///   `READY_BACKLOG_THRESHOLD` jobs are queued and due (`jobs_waiting`); or jobs have waited
 ///   `READY_STALL_MINUTES` while none finished (workers gone or stuck). `reasons` says which.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    security(),
+    responses(
+        (status = 200, description = "`ready`, or `degraded` with `reasons` (jobs are still accepted)", body = super::openapi::Readiness),
+        (status = 503, description = "`unavailable`: Postgres is down, no job can be stored", body = super::openapi::Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let rabbitmq = if state.publisher.broker_health().reachable {
         "up"

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -18,7 +19,7 @@ pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 200;
 
 /// A job with its history (`events`, oldest first).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobDetail {
     /// The job.
     #[serde(flatten)]
@@ -40,28 +41,58 @@ pub async fn find(state: &AppState, id: Uuid) -> Result<JobRow, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
 }
 
+/// The job if `caller` may see it; 404 otherwise (someone else's job looks like no job).
+pub async fn find_visible(state: &AppState, caller: &Caller, id: Uuid) -> Result<JobRow, ApiError> {
+    let job = find(state, id).await?;
+    if caller.can_see(&job) {
+        Ok(job)
+    } else {
+        Err(ApiError::NotFound(format!("no job {id}")))
+    }
+}
+
 /// One job and its history. 400 for a malformed id, 404 for an unknown one.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job and its history", body = JobDetail),
+        (status = 400, description = "The id is not a UUID", body = ApiError),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn get_job(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobDetail>, ApiError> {
     let id = parse_id(&id)?;
-    let job = find(&state, id).await?;
+    let job = find_visible(&state, &caller, id).await?;
     let events = jobs::list_events(&state.db, id).await?;
     Ok(Json(JobDetail { job, events }))
 }
 
 /// Query of the job list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only jobs in this status.
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
+    /// Only jobs with this owner tag.
     user_id: Option<String>,
+    /// Jobs per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// A page of jobs, newest first. `next_cursor` is absent on the last page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobPage {
     /// The jobs of this page.
     pub jobs: Vec<JobRow>,
@@ -70,8 +101,20 @@ pub struct JobPage {
 }
 
 /// Lists jobs newest first, paginated with an opaque keyset cursor.
+#[utoipa::path(
+    get,
+    path = "/api/jobs",
+    tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs, newest first", body = JobPage),
+        (status = 400, description = "Unknown status, `limit` out of range or invalid cursor", body = ApiError),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn list_jobs(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -90,7 +133,12 @@ pub async fn list_jobs(
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let filter = JobFilter {
         status,
-        user_id: query.user_id,
+        // A non-admin lists its own jobs only, whatever `user_id` it asks for.
+        user_id: if caller.admin {
+            query.user_id
+        } else {
+            caller.user_id.clone()
+        },
         before,
         limit: limit + 1,
     };

@@ -10,6 +10,7 @@ mod failures;
 mod health;
 mod jobs;
 mod metrics;
+mod openapi;
 mod result;
 mod simulate;
 mod stats;
@@ -22,6 +23,34 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub use openapi::ApiDoc;
+
+/// Every (method, path) [`router`] serves, in router order: the one list kept next to the
+/// router. `tests/openapi.rs` checks that the OpenAPI document ([`ApiDoc`]) has exactly these
+/// operations (the dashboard, `/` and `/dashboard/{file}`, aside) and that the router answers
+/// each of them and no other method on their paths: add a route here when you add one below.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/jobs"),
+    ("GET", "/api/jobs"),
+    ("POST", "/api/jobs/batch"),
+    ("GET", "/api/jobs/{id}"),
+    ("GET", "/api/jobs/{id}/events"),
+    ("GET", "/api/jobs/{id}/result"),
+    ("POST", "/api/jobs/{id}/cancel"),
+    ("POST", "/api/jobs/{id}/retry"),
+    ("POST", "/api/simulate"),
+    ("POST", "/api/dead-letters/redrive"),
+    ("POST", "/api/jobs/retry"),
+    ("GET", "/api/failures"),
+    ("GET", "/api/stats"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/"),
+    ("GET", "/dashboard/{file}"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
 
 /// Room for multipart boundaries and small fields around the file, in bytes.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -51,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/retry", post(bulk_retry::retry_jobs))
         .route("/api/failures", get(failures::failures))
         .route("/api/stats", get(stats::stats))
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/", get(dashboard::index))
         .route("/dashboard/{file}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))

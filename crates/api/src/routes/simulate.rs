@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use burrow_shared::jobs::NewJob;
 use burrow_shared::KIND_IMPORT_XLSX;
 
+use crate::auth::Caller;
 use crate::enqueue::{enqueue_all, JobRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,15 +38,25 @@ const FIXTURES: [(&str, &[u8]); 5] = [
 ];
 
 /// Enqueues MOCK_DATA_1..5.xlsx (200 rows each) as user `simulate`; answers 202 with the jobs.
+#[utoipa::path(
+    post,
+    path = "/api/simulate",
+    tag = "operations",
+    responses(
+        (status = 202, description = "The five fixture imports, accepted", body = super::openapi::JobList),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
 pub async fn simulate(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let requests = FIXTURES
         .iter()
         .map(|(file_name, bytes)| JobRequest {
             job: NewJob {
                 file_name: Some((*file_name).to_owned()),
-                user_id: Some("simulate".to_owned()),
+                user_id: caller.owner_tag(Some("simulate".to_owned())),
                 ..NewJob::new(KIND_IMPORT_XLSX)
             },
             file: Some(bytes.to_vec()),

@@ -13,6 +13,7 @@ use lapin::Channel;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -22,7 +23,7 @@ pub const THROUGHPUT_MINUTES: i32 = 15;
 const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One queue as RabbitMQ reports it to a passive `queue.declare`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// The queue's name.
     pub name: String,
@@ -33,7 +34,7 @@ pub struct QueueStats {
 }
 
 /// The answer of `GET /api/stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     /// `up` when RabbitMQ answered just now, else `down` (and both queues are `null`).
     pub rabbitmq: &'static str,
@@ -42,6 +43,7 @@ pub struct Stats {
     /// The dead-letter queue; `null` as `work_queue`.
     pub dead_letter_queue: Option<QueueStats>,
     /// Jobs per status, every status present.
+    #[schema(value_type = std::collections::BTreeMap<String, i64>)]
     pub jobs_by_status: Map<String, Value>,
     /// Jobs `processing` now.
     pub in_flight: i64,
@@ -52,7 +54,7 @@ pub struct Stats {
 }
 
 /// Completions per minute.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Throughput {
     /// How many minutes `per_minute` covers.
     pub window_minutes: i32,
@@ -62,7 +64,17 @@ pub struct Throughput {
 
 /// The overview. Postgres errors are 500; RabbitMQ being down is not an error: its figures are
 /// `null` and `rabbitmq` is `down`.
-pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/stats",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Queues, jobs per status, throughput", body = Stats),
+        (status = 500, description = "Database error", body = ApiError),
+    )
+)]
+pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
+    caller.require_admin()?;
     let (queues, by_status, per_minute, outbox_pending) = tokio::join!(
         queue_stats(&state),
         job_stats::count_by_status(&state.db),

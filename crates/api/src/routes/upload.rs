@@ -11,6 +11,7 @@ use burrow_shared::jobs::NewJob;
 use burrow_shared::KIND_IMPORT_XLSX;
 
 use super::create::{accepted, idempotency_key};
+use crate::auth::Caller;
 use crate::enqueue::{enqueue, JobRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,6 +28,7 @@ const MAX_FILE_NAME_CHARS: usize = 255;
 /// anything is stored), 415 if the body is not multipart or the file is not an .xlsx by content.
 pub async fn create_upload_job(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -83,7 +85,7 @@ pub async fn create_upload_job(
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
 
     let job = NewJob {
-        user_id,
+        user_id: caller.owner_tag(user_id),
         file_name: Some(file_name),
         idempotency_key: idempotency_key(&headers)?,
         payload: serde_json::to_value(ImportPayload { on_error }).unwrap_or_default(),

@@ -58,6 +58,16 @@ pub struct ImportReport {
     pub rejected: Vec<Rejection>,
 }
 
+/// Parses `file` exactly as [`import_people`] does (package limits, header, every row) but
+/// writes nothing: the COPY text is dropped. Needs no database, so tests and the fuzz targets
+/// (`crates/shared/tests/fuzz_import.rs`) can run the whole parser on untrusted bytes.
+///
+/// # Errors
+/// The same [`ImportError`]s as [`import_people`], except `Database` and `Cancelled`.
+pub fn parse_people(file: Vec<u8>, options: &ImportOptions) -> Result<ImportReport, ImportError> {
+    sheet::read_people(file, Uuid::nil(), options, |_chunk, _done, _total| true)
+}
+
 /// Imports `file` as the rows of job `job_id` and returns how many rows were written (and,
 /// with `on_error=skip`, which were skipped).
 ///

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an import does with invalid rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Reject the whole file, listing the first [`FIRST_ERRORS`] invalid rows (the default).

@@ -1,0 +1,264 @@
+//! Authentication against the real services: API keys, owner isolation, admin endpoints,
+//! revocation and the per-key rate limit.
+
+use burrow_api::auth::{Auth, AuthMode};
+use burrow_api::publisher::Publisher;
+use burrow_api::state::AppState;
+use burrow_api::Application;
+use burrow_shared::api_keys;
+use burrow_shared::testing::TestEnv;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct Api {
+    env: TestEnv,
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn spawn(auth: Auth) -> Api {
+    let env = TestEnv::new().await.expect("services");
+    let state = AppState {
+        auth,
+        ..AppState::new(
+            env.db.clone(),
+            Publisher::new(env.amqp.clone(), env.topology.clone()),
+            1 << 20,
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::from_parts(listener, state);
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    Api {
+        env,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl Api {
+    async fn key(&self, user: &str, admin: bool) -> String {
+        api_keys::create_key(&self.env.db, user, user, admin)
+            .await
+            .expect("key")
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = match method {
+            "POST" => self.http.post(url),
+            _ => self.http.get(url),
+        };
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or_default())
+    }
+}
+
+#[tokio::test]
+async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
+    let api = spawn(Auth::new(AuthMode::Keys, 1000, 1000)).await;
+    let (alice, bob, admin) = (
+        api.key("alice", false).await,
+        api.key("bob", false).await,
+        api.key("ops", true).await,
+    );
+
+    let response = api
+        .http
+        .get(format!("{}/api/jobs", api.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        api.call("GET", "/api/jobs", Some("bk_not_a_key"), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    for public in ["/healthz", "/metrics"] {
+        assert_eq!(
+            api.call("GET", public, None, None).await.0,
+            StatusCode::OK,
+            "{public}"
+        );
+    }
+
+    // The owner tag comes from the key, not from the body.
+    let body = json!({"kind": "noop", "user_id": "mallory"});
+    let (status, job) = api
+        .call("POST", "/api/jobs", Some(&alice), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(job["user_id"], "alice");
+    let id = job["id"].as_str().expect("id").to_owned();
+
+    let path = format!("/api/jobs/{id}");
+    assert_eq!(
+        api.call("GET", &path, Some(&alice), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.call("GET", &path, Some(&bob), None).await.0,
+        StatusCode::NOT_FOUND,
+        "not 403"
+    );
+    assert_eq!(
+        api.call("POST", &format!("{path}/cancel"), Some(&bob), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", &format!("{path}/events"), Some(&bob), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", &path, Some(&admin), None).await.0,
+        StatusCode::OK
+    );
+
+    let count = |page: Value| page["jobs"].as_array().map(Vec::len);
+    assert_eq!(
+        count(api.call("GET", "/api/jobs", Some(&alice), None).await.1),
+        Some(1)
+    );
+    assert_eq!(
+        count(
+            api.call("GET", "/api/jobs?user_id=alice", Some(&bob), None)
+                .await
+                .1
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        count(
+            api.call("GET", "/api/jobs?user_id=alice", Some(&admin), None)
+                .await
+                .1
+        ),
+        Some(1)
+    );
+
+    // Admin endpoints.
+    assert_eq!(
+        api.call("GET", "/api/stats", Some(&alice), None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api.call("GET", "/api/stats", Some(&admin), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.call("POST", "/api/dead-letters/redrive", Some(&bob), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Revocation.
+    assert_eq!(
+        api_keys::revoke_keys(&api.env.db, &alice[..11])
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert_eq!(
+        api.call("GET", &path, Some(&alice), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let api = spawn(Auth::new(AuthMode::Keys, 1, 2)).await;
+    let key = api.key("alice", false).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..4 {
+        let response = api
+            .http
+            .get(format!("{}/api/jobs", api.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("request");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+        }
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        &statuses[..2],
+        [StatusCode::OK, StatusCode::OK],
+        "the burst passes"
+    );
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|secs| secs >= 1)));
+    // Another key has its own budget.
+    let other = api.key("bob", false).await;
+    assert_eq!(
+        api.call("GET", "/api/jobs", Some(&other), None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_unset_auth_mode_checks_keys_unless_the_api_listens_on_loopback() {
+    use burrow_api::config::ApiConfig;
+    use clap::Parser as _;
+    let on = |bind: &str, mode: Option<&str>| {
+        let mut args = vec!["burrow-api".to_owned(), format!("--bind-addr={bind}")];
+        if let Some(mode) = mode {
+            args.push(format!("--auth-mode={mode}"));
+        }
+        ApiConfig::try_parse_from(args)
+            .expect("config")
+            .auth()
+            .map(|a| a.mode)
+    };
+    assert_eq!(on("127.0.0.1:8080", None).ok(), Some(AuthMode::Off));
+    assert_eq!(on("0.0.0.0:8080", None).ok(), Some(AuthMode::Keys));
+    assert_eq!(on("0.0.0.0:8080", Some("off")).ok(), Some(AuthMode::Off));
+    assert_eq!(
+        on("127.0.0.1:8080", Some("keys")).ok(),
+        Some(AuthMode::Keys)
+    );
+    assert!(on("127.0.0.1:8080", Some("maybe")).is_err());
+}
