@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`config`]: settings from environment variables.
 //! - [`startup`]: [`Application`]: build from config, serve (and relay) until stopped.
-//! - [`routes`]: one file per route, and [`routes::router`].
+//! - [`routes`]: one file per route, [`routes::router`], the list of its routes
+//!   ([`routes::ROUTES`]) and their OpenAPI document ([`routes::ApiDoc`]).
 //! - [`enqueue`]: store a job, its file and its outbox message in one transaction.
 //! - [`relay`]: the outbox relay: publish pending messages, stamp the confirmed ones.
 //! - [`publisher`]: what handlers and the relay share: broker pool, wake-up, broker health.

@@ -62,6 +62,7 @@ pub struct RetryManyResponse {
     request_body = RetryMany,
     responses(
         (status = 200, description = "One result per id, in request order", body = RetryManyResponse),
+        (status = 403, description = "The key is not an admin key", body = ApiError),
         (status = 422, description = "Malformed body, or not 1 to 1000 ids", body = ApiError),
         (status = 500, description = "Database error (jobs retried before it stay retried)", body = ApiError),
     )

@@ -39,6 +39,7 @@ pub struct RedriveQuery {
     responses(
         (status = 200, description = "Messages moved back to the work queue, and those left in the DLQ", body = burrow_shared::redrive::RedriveReport),
         (status = 400, description = "`limit` out of range", body = ApiError),
+        (status = 403, description = "The key is not an admin key", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
         (status = 503, description = "RabbitMQ is unreachable", body = ApiError),
     )

@@ -26,6 +26,7 @@ pub struct Failures {
     tag = "operations",
     responses(
         (status = 200, description = "Failed and dead jobs grouped by error, largest groups first", body = Failures),
+        (status = 403, description = "The key is not an admin key", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]

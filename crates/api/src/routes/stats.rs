@@ -70,6 +70,7 @@ pub struct Throughput {
     tag = "operations",
     responses(
         (status = 200, description = "Queues, jobs per status, throughput", body = Stats),
+        (status = 403, description = "The key is not an admin key", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]

@@ -1,0 +1,509 @@
+//! The OpenAPI document (`GET /api/openapi.json`) against the router.
+//!
+//! axum's `Router` cannot list its routes, so `routes::ROUTES` lists them next to the router.
+//! These tests hold three things together:
+//! - the document and `ROUTES`: the same (method, path) pairs under `/api`, `/healthz`,
+//!   `/readyz` and `/metrics` (the dashboard is not api);
+//! - `ROUTES` and the router: every listed route answers something other than 404 or 405 on a
+//!   real api, every other method on a listed path answers 405, and every path mounted in
+//!   `routes/mod.rs` is listed;
+//! - the document and the answers: each probe's status is documented for its operation and
+//!   its JSON body fits the documented schema.
+//!
+//! The probes run against the real Postgres and RabbitMQ, like `tests/api.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burrow_api::publisher::Publisher;
+use burrow_api::routes::{ApiDoc, ROUTES};
+use burrow_api::state::AppState;
+use burrow_api::Application;
+use burrow_shared::testing::TestEnv;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+/// The methods probed on every listed path. HEAD and OPTIONS are left out: axum answers HEAD
+/// wherever it answers GET.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// Routes that need no API key.
+const PUBLIC: [(&str, &str); 4] = [
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/openapi.json"),
+];
+
+/// Whether the document covers `path`: the api, health, readiness and metrics, not the
+/// dashboard (`/`, `/dashboard/{file}`).
+fn documented(path: &str) -> bool {
+    path.starts_with("/api/") || ["/healthz", "/readyz", "/metrics"].contains(&path)
+}
+
+/// The document as JSON, as the api serves it.
+fn spec() -> Value {
+    let text = ApiDoc::openapi()
+        .to_json()
+        .expect("the document serialises");
+    serde_json::from_str(&text).expect("the document is JSON")
+}
+
+/// Every operation of the document: (METHOD, path) → operation.
+fn operations(spec: &Value) -> BTreeMap<(String, String), &Value> {
+    let mut operations = BTreeMap::new();
+    let paths = spec["paths"].as_object().expect("`paths` is an object");
+    for (path, item) in paths {
+        let item = item.as_object().expect("a path item is an object");
+        for (method, operation) in item {
+            let known = [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ];
+            if known.contains(&method.as_str()) {
+                operations.insert((method.to_uppercase(), path.clone()), operation);
+            }
+        }
+    }
+    operations
+}
+
+/// `ROUTES` as (METHOD, path) pairs, only those the document covers.
+fn listed_api_routes() -> BTreeSet<(String, String)> {
+    ROUTES
+        .iter()
+        .filter(|(_, path)| documented(path))
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect()
+}
+
+/// What `#/components/schemas/Name` points at.
+fn resolve<'a>(spec: &'a Value, reference: &str) -> Option<&'a Value> {
+    let name = reference.strip_prefix("#/components/schemas/")?;
+    spec["components"]["schemas"].get(name)
+}
+
+/// Every `$ref` in `value`.
+fn references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                found.push(reference.clone());
+            }
+            map.values().for_each(|v| references(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_document_has_exactly_the_api_routes_the_router_lists() {
+    let spec = spec();
+    let in_spec: BTreeSet<_> = operations(&spec).into_keys().collect();
+    let listed = listed_api_routes();
+    let undocumented: Vec<_> = listed.difference(&in_spec).collect();
+    let not_served: Vec<_> = in_spec.difference(&listed).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes the router serves but the document lacks (add #[utoipa::path] and list the \
+         handler in ApiDoc): {undocumented:?}"
+    );
+    assert!(
+        not_served.is_empty(),
+        "operations in the document that routes::ROUTES does not list: {not_served:?}"
+    );
+    let unique: BTreeSet<_> = ROUTES.iter().collect();
+    assert_eq!(unique.len(), ROUTES.len(), "ROUTES lists a route twice");
+}
+
+#[test]
+fn the_document_is_openapi_3_json_with_responses_for_every_operation() {
+    let spec = spec();
+    let version = spec["openapi"].as_str().expect("`openapi` is a string");
+    assert!(version.starts_with("3."), "OpenAPI 3.x, not {version}");
+    assert!(spec["info"]["title"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    assert!(spec["info"]["version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+
+    let mut operation_ids = BTreeSet::new();
+    for ((method, path), operation) in operations(&spec) {
+        let at = format!("{method} {path}");
+        let responses = operation["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{at}: no responses"));
+        assert!(!responses.is_empty(), "{at}: no responses");
+        assert!(
+            responses.keys().any(|status| status.starts_with('2')),
+            "{at}: no 2xx response"
+        );
+        for (status, response) in responses {
+            assert!(
+                response["description"].is_string(),
+                "{at} {status}: a response needs a description"
+            );
+        }
+        let id = operation["operationId"].as_str().expect("an operationId");
+        assert!(
+            operation_ids.insert(id.to_owned()),
+            "{at}: duplicate operationId {id}"
+        );
+        // Every `{name}` in the path is a required path parameter.
+        for name in path.split('{').skip(1).filter_map(|s| s.split_once('}')) {
+            let declared = operation["parameters"].as_array().is_some_and(|params| {
+                params
+                    .iter()
+                    .any(|p| p["name"] == name.0 && p["in"] == "path" && p["required"] == true)
+            });
+            assert!(declared, "{at}: path parameter {} is not declared", name.0);
+        }
+    }
+
+    let mut found = Vec::new();
+    references(&spec, &mut found);
+    assert!(!found.is_empty());
+    for reference in found {
+        assert!(
+            resolve(&spec, &reference).is_some(),
+            "dangling reference {reference}"
+        );
+    }
+}
+
+#[test]
+fn errors_share_the_api_error_schema_and_a_key_is_required_except_on_public_routes() {
+    let spec = spec();
+    let error = &spec["components"]["schemas"]["ApiError"];
+    assert_eq!(error["properties"]["error"]["type"], "string");
+    assert_eq!(error["properties"]["message"]["type"], "string");
+    assert_eq!(error["required"], json!(["error", "message"]));
+
+    let bearer = &spec["components"]["securitySchemes"]["api_key"];
+    assert_eq!(bearer["type"], "http");
+    assert_eq!(bearer["scheme"], "bearer");
+    let global = spec["security"].as_array().expect("global security");
+    assert!(global.contains(&json!({ "api_key": [] })));
+
+    for ((method, path), operation) in operations(&spec) {
+        let at = format!("{method} {path}");
+        let public = PUBLIC.contains(&(method.as_str(), path.as_str()));
+        if public {
+            assert_eq!(operation["security"], json!([]), "{at}: needs no key");
+        } else {
+            assert!(
+                operation.get("security").is_none(),
+                "{at}: takes the global security"
+            );
+            assert!(operation["responses"].get("401").is_some(), "{at}: no 401");
+        }
+        let responses = operation["responses"].as_object().expect("responses");
+        for (status, response) in responses {
+            if !(status.starts_with('4') || status.starts_with('5')) {
+                continue;
+            }
+            if path == "/readyz" && status == "503" {
+                // Not an error body: the readiness report, with `status: unavailable`.
+                continue;
+            }
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ApiError",
+                "{at} {status}: errors answer with ApiError"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_path_mounted_in_routes_mod_rs_is_listed() {
+    let source = include_str!("../src/routes/mod.rs");
+    let router = source
+        .split_once("pub fn router(")
+        .map(|(_, body)| body)
+        .expect("routes/mod.rs defines router()");
+    for other in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
+        assert!(
+            !router.contains(other),
+            "router() uses {other}: extend this test to read its paths"
+        );
+    }
+    let mounted: BTreeSet<&str> = router
+        .split(".route(")
+        .skip(1)
+        .map(|call| {
+            let call = call.trim_start();
+            let path = call
+                .strip_prefix('"')
+                .and_then(|rest| rest.split_once('"'))
+                .map(|(path, _)| path);
+            path.expect("a .route( call starts with a path literal")
+        })
+        .collect();
+    let listed: BTreeSet<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
+    assert_eq!(mounted, listed, "the paths of router() and of ROUTES");
+}
+
+/// An api on port 0 over its own database and topology.
+struct TestApi {
+    /// Keeps the database and queues until the test ends.
+    _env: TestEnv,
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn spawn_api() -> TestApi {
+    let env = TestEnv::new().await.expect("test services");
+    let state = AppState::new(
+        env.db.clone(),
+        Publisher::new(env.amqp.clone(), env.topology.clone()),
+        1024 * 1024,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::from_parts(listener, state);
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    TestApi {
+        _env: env,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl TestApi {
+    /// A request for a listed route, with its path parameters filled in (`{id}`: `job`,
+    /// `{file}`: a dashboard asset) and a small body or query where the route reads one.
+    fn probe(&self, method: &str, path: &str, job: &str) -> reqwest::RequestBuilder {
+        let concrete = path.replace("{id}", job).replace("{file}", "app.js");
+        let method = Method::from_bytes(method.as_bytes()).expect("a method");
+        let request = self
+            .http
+            .request(method, format!("{}{concrete}", self.base));
+        match path {
+            // A broker round trip, but an empty DLQ: moves nothing.
+            "/api/dead-letters/redrive" => request.query(&[("limit", "1")]),
+            // Well-formed JSON these routes refuse (422) before storing anything.
+            "/api/jobs" | "/api/jobs/batch" | "/api/jobs/retry" => request.json(&json!({})),
+            _ => request,
+        }
+    }
+}
+
+/// Where `value` does not fit `schema` (a subset of JSON Schema: `$ref`, `allOf`, `oneOf`,
+/// `type`, `enum`, object `properties` / `required` / `additionalProperties`, array `items`).
+/// Objects may hold no property the schema does not document.
+fn misfits(spec: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let target = resolve(spec, reference).expect("references resolve");
+        return misfits(spec, target, value, at, out);
+    }
+    if let Some(choices) = schema["oneOf"].as_array() {
+        let fits = choices.iter().any(|choice| {
+            let mut inner = Vec::new();
+            misfits(spec, choice, value, at, &mut inner);
+            inner.is_empty()
+        });
+        if !fits {
+            out.push(format!("{at}: fits none of oneOf: {value}"));
+        }
+        return;
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let fits = types.iter().any(|t| match *t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => true,
+        });
+        if !fits {
+            out.push(format!("{at}: {value} is not of type {types:?}"));
+            return;
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !value.is_null() && !allowed.contains(value) {
+            out.push(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in values.iter().enumerate() {
+            misfits(spec, items, item, &format!("{at}[{i}]"), out);
+        }
+    }
+    let Some(object) = value.as_object() else {
+        return;
+    };
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    collect_shape(spec, schema, &mut properties, &mut required);
+    for name in required {
+        if !object.contains_key(&name) {
+            out.push(format!("{at}: required `{name}` is missing"));
+        }
+    }
+    let additional = schema.get("additionalProperties");
+    for (name, field) in object {
+        match (properties.get(name), additional) {
+            (Some(property), _) => misfits(spec, property, field, &format!("{at}.{name}"), out),
+            (None, Some(extra)) if extra.is_object() => {
+                misfits(spec, extra, field, &format!("{at}.{name}"), out);
+            }
+            (None, _) if properties.is_empty() && additional.is_none() => {}
+            (None, _) => out.push(format!("{at}: `{name}` is not documented")),
+        }
+    }
+}
+
+/// The properties and required names of an object schema, through `$ref` and `allOf`.
+fn collect_shape(
+    spec: &Value,
+    schema: &Value,
+    properties: &mut serde_json::Map<String, Value>,
+    required: &mut Vec<String>,
+) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let target = resolve(spec, reference).expect("references resolve");
+        return collect_shape(spec, target, properties, required);
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        collect_shape(spec, part, properties, required);
+    }
+    if let Some(own) = schema["properties"].as_object() {
+        properties.extend(own.clone());
+    }
+    for name in schema["required"].as_array().into_iter().flatten() {
+        required.extend(name.as_str().map(str::to_owned));
+    }
+}
+
+/// Checks one answer against the document: its status is documented for the operation, and a
+/// JSON body fits the documented schema. Returns what does not.
+async fn check_answer(
+    spec: &Value,
+    method: &str,
+    path: &str,
+    response: reqwest::Response,
+) -> Vec<String> {
+    let at = format!("{method} {path}");
+    let status = response.status();
+    let operations = operations(spec);
+    let Some(operation) = operations.get(&(method.to_owned(), path.to_owned())) else {
+        return vec![format!("{at}: not in the document")];
+    };
+    let Some(documented) = operation["responses"].get(status.as_str()) else {
+        return vec![format!("{at}: answered {status}, which is not documented")];
+    };
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let content = documented["content"].as_object();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let declared = content.is_some_and(|c| {
+        c.keys()
+            .any(|k| k.split(';').next().unwrap_or_default().trim() == media)
+    });
+    if content.is_some() && !declared && media != "application/octet-stream" {
+        return vec![format!(
+            "{at} {status}: content type {content_type} is not documented"
+        )];
+    }
+    if media != "application/json" {
+        // The event stream never ends while the job waits: do not read it.
+        return Vec::new();
+    }
+    let body: Value = response.json().await.expect("a JSON body");
+    let schema = &documented["content"]["application/json"]["schema"];
+    let mut out = Vec::new();
+    misfits(spec, schema, &body, &format!("{at} {status}"), &mut out);
+    out
+}
+
+#[tokio::test]
+async fn every_listed_route_answers_as_documented_and_no_other_method() {
+    let api = spawn_api().await;
+    let spec = spec();
+
+    // The served document is the generated one.
+    let served = api
+        .http
+        .get(format!("{}/api/openapi.json", api.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(served.status(), StatusCode::OK);
+    let served: Value = served.json().await.expect("JSON");
+    assert_eq!(served, spec, "GET /api/openapi.json serves ApiDoc");
+
+    // Jobs to show, and one whose id fills `{id}`.
+    let seeded = api
+        .http
+        .post(format!("{}/api/simulate", api.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(seeded.status(), StatusCode::ACCEPTED);
+    let seeded: Value = seeded.json().await.expect("JSON");
+    let job = seeded["jobs"][0]["id"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+
+    let mut problems = Vec::new();
+    for (method, path) in ROUTES {
+        let response = api.probe(method, path, &job).send().await.expect("request");
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            problems.push(format!("{method} {path}: the router answered {status}"));
+            continue;
+        }
+        if documented(path) {
+            problems.extend(check_answer(&spec, method, path, response).await);
+        }
+    }
+
+    let paths: BTreeSet<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
+    for path in paths {
+        for method in METHODS {
+            if ROUTES.contains(&(method, path)) {
+                continue;
+            }
+            let status = api
+                .probe(method, path, &job)
+                .send()
+                .await
+                .expect("request")
+                .status();
+            if status != StatusCode::METHOD_NOT_ALLOWED {
+                problems.push(format!(
+                    "{method} {path}: answered {status}, not 405; list it in ROUTES?"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
