@@ -51,3 +51,15 @@ scale-demo: services
 # The dashboard end to end in headless chromium, real api + worker (after `npm ci` in crates/api/dashboard/tests).
 browser-test: services
     bash crates/api/dashboard/tests/run.sh
+
+# Failing inputs are kept in crates/shared/tests/fuzz-regressions/; `just fuzz 600` fuzzes longer.
+# Fuzz the job-message decoder and the xlsx import (proptest, stable Rust), about `seconds` per target.
+fuzz seconds="60":
+    export FUZZ_SECONDS={{seconds}} PROPTEST_CASES=${PROPTEST_CASES:-1000000000}; \
+    if cargo nextest --version >/dev/null 2>&1; then \
+      cargo nextest run -p burrow-shared --features fixtures --test fuzz_message --test fuzz_import \
+        --no-fail-fast --success-output final; \
+    else \
+      cargo test -p burrow-shared --features fixtures --test fuzz_message --test fuzz_import \
+        --no-fail-fast -- --nocapture; \
+    fi

@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bins --quiet
+# Only the two binaries the demo runs (the workspace has others, e.g. benchmarks).
+cargo build --release --quiet --bin burrow-api --bin burrow-worker
 
 # The Python driver owns every process it starts and stops them on exit, Ctrl-C or SIGTERM;
 # this trap only forwards a SIGTERM/SIGINT sent to this script, then waits for its cleanup.

@@ -214,6 +214,14 @@ def cross_check(resources, report):
                 f"{probe} is GET {path} on port {WORKER_HEALTH_PORT}",
                 f"found {get.get('path')} on {port}",
             )
+        live = cont.get("livenessProbe", {})
+        window = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
+        report.check(
+            window >= grace,
+            "Deployment/burrow-worker",
+            f"livenessProbe needs {window} s of failures to restart, >= the {grace} s grace "
+            "period (a drain is never cut short)",
+        )
         report.check(
             "replicas" not in worker["spec"],
             "Deployment/burrow-worker",

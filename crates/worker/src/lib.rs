@@ -108,6 +108,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         recurring,
     };
     let maintenance = tokio::spawn(maintenance.run(shutdown.clone()));
+    let http_stop = CancellationToken::new();
     let http = tokio::spawn(http::run_http(
         config.http_addr,
         HttpState {
@@ -116,7 +117,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
             rules: config.readiness_rules(),
             metrics: Some(handle.clone()),
         },
-        shutdown.clone(),
+        // Stopped only after the drain, so liveness probes keep answering while jobs finish.
+        http_stop.clone(),
     ));
     let queue_stats = tokio::spawn(queue_stats::run_queue_stats(
         amqp.clone(),
@@ -126,6 +128,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     ));
     let upkeep = tokio::spawn(metrics::run_upkeep(handle, shutdown.clone()));
     let result = consume(&amqp, &topology, ctx, &settings, shutdown).await;
+    http_stop.cancel();
     let _ = tokio::join!(maintenance, http, queue_stats, upkeep);
     amqp.close();
     db.close().await;
