@@ -17,8 +17,10 @@ mod stats;
 mod upload;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -51,6 +53,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
 ];
+
+/// Longest a request may take to get its response (uploads included), in seconds.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Room for multipart boundaries and small fields around the file, in bytes.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -87,6 +92,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        // Producing a response may take this long (an SSE stream's body is not limited; an
+        // upload's body is read inside it, so the limit bounds slow uploads too): then 408.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
