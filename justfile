@@ -63,3 +63,10 @@ fuzz seconds="60":
       cargo test -p burrow-shared --features fixtures --test fuzz_message --test fuzz_import \
         --no-fail-fast -- --nocapture; \
     fi
+
+# Benchmarks side by side with their references from the same run (release build; about 8 min once
+# built): prints a table, writes bench/results/latest.json, exits 1 if a target is missed.
+bench: services
+    cargo build --release --bins
+    test -f fixtures/big/people-1000000.xlsx || cargo run --release -p burrow-shared --features fixtures --bin burrow-fixtures -- big --rows 1000000 --out fixtures/big/people-1000000.xlsx
+    target/release/burrow-bench

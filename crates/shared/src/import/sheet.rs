@@ -34,8 +34,30 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// [`ImportError::ParserFailed`].
 ///
 /// # Errors
-/// Any [`ImportError`] except `Database`: the first invalid cell stops the read.
+/// Any [`ImportError`] except `Database`: the first invalid cell stops the read. A panic inside
+/// the spreadsheet parser on malformed XML (calamine 0.38 overflows on absurd cell references,
+/// found by `tests/fuzz_import.rs`) is caught and reported as [`ImportError::Unreadable`].
 pub fn read_people(
+    file: Vec<u8>,
+    job_id: Uuid,
+    options: &ImportOptions,
+    emit: impl FnMut(Vec<u8>, u64, u64) -> bool,
+) -> Result<ImportReport, ImportError> {
+    // Nothing shared outlives a panic here: the workbook and buffers are local to the call.
+    let guarded = std::panic::AssertUnwindSafe(|| read_unguarded(file, job_id, options, emit));
+    std::panic::catch_unwind(guarded).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Err(ImportError::Unreadable(format!(
+            "malformed sheet XML ({what})"
+        )))
+    })
+}
+
+fn read_unguarded(
     file: Vec<u8>,
     job_id: Uuid,
     options: &ImportOptions,

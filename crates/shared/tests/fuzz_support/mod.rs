@@ -19,8 +19,8 @@
 //! input itself, plus a `.txt` with the case, the failure and the stack), proptest appends its
 //! seed to `tests/fuzz-regressions/<target>.txt` so the case is replayed first next time, and
 //! the test panics with all of it. A case that aborts the process (an allocation failure, a
-//! stack overflow) cannot be caught: the case being run is always in
-//! `target/tmp/<target>-<property>.last-case.txt`.
+//! stack overflow) cannot be caught: targets with `keep_last_case` (the import) keep the case
+//! being run in `target/tmp/<target>-<property>.last-case.txt`.
 
 #![allow(dead_code)] // Each target uses part of it.
 
@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, Once, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ const BATCH: u32 = 64;
 /// Default `max_shrink_time`, in milliseconds.
 const SHRINK_MS: u32 = 60_000;
 
+/// Name of the threads [`Probe::guarded`] runs cases on.
+const CASE_THREAD: &str = "fuzz-case";
+
 /// Guarded cases of one process run one at a time, so that one's peak memory is not another's
 /// (`cargo test` runs a binary's tests on threads; nextest gives each its own process).
 static MEASURING: Mutex<()> = Mutex::new(());
@@ -64,6 +67,9 @@ pub struct Target {
     pub regressions: &'static str,
     /// Properties in the binary, which share `FUZZ_SECONDS`.
     pub properties: u32,
+    /// Write each case to `target/tmp/` before running it, so that one that aborts the process
+    /// can be found (costs a file write per case: for slow targets only).
+    pub keep_last_case: bool,
 }
 
 /// One property of a target.
@@ -84,6 +90,7 @@ pub struct Property<'a, V> {
 #[derive(Default)]
 pub struct Probe {
     outcomes: RefCell<BTreeMap<String, u64>>,
+    guarded: Cell<u64>,
     slowest: Cell<Duration>,
     peak_growth: Cell<u64>,
 }
@@ -106,7 +113,7 @@ impl Probe {
         let started = Instant::now();
         let (done, result) = mpsc::sync_channel(1);
         thread::Builder::new()
-            .name("fuzz-case".to_owned())
+            .name(CASE_THREAD.to_owned())
             .spawn(move || {
                 let _ = done.send(panic::catch_unwind(AssertUnwindSafe(work)));
             })
@@ -131,6 +138,7 @@ impl Probe {
             }
         };
         let elapsed = started.elapsed();
+        self.guarded.set(self.guarded.get() + 1);
         self.slowest.set(self.slowest.get().max(elapsed));
         if let (Some(before), Some(peak)) = (baseline, memory::peak()) {
             let growth = peak.saturating_sub(before);
@@ -189,11 +197,14 @@ pub fn run<S>(
     if std::env::var_os("PROPTEST_DISABLE_FAILURE_PERSISTENCE").is_some() {
         config.failure_persistence = None;
     }
+    quiet_case_panics();
     let last_case = last_case_file(target, property.name);
     let probe = Probe::default();
     let checked = |value: S::Value| {
         // Kept on disk first: a case that aborts the process cannot be reported otherwise.
-        let _ = std::fs::write(&last_case, format!("{value:?}\n"));
+        if target.keep_last_case {
+            let _ = std::fs::write(&last_case, format!("{value:?}\n"));
+        }
         test(value, &probe)
     };
 
@@ -209,7 +220,7 @@ pub fn run<S>(
             },
             seeds.new_rng(),
         );
-        match runner.run(&strategy, &checked) {
+        match runner.run(&strategy, checked) {
             Ok(()) => done += batch,
             Err(TestError::Abort(why)) => panic!("{}: proptest aborted: {why}", property.name),
             Err(TestError::Fail(why, minimal)) => {
@@ -224,15 +235,36 @@ pub fn run<S>(
         }
     }
     let _ = std::fs::remove_file(&last_case);
+    let guarded = match probe.guarded.get() {
+        0 => String::new(),
+        _ => format!(
+            "; slowest case {} ms, largest peak-memory growth {} MiB",
+            probe.slowest.get().as_millis(),
+            probe.peak_growth.get() >> 20
+        ),
+    };
     eprintln!(
-        "{}/{}: {done} cases in {:.1} s; slowest guarded case {} ms, peak memory growth {} MiB; outcomes {:?}",
+        "{}/{}: {done} cases in {:.1} s{guarded}; outcomes {:?}",
         target.name,
         property.name,
         started.elapsed().as_secs_f64(),
-        probe.slowest.get().as_millis(),
-        probe.peak_growth.get() >> 20,
         probe.outcomes.borrow(),
     );
+}
+
+/// Keeps panics on case threads off stderr: shrinking can repeat one a thousand times, and the
+/// failure report carries its message and, from the replay, its stack. Other threads keep the
+/// hook they had.
+fn quiet_case_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if thread::current().name() != Some(CASE_THREAD) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Runs the minimal failing case once more with a panic hook that keeps the stack.
@@ -281,6 +313,36 @@ fn save_failure<V: Debug>(
         eprintln!("could not save the failing input to {}: {e}", dir.display());
     }
     input
+}
+
+/// The inputs that earlier failures of `target` saved (`<target>-….<extension>`), by file name,
+/// for a test that replays them whatever the strategies have become since.
+pub fn saved_inputs(target: &Target, extensions: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let Ok(listing) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut inputs: Vec<(String, Vec<u8>)> = listing
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default();
+            name.starts_with(&format!("{}-", target.name)) && extensions.contains(&extension)
+        })
+        .filter_map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            Some((name, std::fs::read(&path).ok()?))
+        })
+        .collect();
+    inputs.sort();
+    inputs
 }
 
 fn last_case_file(target: &Target, property: &str) -> PathBuf {
