@@ -16,6 +16,9 @@ pub const COLUMNS: [&str; 6] = [
     "IpAddress",
 ];
 
+/// Header cells named in a missing-column error, at most.
+const FOUND_SHOWN: usize = 20;
+
 /// Index of the `Id` column in [`COLUMNS`].
 pub const ID: usize = 0;
 
@@ -61,11 +64,26 @@ pub fn map_header(row: u32, cells: &[DataRef<'_>]) -> Result<HeaderMap, ImportEr
         .map(|(name, _)| *name)
         .collect();
     if !missing.is_empty() {
-        let found: Vec<&str> = names
+        // Named briefly: a hostile header must not make a megabyte-long message.
+        let non_empty: Vec<&str> = names
             .iter()
             .map(String::as_str)
             .filter(|n| !n.is_empty())
             .collect();
+        let mut found: Vec<String> = non_empty
+            .iter()
+            .take(FOUND_SHOWN)
+            .map(|n| {
+                if n.chars().count() > 40 {
+                    format!("{}…", n.chars().take(40).collect::<String>())
+                } else {
+                    (*n).to_owned()
+                }
+            })
+            .collect();
+        if non_empty.len() > FOUND_SHOWN {
+            found.push(format!("… ({} more)", non_empty.len() - FOUND_SHOWN));
+        }
         return Err(ImportError::MissingColumns {
             row,
             missing: missing.join(", "),

@@ -54,7 +54,7 @@ pub fn check_package(bytes: &[u8], limits: &ImportLimits) -> Result<(), ImportEr
     let unreadable = |e: zip::result::ZipError| ImportError::Unreadable(e.to_string());
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(unreadable)?;
     let mut total: u64 = 0;
-    let mut shared_strings = None;
+    let mut shared_strings = Vec::new();
     for index in 0..archive.len() {
         let entry = archive.by_index_raw(index).map_err(unreadable)?;
         let (size, compressed) = (entry.size(), entry.compressed_size());
@@ -66,8 +66,9 @@ pub fn check_package(bytes: &[u8], limits: &ImportLimits) -> Result<(), ImportEr
                 limits.max_compression_ratio
             )));
         }
-        if name == SHARED_STRINGS {
-            shared_strings = Some(index);
+        // calamine reads `{workbook dir}sharedStrings.xml`; any such entry is checked.
+        if name.ends_with("sharedStrings.xml") {
+            shared_strings.push(index);
         }
     }
     if total > limits.max_uncompressed_bytes {
@@ -76,19 +77,67 @@ pub fn check_package(bytes: &[u8], limits: &ImportLimits) -> Result<(), ImportEr
             limits.max_uncompressed_bytes
         )));
     }
-    if let Some(index) = shared_strings {
-        // Inflate it once, counting, and stop one byte past the limit: declared sizes can lie.
+    for index in shared_strings {
         let entry = archive.by_index(index).map_err(unreadable)?;
-        let limit = limits.max_shared_strings_bytes;
-        let real = std::io::copy(&mut entry.take(limit + 1), &mut std::io::sink())
-            .map_err(|e| ImportError::Unreadable(format!("{SHARED_STRINGS}: {e}")))?;
-        if real > limit {
-            return Err(ImportError::Limit(format!(
-                "the shared-strings table is larger than {limit} bytes"
-            )));
-        }
+        check_shared_strings(entry, limits)?;
     }
     Ok(())
+}
+
+/// Bytes of a shared-strings table read to find its `uniqueCount`: the root element comes first.
+const HEAD_BYTES: u64 = 64 * 1024;
+/// The smallest shared string, `<si/>`, in bytes.
+const MIN_STRING_BYTES: u64 = 5;
+
+/// Inflates a shared-strings table once, counting, and stops one byte past the limit (declared
+/// sizes can lie). Also checks its `uniqueCount`: calamine reserves that many strings up front,
+/// so `uniqueCount="4294967295"` alone would ask for tens of GB (found by the import fuzzer).
+fn check_shared_strings(entry: impl Read, limits: &ImportLimits) -> Result<(), ImportError> {
+    let io = |e: std::io::Error| ImportError::Unreadable(format!("{SHARED_STRINGS}: {e}"));
+    let limit = limits.max_shared_strings_bytes;
+    let mut reader = entry.take(limit + 1);
+    let mut head = Vec::new();
+    (&mut reader)
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let real = head.len() as u64 + std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
+    if real > limit {
+        return Err(ImportError::Limit(format!(
+            "the shared-strings table is larger than {limit} bytes"
+        )));
+    }
+    let declared = unique_count(&head);
+    if declared.is_some_and(|n| n > real / MIN_STRING_BYTES + 1) {
+        return Err(ImportError::Limit(format!(
+            "the shared-strings table declares {} unique strings in {real} bytes",
+            declared.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// The largest `uniqueCount="…"` value in `head` (saturating), if any.
+fn unique_count(head: &[u8]) -> Option<u64> {
+    const NAME: &[u8] = b"uniqueCount";
+    let mut largest = None;
+    let mut at = 0;
+    while let Some(found) = head[at..].windows(NAME.len()).position(|w| w == NAME) {
+        let mut rest = head[at + found + NAME.len()..]
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace());
+        if rest.next() == Some(&b'=') {
+            let digits = rest
+                .skip_while(|b| b.is_ascii_whitespace() || **b == b'"' || **b == b'\'')
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0u64, |n, d| {
+                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+            largest = largest.max(Some(digits));
+        }
+        at += found + NAME.len();
+    }
+    largest
 }
 
 #[cfg(test)]
@@ -113,6 +162,24 @@ mod tests {
         let err = check_package(&bomb, &ImportLimits::default()).expect_err("refused");
         assert!(err.to_string().contains("a zip bomb?"), "{err}");
         assert!(err.is_permanent());
+    }
+
+    #[test]
+    fn an_absurd_unique_count_is_refused_before_calamine_reserves_it() {
+        let sst = br#"<?xml version="1.0"?><sst xmlns="x" count="1" uniqueCount = '4294967295'><si><t>a</t></si></sst>"#;
+        let err = check_package(&zip_with(SHARED_STRINGS, sst), &ImportLimits::default())
+            .expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("declares 4294967295 unique strings"),
+            "{err}"
+        );
+        let honest = br#"<sst uniqueCount="1"><si><t>a</t></si></sst>"#;
+        assert!(check_package(&zip_with(SHARED_STRINGS, honest), &ImportLimits::default()).is_ok());
+        assert_eq!(
+            unique_count(b"uniqueCount=\"99999999999999999999999\""),
+            Some(u64::MAX)
+        );
     }
 
     #[test]
