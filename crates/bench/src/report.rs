@@ -102,8 +102,22 @@ pub struct BenchRun {
     pub tries: u32,
     /// What happened on the way (restarts seen, failed tries).
     pub notes: Vec<String>,
-    /// The measurement, or why there is none.
+    /// The measurement, or why there is none (as JSON: `"measurement"` or `"error"`).
+    #[serde(flatten, serialize_with = "serialize_result")]
     pub result: Result<Measurement, String>,
+}
+
+fn serialize_result<S: serde::Serializer>(
+    result: &Result<Measurement, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut map = serializer.serialize_map(Some(1))?;
+    match result {
+        Ok(measurement) => map.serialize_entry("measurement", measurement)?,
+        Err(error) => map.serialize_entry("error", error)?,
+    }
+    map.end()
 }
 
 impl BenchRun {
