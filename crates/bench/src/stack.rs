@@ -6,21 +6,25 @@
 //! Other test suites share the machine's Postgres and RabbitMQ, and one of them restarts the
 //! services now and then: [`Stack::wait_for_services`] waits them out, and [`Epochs`] tells
 //! whether a service restarted under a measurement, so that it can be repeated.
+//!
+//! [`jobs`] reads and resets the job tables directly; [`broker`] handles the queues.
 
 use std::time::{Duration, Instant};
 
+mod broker;
+mod jobs;
+
 use anyhow::Context as _;
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions};
-use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection, PgPool};
-use uuid::Uuid;
 
 use crate::client::ApiClient;
 use crate::config::BenchConfig;
 use crate::process::{free_port, Service};
+
+pub use jobs::Tally;
 
 /// How long a service (or Postgres and RabbitMQ) may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -147,11 +151,6 @@ impl Stack {
         &self.cfg
     }
 
-    /// The queue prefix.
-    pub fn prefix(&self) -> &str {
-        &self.cfg.queue_prefix
-    }
-
     /// Waits (up to 90 s) until Postgres and RabbitMQ accept connections.
     ///
     /// # Errors
@@ -196,12 +195,6 @@ impl Stack {
             Some((now - uptime_ms) / 1000.0)
         });
         Epochs { postgres, rabbitmq }
-    }
-
-    /// RabbitMQ's version, from the management api.
-    pub async fn rabbitmq_version(&self) -> Option<String> {
-        let overview = self.management("/api/overview").await?;
-        overview["rabbitmq_version"].as_str().map(str::to_owned)
     }
 
     /// Starts an api (`name` names its log) with `extra` environment and waits until it is
@@ -343,277 +336,6 @@ impl Stack {
         let _ = admin.close().await;
         Ok(())
     }
-
-    /// Deletes every queue and exchange named `{prefix}.…`: through the management api, else
-    /// (plugin off) the names burrow and the raw reference use. Best effort: logs failures.
-    async fn delete_broker_objects(&self) {
-        let prefix = format!("{}.", self.cfg.queue_prefix);
-        let mut listed = false;
-        for kind in ["queues", "exchanges"] {
-            let Some(items) = self.management(&format!("/api/{kind}/%2f")).await else {
-                continue;
-            };
-            listed = true;
-            for item in items.as_array().into_iter().flatten() {
-                let Some(name) = item["name"].as_str().filter(|n| n.starts_with(&prefix)) else {
-                    continue;
-                };
-                let path = format!("/api/{kind}/%2f/{}", encode_path_segment(name));
-                if let Err(e) = self.management_delete(&path).await {
-                    eprintln!("  could not delete {kind} {name}: {e:#}");
-                }
-            }
-        }
-        if !listed {
-            if let Err(e) = self.delete_known_queues().await {
-                eprintln!("  could not delete the bench's queues: {e:#}");
-            }
-        }
-    }
-
-    /// The queues burrow declares under the prefix for the retry policies the benches use.
-    async fn delete_known_queues(&self) -> anyhow::Result<()> {
-        let topology = burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix);
-        let mut queues = vec![
-            topology.work_queue.clone(),
-            topology.dead_letter_queue.clone(),
-            self.raw_queue(),
-        ];
-        for ms in [500, 1000, 2000, 4000, 8000] {
-            queues.push(topology.delay_queue(Duration::from_millis(ms)));
-        }
-        let connection =
-            Connection::connect(&self.cfg.amqp_url, ConnectionProperties::default()).await?;
-        let channel = connection.create_channel().await?;
-        for queue in queues {
-            channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        let _ = connection.close(200, "cleaned up".into()).await;
-        Ok(())
-    }
-
-    /// The queue of the raw lapin reference: `{prefix}.raw`.
-    pub fn raw_queue(&self) -> String {
-        format!("{}.raw", self.cfg.queue_prefix)
-    }
-
-    /// Ready messages in the work queue.
-    ///
-    /// # Errors
-    /// If RabbitMQ cannot be asked.
-    pub async fn work_queue_depth(&self) -> anyhow::Result<u32> {
-        let topology = burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix);
-        let connection =
-            Connection::connect(&self.cfg.amqp_url, ConnectionProperties::default()).await?;
-        let channel = connection.create_channel().await?;
-        let queue = channel
-            .queue_declare(
-                topology.work_queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let _ = connection.close(200, "asked".into()).await;
-        Ok(queue.message_count())
-    }
-
-    /// Removes the ready messages of the work queue (jobs no worker should run any more).
-    ///
-    /// # Errors
-    /// If RabbitMQ cannot be asked.
-    pub async fn purge_work_queue(&self) -> anyhow::Result<u32> {
-        let topology = burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix);
-        let connection =
-            Connection::connect(&self.cfg.amqp_url, ConnectionProperties::default()).await?;
-        let channel = connection.create_channel().await?;
-        let purged = channel
-            .queue_purge(
-                topology.work_queue.as_str().into(),
-                QueuePurgeOptions::default(),
-            )
-            .await?;
-        let _ = connection.close(200, "purged".into()).await;
-        Ok(purged)
-    }
-
-    /// Transactions committed in the bench database so far (`pg_stat_database.xact_commit`,
-    /// read-only ones included). Backends report theirs when they exit or at most every
-    /// second while busy, so read it after stopping the processes whose work it should count.
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn transactions(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
-        )
-        .fetch_one(&self.db)
-        .await?)
-    }
-
-    /// Outbox rows not yet published (all tags).
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn outbox_pending(&self) -> anyhow::Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&self.db)
-                .await?,
-        )
-    }
-
-    /// Waits until the relay published every outbox row (up to `timeout`).
-    ///
-    /// # Errors
-    /// If rows are still pending then.
-    pub async fn wait_outbox_drained(&self, timeout: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            let pending = self.outbox_pending().await?;
-            if pending == 0 {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                started.elapsed() < timeout,
-                "{pending} outbox rows still unpublished after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The jobs owned by `tag`, counted by outcome.
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn tally(&self, tag: &str) -> anyhow::Result<Tally> {
-        let (succeeded, ended_badly, total, first_started, last_completed) = sqlx::query_as::<
-            _,
-            (
-                i64,
-                i64,
-                i64,
-                Option<chrono::DateTime<chrono::Utc>>,
-                Option<chrono::DateTime<chrono::Utc>>,
-            ),
-        >(
-            "SELECT count(*) FILTER (WHERE status = 'succeeded'), \
-                        count(*) FILTER (WHERE status IN ('failed', 'dead', 'cancelled')), \
-                        count(*), min(started_at), max(completed_at) \
-                 FROM jobs WHERE user_id = $1",
-        )
-        .bind(tag)
-        .fetch_one(&self.db)
-        .await?;
-        Ok(Tally {
-            succeeded: u64::try_from(succeeded).unwrap_or(0),
-            ended_badly: u64::try_from(ended_badly).unwrap_or(0),
-            total: u64::try_from(total).unwrap_or(0),
-            first_started,
-            last_completed,
-        })
-    }
-
-    /// Empties the job tables (`TRUNCATE jobs CASCADE`: files, rows, results, history, outbox),
-    /// so each bench starts on empty tables. Call it while no worker runs.
-    ///
-    /// (Not `DELETE FROM jobs`: its cascade to `outbox` scans the whole outbox once per job,
-    /// as `outbox.job_id` has no index; 50,000 jobs take minutes.)
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn reset_jobs(&self) -> anyhow::Result<()> {
-        sqlx::query("TRUNCATE jobs CASCADE")
-            .execute(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Empties `imported_rows` and forces a checkpoint, so each import starts on an empty table
-    /// with no checkpoint of the previous one's WAL pending.
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn reset_imported_rows(&self) -> anyhow::Result<()> {
-        sqlx::query("TRUNCATE imported_rows")
-            .execute(&self.db)
-            .await?;
-        sqlx::query("CHECKPOINT").execute(&self.db).await?;
-        Ok(())
-    }
-
-    /// Inserts a `processing` import job row for the raw reference's rows to belong to
-    /// (`imported_rows.job_id` references `jobs`).
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn insert_placeholder_job(&self, tag: &str) -> anyhow::Result<Uuid> {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, user_id, status, correlation_id) \
-             VALUES ($1, 'import_xlsx', $2, 'processing', $3)",
-        )
-        .bind(id)
-        .bind(tag)
-        .bind(Uuid::new_v4())
-        .execute(&self.db)
-        .await?;
-        Ok(id)
-    }
-
-    async fn management(&self, path: &str) -> Option<Value> {
-        let (base, user, password) = self.management_base()?;
-        let response = self
-            .http
-            .get(format!("{base}{path}"))
-            .basic_auth(user, Some(password))
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
-    }
-
-    async fn management_delete(&self, path: &str) -> anyhow::Result<()> {
-        let (base, user, password) = self
-            .management_base()
-            .context("RABBITMQ_MANAGEMENT_URL is not a URL")?;
-        let response = self
-            .http
-            .delete(format!("{base}{path}"))
-            .basic_auth(user, Some(password))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND,
-            "DELETE {path} answered {}",
-            response.status()
-        );
-        Ok(())
-    }
-
-    /// `(scheme://host:port, user, password)` of the management api.
-    fn management_base(&self) -> Option<(String, String, String)> {
-        let url = reqwest::Url::parse(&self.cfg.management_url).ok()?;
-        let user = match url.username() {
-            "" => "guest".to_owned(),
-            user => user.to_owned(),
-        };
-        let password = url.password().unwrap_or("guest").to_owned();
-        let base = format!(
-            "{}://{}:{}",
-            url.scheme(),
-            url.host_str()?,
-            url.port_or_known_default()?
-        );
-        Some((base, user, password))
-    }
 }
 
 /// `(WORKER_CONCURRENCY, WORKER_PREFETCH)` as a running worker reports them in its log line
@@ -639,33 +361,6 @@ fn settings_from_log(log: &str) -> Option<(usize, u16)> {
     ))
 }
 
-/// Counts of a tag's jobs, and the first start and last completion among them.
-#[derive(Debug, Clone, Copy)]
-pub struct Tally {
-    /// Jobs that ended `succeeded`.
-    pub succeeded: u64,
-    /// Jobs that ended `failed`, `dead` or `cancelled`.
-    pub ended_badly: u64,
-    /// All the tag's jobs.
-    pub total: u64,
-    /// The earliest `started_at`.
-    pub first_started: Option<chrono::DateTime<chrono::Utc>>,
-    /// The latest `completed_at`.
-    pub last_completed: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Percent-encodes a queue or exchange name for a management api path.
-fn encode_path_segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,14 +371,5 @@ mod tests {
                    queue=burrow-bench.jobs.work concurrency=2 prefetch=4 worker=w";
         assert_eq!(settings_from_log(log), Some((2, 4)));
         assert_eq!(settings_from_log("nothing here"), None);
-    }
-
-    #[test]
-    fn queue_names_are_percent_encoded_for_the_management_api() {
-        assert_eq!(
-            encode_path_segment("burrow-bench.jobs.delay.1s"),
-            "burrow-bench.jobs.delay.1s"
-        );
-        assert_eq!(encode_path_segment("a b/c"), "a%20b%2Fc");
     }
 }

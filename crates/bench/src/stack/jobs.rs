@@ -1,0 +1,142 @@
+//! Reading and resetting the bench database's job tables directly: counts and times per owner
+//! tag, the outbox's backlog, committed transactions, and emptying the tables between benches.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Stack;
+
+impl Stack {
+    /// Transactions committed in the bench database so far (`pg_stat_database.xact_commit`,
+    /// read-only ones included). Backends report theirs when they exit or at most every
+    /// second while busy, so read it after stopping the processes whose work it should count.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn transactions(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&self.db)
+        .await?)
+    }
+
+    /// Outbox rows not yet published (all tags).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn outbox_pending(&self) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.db)
+                .await?,
+        )
+    }
+
+    /// Waits until the relay published every outbox row (up to `timeout`).
+    ///
+    /// # Errors
+    /// If rows are still pending then.
+    pub async fn wait_outbox_drained(&self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let pending = self.outbox_pending().await?;
+            if pending == 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "{pending} outbox rows still unpublished after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The jobs owned by `tag`, counted by outcome.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn tally(&self, tag: &str) -> anyhow::Result<Tally> {
+        let (succeeded, ended_badly, total, first_started, last_completed) =
+            sqlx::query_as::<_, (i64, i64, i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded'), \
+                        count(*) FILTER (WHERE status IN ('failed', 'dead', 'cancelled')), \
+                        count(*), min(started_at), max(completed_at) \
+                 FROM jobs WHERE user_id = $1",
+            )
+            .bind(tag)
+            .fetch_one(&self.db)
+            .await?;
+        Ok(Tally {
+            succeeded: u64::try_from(succeeded).unwrap_or(0),
+            ended_badly: u64::try_from(ended_badly).unwrap_or(0),
+            total: u64::try_from(total).unwrap_or(0),
+            first_started,
+            last_completed,
+        })
+    }
+
+    /// Empties the job tables (`TRUNCATE jobs CASCADE`: files, rows, results, history, outbox),
+    /// so each bench starts on empty tables. Call it while no worker runs.
+    ///
+    /// (Not `DELETE FROM jobs`: its cascade to `outbox` scans the whole outbox once per job,
+    /// as `outbox.job_id` has no index; 50,000 jobs take minutes.)
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn reset_jobs(&self) -> anyhow::Result<()> {
+        sqlx::query("TRUNCATE jobs CASCADE")
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Empties `imported_rows` and forces a checkpoint, so each import starts on an empty table
+    /// with no checkpoint of the previous one's WAL pending.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn reset_imported_rows(&self) -> anyhow::Result<()> {
+        sqlx::query("TRUNCATE imported_rows")
+            .execute(&self.db)
+            .await?;
+        sqlx::query("CHECKPOINT").execute(&self.db).await?;
+        Ok(())
+    }
+
+    /// Inserts a `processing` import job row for the raw reference's rows to belong to
+    /// (`imported_rows.job_id` references `jobs`).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn insert_placeholder_job(&self, tag: &str) -> anyhow::Result<Uuid> {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, user_id, status, correlation_id) \
+             VALUES ($1, 'import_xlsx', $2, 'processing', $3)",
+        )
+        .bind(id)
+        .bind(tag)
+        .bind(Uuid::new_v4())
+        .execute(&self.db)
+        .await?;
+        Ok(id)
+    }
+}
+
+/// Counts of a tag's jobs, and the first start and last completion among them.
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    /// Jobs that ended `succeeded`.
+    pub succeeded: u64,
+    /// Jobs that ended `failed`, `dead` or `cancelled`.
+    pub ended_badly: u64,
+    /// All the tag's jobs.
+    pub total: u64,
+    /// The earliest `started_at`.
+    pub first_started: Option<DateTime<Utc>>,
+    /// The latest `completed_at`.
+    pub last_completed: Option<DateTime<Utc>>,
+}
