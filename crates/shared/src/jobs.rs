@@ -15,7 +15,13 @@ use crate::status::JobStatus;
 /// The columns of [`JobRow`], in one place so every query returns the same shape.
 const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attempts, \
      rows_imported, worker, correlation_id, created_at, started_at, completed_at, \
-     next_attempt_at, last_error, payload, priority, run_at, progress_done, progress_total, \
+     next_attempt_at, last_error, payload, priority, run_at, \
+     CASE WHEN status = 'processing' \
+          THEN (SELECT p.done FROM job_progress p WHERE p.job_id = jobs.id) \
+          ELSE progress_done END AS progress_done, \
+     CASE WHEN status = 'processing' \
+          THEN (SELECT p.total FROM job_progress p WHERE p.job_id = jobs.id) \
+          ELSE progress_total END AS progress_total, \
      cancel_requested, \
      (SELECT r.file_name FROM job_results r WHERE r.job_id = jobs.id) AS result_file_name";
 
@@ -239,15 +245,17 @@ pub async fn insert_job_with_file(
     Ok(Some(row))
 }
 
-/// Deletes a job with its file and rows (`ON DELETE CASCADE`).
+/// Deletes a job with its file and rows (`ON DELETE CASCADE`) and its live progress.
 ///
 /// # Errors
 /// The database error.
 pub async fn delete_job(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM jobs WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
+    sqlx::query(&format!(
+        "WITH {LIVE_PROGRESS} DELETE FROM jobs WHERE id = $1"
+    ))
+    .bind(id)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -323,27 +331,25 @@ pub async fn claim_job(
     id: Uuid,
     worker: &str,
 ) -> Result<Claim, sqlx::Error> {
+    // One statement (one round trip, one commit): claim, history entry, and the previous
+    // run's leftover progress removed.
     let claimed = sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
-                started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
-                progress_done = NULL, progress_total = NULL \
-         WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
-         RETURNING {JOB_COLUMNS}"
+        "WITH {LIVE_PROGRESS}, claimed AS ( \
+             UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
+                    started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
+                    progress_done = NULL, progress_total = NULL \
+             WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
+             RETURNING {JOB_COLUMNS}), \
+         event AS ( \
+             INSERT INTO job_events (job_id, event, attempt, worker) \
+             SELECT id, 'processing', attempts, worker FROM claimed) \
+         SELECT * FROM claimed"
     ))
     .bind(id)
     .bind(worker)
     .fetch_optional(&mut *db)
     .await?;
     if let Some(job) = claimed {
-        record_event(
-            &mut *db,
-            id,
-            "processing",
-            Some(job.attempts),
-            Some(worker),
-            None,
-        )
-        .await?;
         return Ok(Claim::Claimed(Box::new(job)));
     }
     Ok(match find_job(&mut *db, id).await? {
@@ -380,7 +386,8 @@ pub async fn mark_succeeded(
         &mut *tx,
         id,
         "status = 'succeeded', rows_imported = $3, message = $2, completed_at = clock_timestamp(), \
-         progress_done = coalesce($3, progress_done), progress_total = coalesce($3, progress_total)",
+         progress_done = coalesce($3, (SELECT total FROM live), progress_done), \
+         progress_total = coalesce($3, (SELECT total FROM live), progress_total)",
         "status = 'processing'",
         "succeeded",
         Some(&output.message),
@@ -420,7 +427,10 @@ pub async fn mark_failed(
     transition(
         db,
         id,
-        "status = 'failed', message = $2, rows_imported = 0, completed_at = clock_timestamp()",
+        &format!(
+            "status = 'failed', message = $2, rows_imported = 0, \
+             completed_at = clock_timestamp(), {FREEZE_PROGRESS}"
+        ),
         "status = 'processing'",
         "failed",
         Some(message),
@@ -440,15 +450,15 @@ pub async fn mark_retrying(
     error: &str,
     next_attempt_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH changed AS ( \
+    sqlx::query(&format!(
+        "WITH {LIVE_PROGRESS}, changed AS ( \
              UPDATE jobs SET status = 'retrying', last_error = $2, next_attempt_at = $3, \
-                    message = 'Retrying after: ' || $2 \
+                    message = 'Retrying after: ' || $2, {FREEZE_PROGRESS} \
              WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
              RETURNING id, attempts, worker) \
          INSERT INTO job_events (job_id, event, attempt, worker, detail) \
-         SELECT id, 'retrying', attempts, worker, $2 FROM changed",
-    )
+         SELECT id, 'retrying', attempts, worker, $2 FROM changed"
+    ))
     .bind(id)
     .bind(error)
     .bind(next_attempt_at)
@@ -466,8 +476,10 @@ pub async fn mark_dead(db: impl PgExecutor<'_>, id: Uuid, error: &str) -> Result
     transition(
         db,
         id,
-        "status = 'dead', last_error = $2, message = $2, next_attempt_at = NULL, \
-         rows_imported = 0, completed_at = clock_timestamp()",
+        &format!(
+            "status = 'dead', last_error = $2, message = $2, next_attempt_at = NULL, \
+             rows_imported = 0, completed_at = clock_timestamp(), {FREEZE_PROGRESS}"
+        ),
         "status IN ('queued', 'processing', 'retrying')",
         "dead",
         Some(error),
@@ -503,8 +515,10 @@ async fn mark_cancelled_from(
     transition(
         db,
         id,
-        "status = 'cancelled', message = 'Cancelled', next_attempt_at = NULL, \
-         completed_at = clock_timestamp()",
+        &format!(
+            "status = 'cancelled', message = 'Cancelled', next_attempt_at = NULL, \
+             completed_at = clock_timestamp(), {FREEZE_PROGRESS}"
+        ),
         from,
         "cancelled",
         None,
@@ -519,16 +533,18 @@ async fn mark_cancelled_from(
 /// # Errors
 /// The database error.
 pub async fn request_cancel(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    transition(
-        db,
-        id,
-        "cancel_requested = true",
-        "status = 'processing'",
-        "cancel_requested",
-        None,
-        None,
+    // Not a `transition`: the run goes on, and so does its live progress.
+    let done = sqlx::query(
+        "WITH changed AS ( \
+             UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'processing' \
+             RETURNING id, attempts, worker) \
+         INSERT INTO job_events (job_id, event, attempt, worker) \
+         SELECT id, 'cancel_requested', attempts, worker FROM changed",
     )
-    .await
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Puts a `failed`, `dead` or `cancelled` job back to `queued` with a fresh attempt budget
@@ -556,8 +572,10 @@ pub async fn requeue_finished(
     .await
 }
 
-/// Stores progress of a running job (no event: progress is not a state change) and returns
-/// whether someone asked to cancel it: one round trip for the worker's 250 ms tick.
+/// Stores progress of a running job in `job_progress` (no event: progress is not a state
+/// change) and returns whether someone asked to cancel it: one round trip for the worker's
+/// 250 ms tick. It never writes the `jobs` row, which an import's foreign-key checks keep
+/// locked (see the `job_progress` migration).
 ///
 /// # Errors
 /// The database error.
@@ -568,12 +586,29 @@ pub async fn store_progress(
     total: u64,
 ) -> Result<bool, sqlx::Error> {
     let cancel: Option<bool> = sqlx::query_scalar(
-        "UPDATE jobs SET progress_done = $2, progress_total = $3 \
-         WHERE id = $1 AND status = 'processing' RETURNING cancel_requested",
+        "WITH stored AS ( \
+             INSERT INTO job_progress (job_id, done, total) VALUES ($1, $2, $3) \
+             ON CONFLICT (job_id) DO UPDATE \
+             SET done = excluded.done, total = excluded.total, updated_at = clock_timestamp()) \
+         SELECT cancel_requested FROM jobs WHERE id = $1 AND status = 'processing'",
     )
     .bind(id)
     .bind(i64::try_from(done).unwrap_or(i64::MAX))
     .bind(i64::try_from(total).unwrap_or(i64::MAX))
+    .fetch_optional(db)
+    .await?;
+    Ok(cancel.unwrap_or(false))
+}
+
+/// Whether someone asked to cancel running job `id`: a plain read, no row lock.
+///
+/// # Errors
+/// The database error.
+pub async fn cancel_requested(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "SELECT cancel_requested FROM jobs WHERE id = $1 AND status = 'processing'",
+    )
+    .bind(id)
     .fetch_optional(db)
     .await?;
     Ok(cancel.unwrap_or(false))
@@ -593,9 +628,20 @@ pub async fn load_result(
         .await
 }
 
+/// A run's live progress, taken out of `job_progress` by a statement that ends or restarts the
+/// run; its `SET` reads `(SELECT done FROM live)`. Deleting it even when the `UPDATE` matches
+/// nothing is right: a job that is not running has no live progress.
+const LIVE_PROGRESS: &str =
+    "live AS (DELETE FROM job_progress WHERE job_id = $1 RETURNING done, total)";
+
+/// `SET` items keeping the final progress of a run that ends, for the job detail.
+const FREEZE_PROGRESS: &str = "progress_done = coalesce((SELECT done FROM live), progress_done), \
+     progress_total = coalesce((SELECT total FROM live), progress_total)";
+
 /// One state change and its history entry, in one statement: `UPDATE jobs SET {set} WHERE id =
 /// $1 AND {from}`, then an event named `event` with `$2` (detail) as its detail. `$3` is
-/// `rows`. Returns whether the job changed.
+/// `rows`. Every transition ends or restarts a run, so it also takes the run's live progress
+/// out of `job_progress` ([`LIVE_PROGRESS`]). Returns whether the job changed.
 async fn transition(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -606,7 +652,7 @@ async fn transition(
     rows: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(&format!(
-        "WITH changed AS ( \
+        "WITH {LIVE_PROGRESS}, changed AS ( \
              UPDATE jobs SET {set} WHERE id = $1 AND {from} RETURNING id, attempts, worker) \
          INSERT INTO job_events (job_id, event, attempt, worker, detail) \
          SELECT id, '{event}', attempts, worker, $2 FROM changed"

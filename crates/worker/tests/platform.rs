@@ -379,6 +379,28 @@ async fn job_events_stream_progress_until_the_job_ends() {
             && u["progress_total"].as_i64() == Some(1500)
     });
     assert!(partial, "a progress update mid-run: {updates:?}");
+
+    // The finished job keeps its final figures; its live row is gone.
+    let finished: Value = stack
+        .get(&format!("/api/jobs/{}", id_of(&job)))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            finished["progress_done"].as_i64(),
+            finished["progress_total"].as_i64()
+        ),
+        (Some(1500), Some(1500)),
+        "{finished}"
+    );
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM job_progress WHERE job_id = $1")
+        .bind(id_of(&job))
+        .fetch_one(&stack.env.db)
+        .await
+        .expect("count");
+    assert_eq!(live, 0);
 }
 
 #[tokio::test]

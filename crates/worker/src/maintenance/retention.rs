@@ -38,6 +38,12 @@ pub async fn delete_expired(db: &PgPool, days: u32) -> Result<u64, sqlx::Error> 
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // job_progress has no foreign key (see its migration): rows whose job is gone go here.
+    sqlx::query(
+        "DELETE FROM job_progress p WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.job_id)",
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(deleted)
 }
