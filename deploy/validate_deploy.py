@@ -249,13 +249,17 @@ def cross_check(resources, report):
             where,
             "minReplicaCount >= 1 (the sweeper and recurring jobs run in workers)",
         )
+        # Jobs wait in two work queues (normal and high priority): each needs a trigger.
+        work_queues = [f"{prefix}.jobs.work", f"{prefix}.jobs.work.high"]
+        read = []
         for trigger in spec["triggers"]:
             meta = trigger["metadata"]
             if trigger["type"] == "rabbitmq":
+                read.append(meta.get("queueName"))
                 report.check(
-                    meta.get("queueName") == f"{prefix}.jobs.work",
+                    meta.get("queueName") in work_queues,
                     where,
-                    f"rabbitmq trigger reads the work queue {prefix}.jobs.work",
+                    f"rabbitmq trigger reads a work queue ({' or '.join(work_queues)})",
                     f"found {meta.get('queueName')!r}",
                 )
             ref = trigger.get("authenticationRef", {}).get("name")
@@ -269,6 +273,13 @@ def cross_check(resources, report):
                             f"parameter {st['parameter']} from Secret {st['name']} "
                             f"key {st['key']} exists",
                         )
+        missing = [queue for queue in work_queues if queue not in read]
+        report.check(
+            not missing,
+            where,
+            "a rabbitmq trigger for each work queue (a backlog in either one scales the workers)",
+            f"none for {', '.join(missing)}",
+        )
 
 
 def check_k8s(directory):

@@ -321,7 +321,8 @@ async function loadStats() {
   state.lastStats = stats;
   const work = stats.work_queue;
   const dead = stats.dead_letter_queue;
-  setStat("#stat-queue", work?.messages);
+  // Jobs wait in two queues, normal and high priority; the card counts both.
+  setStat("#stat-queue", work == null ? null : work.messages + (stats.high_queue?.messages ?? 0));
   setStat("#stat-consumers", work?.consumers);
   setStat("#stat-dlq", dead?.messages);
   setStat("#stat-inflight", stats.in_flight);

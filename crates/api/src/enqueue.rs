@@ -7,8 +7,11 @@
 //! relay's job ([`crate::relay`]); a request does not wait for RabbitMQ and succeeds while it
 //! is down.
 
+use std::collections::HashMap;
+
 use burrow_shared::jobs::{self, JobRow, NewJob};
 use burrow_shared::{outbox, JobMessage};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::failpoint::Failpoint;
@@ -56,34 +59,46 @@ pub async fn enqueue_all(
     requests: Vec<JobRequest>,
 ) -> Result<Vec<Enqueued>, ApiError> {
     let mut tx = state.db.begin().await?;
-    let mut stored = Vec::with_capacity(requests.len());
-    for request in requests {
-        let job = &request.job;
-        let inserted = match &request.file {
-            Some(file) => jobs::insert_job_with_file(&mut tx, job, file).await?,
-            None => jobs::insert_job(&mut tx, job).await?,
-        };
-        match inserted {
-            Some(row) => {
-                outbox::add(&mut tx, &first_message(job)).await?;
-                stored.push(Enqueued {
-                    job: row,
-                    created: true,
-                });
-            }
-            None => {
-                let key = job.idempotency_key.as_deref().unwrap_or_default();
-                let earlier = jobs::find_by_idempotency_key(&mut *tx, job.user_id.as_deref(), key)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("idempotency conflict without a job"))
-                    })?;
-                stored.push(Enqueued {
-                    job: earlier,
-                    created: false,
-                });
-            }
+    // Three statements for the whole request, however many jobs: rows and events, files,
+    // outbox messages.
+    let new_jobs: Vec<&NewJob> = requests.iter().map(|r| &r.job).collect();
+    let mut created: HashMap<Uuid, JobRow> = jobs::insert_jobs(&mut tx, &new_jobs)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let mut messages = Vec::with_capacity(created.len());
+    for request in &requests {
+        if !created.contains_key(&request.job.id) {
+            continue;
         }
+        if let Some(file) = &request.file {
+            jobs::insert_file(&mut tx, request.job.id, file).await?;
+        }
+        messages.push(first_message(&request.job));
+    }
+    outbox::add_all(&mut tx, &messages).await?;
+
+    let mut stored = Vec::with_capacity(requests.len());
+    for request in &requests {
+        let job = &request.job;
+        if let Some(row) = created.remove(&job.id) {
+            stored.push(Enqueued {
+                job: row,
+                created: true,
+            });
+            continue;
+        }
+        let key = job.idempotency_key.as_deref().unwrap_or_default();
+        let earlier = jobs::find_by_idempotency_key(&mut *tx, job.user_id.as_deref(), key)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("idempotency conflict without a job"))
+            })?;
+        stored.push(Enqueued {
+            job: earlier,
+            created: false,
+        });
     }
     tx.commit().await?;
 

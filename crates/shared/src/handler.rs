@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize as _;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::JobRow;
@@ -58,14 +58,51 @@ pub struct JobOutput {
 pub struct RunContext<'a> {
     /// The job, as claimed (status `processing`, attempt counted).
     pub job: &'a JobRow,
-    /// A connection inside the transaction that will also mark the job succeeded: whatever the
-    /// handler writes here commits together with the success, or not at all.
-    pub tx: &'a mut PgConnection,
+    /// The transaction that will also mark the job succeeded: whatever the handler writes
+    /// through it commits together with the success, or not at all.
+    pub tx: RunTx<'a>,
     /// Cancelled when someone cancels the job (or the worker is hard-stopped); handlers check
     /// it between batches and return [`JobError::Cancelled`].
     pub cancel: CancellationToken,
-    /// Where to report progress (cheap; flushed to the job row about every 250 ms).
+    /// Where to report progress (cheap; flushed to `job_progress` about every 250 ms).
     pub progress: Progress,
+}
+
+/// A run's transaction, begun on first use ([`RunTx::conn`]).
+///
+/// A run that never asks for it has written nothing, so its success needs no transaction of
+/// its own: the worker records it together with other jobs' in one statement and one commit
+/// (group commit), which is what makes small jobs cheap.
+pub struct RunTx<'a> {
+    db: &'a PgPool,
+    slot: &'a mut Option<Transaction<'static, Postgres>>,
+}
+
+impl<'a> RunTx<'a> {
+    /// A transaction on `db`, begun lazily into `slot`; the caller commits or drops what
+    /// `slot` holds after the run.
+    pub fn new(db: &'a PgPool, slot: &'a mut Option<Transaction<'static, Postgres>>) -> Self {
+        RunTx { db, slot }
+    }
+
+    /// The connection inside the run's transaction, beginning it on the first call.
+    ///
+    /// # Errors
+    /// [`JobError::Retryable`] when no connection or transaction could be had.
+    pub async fn conn(&mut self) -> Result<&mut PgConnection, JobError> {
+        if self.slot.is_none() {
+            let tx = self
+                .db
+                .begin()
+                .await
+                .map_err(|e| JobError::Retryable(format!("database: {e}")))?;
+            *self.slot = Some(tx);
+        }
+        match self.slot.as_deref_mut() {
+            Some(conn) => Ok(conn),
+            None => Err(JobError::Retryable("no transaction".to_owned())),
+        }
+    }
 }
 
 /// One job kind.
@@ -74,6 +111,10 @@ pub trait JobHandler: Send + Sync + 'static {
     const KIND: &'static str;
     /// Whether jobs of this kind are created by uploading a file (multipart), not from JSON.
     const NEEDS_UPLOAD: bool = false;
+    /// Most jobs of this kind one worker process runs at once (`None`: only the worker's
+    /// `WORKER_CONCURRENCY` bounds them). Set it for kinds heavy on memory or CPU, so the
+    /// worker-wide concurrency can stay high for small jobs.
+    const MAX_CONCURRENCY: Option<usize> = None;
     /// The kind's payload, parsed from the job's JSON payload.
     type Payload: DeserializeOwned + Send;
 
@@ -99,6 +140,9 @@ pub trait ErasedHandler: Send + Sync {
     /// [`JobHandler::NEEDS_UPLOAD`].
     fn needs_upload(&self) -> bool;
 
+    /// [`JobHandler::MAX_CONCURRENCY`].
+    fn max_concurrency(&self) -> Option<usize>;
+
     /// Parses and checks a payload.
     ///
     /// # Errors
@@ -116,6 +160,10 @@ pub trait ErasedHandler: Send + Sync {
 impl<H: JobHandler> ErasedHandler for H {
     fn needs_upload(&self) -> bool {
         H::NEEDS_UPLOAD
+    }
+
+    fn max_concurrency(&self) -> Option<usize> {
+        H::MAX_CONCURRENCY
     }
 
     fn validate(&self, payload: &serde_json::Value) -> Result<(), String> {

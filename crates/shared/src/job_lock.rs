@@ -71,7 +71,7 @@ impl Drop for JobLock {
 
 /// The 64-bit advisory key of a job: both halves of its UUID folded together, so UUIDv7s made
 /// in the same millisecond still differ (their low half is random).
-fn lock_key(id: Uuid) -> i64 {
+pub fn lock_key(id: Uuid) -> i64 {
     let (high, low) = id.as_u64_pair();
     (high ^ low) as i64
 }

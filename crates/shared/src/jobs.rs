@@ -2,7 +2,8 @@
 //!
 //! Every state change is one `UPDATE … WHERE` whose condition is the legal previous state, so a
 //! late or duplicate delivery cannot move a job that already ended. (That two deliveries never
-//! run one job at the same time is [`crate::job_lock`]'s part.)
+//! run one job at the same time is [`crate::job_lock`]'s part; claims and the successes of
+//! small jobs go many at a time through [`crate::job_batch`].)
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::handler::JobOutput;
 use crate::status::JobStatus;
 
 /// The columns of [`JobRow`], in one place so every query returns the same shape.
-const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attempts, \
+pub(crate) const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attempts, \
      rows_imported, worker, correlation_id, created_at, started_at, completed_at, \
      next_attempt_at, last_error, payload, priority, run_at, \
      CASE WHEN status = 'processing' \
@@ -126,28 +127,44 @@ pub async fn insert_job(
     tx: &mut PgConnection,
     job: &NewJob,
 ) -> Result<Option<JobRow>, sqlx::Error> {
-    let row = sqlx::query_as::<_, JobRow>(&format!(
-        "INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
-                           run_at, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (coalesce(user_id, ''), idempotency_key) WHERE idempotency_key IS NOT NULL \
-         DO NOTHING RETURNING {JOB_COLUMNS}"
+    Ok(insert_jobs(tx, &[job]).await?.pop())
+}
+
+/// Inserts `queued` jobs and their `queued` events in one statement; returns the rows
+/// inserted, in no particular order. A job whose `(user_id, idempotency_key)` exists already
+/// (or comes earlier in `jobs`) is skipped: it is missing from the answer and nothing of it is
+/// written.
+///
+/// # Errors
+/// The database error; nothing is inserted then.
+pub async fn insert_jobs(
+    tx: &mut PgConnection,
+    jobs: &[&NewJob],
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    let column = |f: fn(&NewJob) -> Option<String>| jobs.iter().map(|j| f(j)).collect::<Vec<_>>();
+    sqlx::query_as::<_, JobRow>(&format!(
+        "WITH inserted AS ( \
+             INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
+                               run_at, idempotency_key) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
+                                  $6::jsonb[], $7::int2[], $8::timestamptz[], $9::text[]) \
+             ON CONFLICT (coalesce(user_id, ''), idempotency_key) \
+                 WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING {JOB_COLUMNS}), \
+         event AS (INSERT INTO job_events (job_id, event) SELECT id, 'queued' FROM inserted) \
+         SELECT * FROM inserted"
     ))
-    .bind(job.id)
-    .bind(&job.kind)
-    .bind(&job.user_id)
-    .bind(&job.file_name)
-    .bind(job.correlation_id)
-    .bind(&job.payload)
-    .bind(job.priority)
-    .bind(job.run_at)
-    .bind(&job.idempotency_key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if row.is_some() {
-        record_event(&mut *tx, job.id, "queued", None, None, None).await?;
-    }
-    Ok(row)
+    .bind(jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+    .bind(column(|j| j.user_id.clone()))
+    .bind(column(|j| j.file_name.clone()))
+    .bind(jobs.iter().map(|j| j.correlation_id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| &j.payload).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
+    .bind(column(|j| j.idempotency_key.clone()))
+    .fetch_all(&mut *tx)
+    .await
 }
 
 /// The job an earlier request created with this owner tag and `Idempotency-Key`.
@@ -236,13 +253,22 @@ pub async fn insert_job_with_file(
     let Some(row) = insert_job(&mut *tx, job).await? else {
         return Ok(None);
     };
+    insert_file(tx, job.id, file).await?;
+    Ok(Some(row))
+}
+
+/// Stores the uploaded file of job `id`. Call in the transaction that inserts the job.
+///
+/// # Errors
+/// The database error.
+pub async fn insert_file(tx: &mut PgConnection, id: Uuid, file: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO job_files (job_id, content, size_bytes) VALUES ($1, $2, $3)")
-        .bind(job.id)
+        .bind(id)
         .bind(file)
         .bind(i64::try_from(file.len()).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
+        .execute(tx)
         .await?;
-    Ok(Some(row))
+    Ok(())
 }
 
 /// Deletes a job with its file and rows (`ON DELETE CASCADE`) and its live progress.
@@ -306,56 +332,6 @@ pub async fn list_jobs(
     .bind(filter.limit)
     .fetch_all(db)
     .await
-}
-
-/// The result of trying to claim a job for a delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// The job is now `processing` by this worker, with its attempt counted.
-    Claimed(Box<JobRow>),
-    /// The job already ended (a duplicate or late redelivery): nothing to do.
-    AlreadyFinished(JobStatus),
-    /// No such job (deleted, or a message from another installation).
-    Missing,
-}
-
-/// Marks the job `processing` by `worker` and counts the attempt, unless it already ended.
-///
-/// A job found `processing` is claimed again: that is a redelivery after its worker died, and
-/// the import it left behind was never committed (rows and status commit together).
-///
-/// # Errors
-/// The database error.
-pub async fn claim_job(
-    db: &mut PgConnection,
-    id: Uuid,
-    worker: &str,
-) -> Result<Claim, sqlx::Error> {
-    // One statement (one round trip, one commit): claim, history entry, and the previous
-    // run's leftover progress removed.
-    let claimed = sqlx::query_as::<_, JobRow>(&format!(
-        "WITH {LIVE_PROGRESS}, claimed AS ( \
-             UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
-                    started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
-                    progress_done = NULL, progress_total = NULL \
-             WHERE id = $1 AND status IN ('queued', 'processing', 'retrying') \
-             RETURNING {JOB_COLUMNS}), \
-         event AS ( \
-             INSERT INTO job_events (job_id, event, attempt, worker) \
-             SELECT id, 'processing', attempts, worker FROM claimed) \
-         SELECT * FROM claimed"
-    ))
-    .bind(id)
-    .bind(worker)
-    .fetch_optional(&mut *db)
-    .await?;
-    if let Some(job) = claimed {
-        return Ok(Claim::Claimed(Box::new(job)));
-    }
-    Ok(match find_job(&mut *db, id).await? {
-        Some(job) => Claim::AlreadyFinished(job.status),
-        None => Claim::Missing,
-    })
 }
 
 /// The uploaded bytes of a job, if it has a file.
@@ -631,7 +607,7 @@ pub async fn load_result(
 /// A run's live progress, taken out of `job_progress` by a statement that ends or restarts the
 /// run; its `SET` reads `(SELECT done FROM live)`. Deleting it even when the `UPDATE` matches
 /// nothing is right: a job that is not running has no live progress.
-const LIVE_PROGRESS: &str =
+pub(crate) const LIVE_PROGRESS: &str =
     "live AS (DELETE FROM job_progress WHERE job_id = $1 RETURNING done, total)";
 
 /// `SET` items keeping the final progress of a run that ends, for the job detail.

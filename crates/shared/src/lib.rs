@@ -11,6 +11,7 @@
 //! - [`readiness`]: when `/readyz` says `degraded` (backlog, stall), and the job table's backlog.
 //! - [`jobs`]: the SQL for job rows and their files.
 //! - [`job_stats`]: aggregates for the dashboard (per status, per minute, failures by error).
+//! - [`job_batch`]: claims and successes of many jobs in one statement (group commit).
 //! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
 //! - [`handler`]: the `JobHandler` trait and the kinds registry; [`kinds`]: the kinds burrow ships.
 //! - [`progress`]: progress reporting from a running job.
@@ -30,6 +31,7 @@ pub mod db;
 pub mod fixtures;
 pub mod handler;
 pub mod import;
+pub mod job_batch;
 pub mod job_lock;
 pub mod job_stats;
 pub mod jobs;

@@ -33,7 +33,8 @@ pub struct JobMessage {
     /// (Optional and omitted when unset, so version-1 readers without it still parse.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_at: Option<DateTime<Utc>>,
-    /// 0 (normal) to 9 (most urgent), also sent as the AMQP `priority` property.
+    /// 0 (normal) to 9 (most urgent): 5–9 travel through the high work queue
+    /// ([`crate::topology::Lane`]). Also sent as the AMQP `priority` property.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: u8,
 }

@@ -30,6 +30,23 @@ pub async fn add(tx: &mut PgConnection, message: &JobMessage) -> Result<(), sqlx
     Ok(())
 }
 
+/// Adds many messages in one statement. Call in the transaction that writes their jobs.
+///
+/// # Errors
+/// The database error.
+pub async fn add_all(tx: &mut PgConnection, messages: &[JobMessage]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
+    let bodies: Vec<Vec<u8>> = messages.iter().map(JobMessage::encode).collect();
+    sqlx::query(
+        "INSERT INTO outbox (job_id, message) SELECT * FROM unnest($1::uuid[], $2::bytea[])",
+    )
+    .bind(&ids)
+    .bind(&bodies)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Locks up to `limit` pending messages, oldest first, skipping rows another relay holds
 /// (`FOR UPDATE SKIP LOCKED`), so api replicas share the backlog without double work. The
 /// locks last until `tx` ends: publish, then [`mark_published`], then commit.

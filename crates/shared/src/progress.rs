@@ -1,7 +1,7 @@
 //! Progress of a running job: `done` of `total` units (rows, for imports).
 //!
 //! Handlers update it as often as they like (two relaxed atomic stores); the worker flushes it
-//! to the job row at most every ~250 ms, so reporting never slows the job measurably.
+//! to `job_progress` at most every ~250 ms, so reporting never slows the job measurably.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,6 +4,9 @@
 //! <https://www.rabbitmq.com/docs/confirms#publisher-confirms>) and did not return it as
 //! unroutable (`mandatory` flag). Messages are persistent (delivery mode 2), so with a quorum
 //! queue a confirmed message survives a broker restart.
+//!
+//! Job messages are routed by their priority ([`Lane::of`]): to the high or the normal work
+//! queue, and a retry to the delay queue of its own lane, so it comes back where it left.
 
 use std::time::Duration;
 
@@ -13,8 +16,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
 use crate::message::JobMessage;
-use crate::retry::delay_label;
-use crate::topology::{Topology, WORK_ROUTING_KEY};
+use crate::topology::{Lane, Topology};
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
@@ -49,7 +51,8 @@ pub async fn open_confirm_channel(connection: &Connection) -> Result<Channel, la
     Ok(channel)
 }
 
-/// Publishes `message` to the work exchange and waits for the broker's confirm.
+/// Publishes `message` to the work exchange and waits for the broker's confirm. Its priority
+/// picks the work queue: routing key [`Lane::routing_key`] of [`Lane::of`] its priority.
 ///
 /// `channel` must be in confirm mode (see [`open_confirm_channel`]).
 ///
@@ -64,15 +67,16 @@ pub async fn publish_job(
     publish_confirmed(
         channel,
         &topology.exchange,
-        WORK_ROUTING_KEY,
+        Lane::of(message.priority).routing_key(),
         &message.encode(),
         properties,
     )
     .await
 }
 
-/// Publishes `message` (the next attempt) to the delay queue for `delay`, expiring after
-/// `wait` (≤ `delay`, the jittered wait), from where it returns to the work queue.
+/// Publishes `message` (the next attempt) to the delay queue for `delay` of its priority's lane
+/// ([`Lane::delay_routing_key`]), expiring after `wait` (≤ `delay`, the jittered wait), from
+/// where it returns to that lane's work queue.
 ///
 /// # Errors
 /// [`PublishError`] when the broker did not confirm it.
@@ -89,7 +93,7 @@ pub async fn publish_retry(
     publish_confirmed(
         channel,
         &topology.retry_exchange,
-        &delay_label(delay),
+        &Lane::of(message.priority).delay_routing_key(delay),
         &message.encode(),
         properties,
     )
@@ -156,6 +160,8 @@ fn job_properties(message: &JobMessage) -> BasicProperties {
         .with_correlation_id(ShortString::from(message.correlation_id.to_string()))
         .with_type(ShortString::from(message.kind.as_str()))
         .with_app_id("burrow".into())
+        // Informational: the lane (the queue) is what orders jobs. Within one lane even a 4.x
+        // quorum queue sees a single level (0–4 normal, 5–9 high), so this changes no order.
         .with_priority(message.priority.min(9))
         .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default())
 }

@@ -2,9 +2,9 @@
 //!
 //! Each job message found in the DLQ puts its job back to `queued` with a fresh attempt budget
 //! (the message's history stays in the job's `last_error`) and is published to the work
-//! exchange with a confirm, all inside one database transaction: the row lock taken by the
-//! `UPDATE` makes a worker that receives the message before the commit wait for it, and a failed
-//! publish rolls the job back to `dead`. Only then is the DLQ copy acked. Messages that are not
+//! exchange with a confirm (to the high or normal work queue, by its priority), all inside one
+//! database transaction: the row lock taken by the `UPDATE` makes a worker that receives the
+//! message before the commit wait for it, and a failed publish rolls the job back to `dead`. Only then is the DLQ copy acked. Messages that are not
 //! job messages stay in the DLQ.
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};

@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, PgPool};
 use uuid::Uuid;
 
 use crate::retry::RetryPolicy;
-use crate::topology::Topology;
+use crate::topology::{Lane, Topology};
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -129,10 +129,13 @@ impl Drop for TestEnv {
         let topology = self.topology.clone();
         let mut queues = vec![
             topology.work_queue.clone(),
+            topology.high_queue.clone(),
             topology.dead_letter_queue.clone(),
         ];
         if let Ok(delays) = self.delays.lock() {
-            queues.extend(delays.iter().map(|d| topology.delay_queue(*d)));
+            for lane in Lane::ALL {
+                queues.extend(delays.iter().map(|d| topology.delay_queue_for(lane, *d)));
+            }
         }
         queues.sort();
         queues.dedup();

@@ -1,15 +1,17 @@
 //! RabbitMQ names and the one function that declares them.
 //!
 //! ```text
-//!  api ──publish(rk "work")──▶ {p}.jobs (direct) ──▶ {p}.jobs.work (quorum) ──▶ workers
-//!                                                          │ reject / delivery limit
-//!                                                          ▼
-//!                                    {p}.jobs.dlx (fanout) ──▶ {p}.jobs.dead (quorum, the DLQ)
+//!  api ─publish(rk "work")──────▶ {p}.jobs ──▶ {p}.jobs.work      (quorum, priority 0–4) ─┐
+//!     ─publish(rk "work.high")─▶ (direct) ──▶ {p}.jobs.work.high (quorum, priority 5–9) ─┴▶ workers
+//!                                                   │ reject / delivery limit           (high first)
+//!                                                   ▼
+//!                             {p}.jobs.dlx (fanout) ──▶ {p}.jobs.dead (quorum, the DLQ)
 //!
-//!  worker ──retry(rk "4s")──▶ {p}.jobs.retry (direct) ──▶ {p}.jobs.delay.4s (quorum, TTL 4 s)
-//!                                                          │ expired: dead-lettered to
-//!                                                          ▼
-//!                                              {p}.jobs (rk "work") ──▶ {p}.jobs.work
+//!  worker ─retry(rk "4s")──────▶ {p}.jobs.retry ──▶ {p}.jobs.delay.4s      (quorum, TTL 4 s)
+//!        ─retry(rk "high.4s")─▶ (direct)       ──▶ {p}.jobs.delay.high.4s (quorum, TTL 4 s)
+//!                                                   │ expired: dead-lettered to {p}.jobs with
+//!                                                   ▼ rk "work" (resp. "work.high")
+//!                                        {p}.jobs.work (resp. {p}.jobs.work.high)
 //! ```
 //!
 //! Retries wait in delay queues, one per distinct backoff delay, named after their delay: a
@@ -20,10 +22,23 @@
 //! waiting retry is not lost on the way back. The delayed-message plugin is not used: it is
 //! unmaintained and keeps one unreplicated copy of each message.
 //!
-//! Everything is durable and the work queue is a quorum queue (replicated, and the queue type
-//! RabbitMQ recommends for data safety: <https://www.rabbitmq.com/docs/quorum-queues>). Its
+//! Everything is durable and both work queues are quorum queues (replicated, and the queue type
+//! RabbitMQ recommends for data safety: <https://www.rabbitmq.com/docs/quorum-queues>). Their
 //! dead-letter exchange and delivery limit are set explicitly: RabbitMQ 4.x gives quorum queues a
 //! default delivery limit of 20, 3.x gives none, and burrow must behave the same on both.
+//!
+//! # Two priority levels: two queues
+//!
+//! A job's priority (0–9) picks its [`Lane`]: 5–9 go to the high queue, 0–4 to the normal one,
+//! and workers always take a high delivery first (`burrow_worker::deliveries`). One quorum queue
+//! per level is what RabbitMQ documents for prioritising with quorum queues
+//! (<https://www.rabbitmq.com/docs/3.13/quorum-queues#priorities>): 3.x quorum queues ignore the
+//! `priority` property (FIFO); 4.x ones know two levels only, priority > 4 being "high", served
+//! 2:1 (<https://www.rabbitmq.com/docs/quorum-queues#priorities>); classic priority queues are
+//! not replicated. Two queues behave the same on every version. The cut at 5 is 4.x's: a job is
+//! high here exactly when a 4.x quorum queue would call it high. A delay queue's dead-letter
+//! routing key cannot change on an existing queue, so each level has its own delay queues
+//! (`{p}.jobs.delay.high.4s`), and a retry comes back to the queue it left.
 //!
 //! Declaring is idempotent: both binaries declare on start. Declaring an existing queue with other
 //! arguments fails with `PRECONDITION_FAILED`, which is why every argument lives here only.
@@ -39,12 +54,75 @@ use crate::retry::delay_label;
 /// Default prefix of every exchange and queue name.
 pub const DEFAULT_PREFIX: &str = "burrow";
 
-/// Routing key of job messages on the work exchange.
+/// Routing key of normal-priority job messages on the work exchange (to `{p}.jobs.work`).
 pub const WORK_ROUTING_KEY: &str = "work";
+
+/// Routing key of high-priority job messages on the work exchange (to `{p}.jobs.work.high`).
+pub const HIGH_ROUTING_KEY: &str = "work.high";
+
+/// The lowest high priority: jobs of priority 5–9 are high, 0–4 normal. RabbitMQ 4.x quorum
+/// queues draw the same line ("priority higher than 4 will be mapped to high",
+/// <https://www.rabbitmq.com/docs/quorum-queues#priorities>).
+pub const HIGH_PRIORITY: u8 = 5;
 
 /// How many times RabbitMQ redelivers one message (requeues after a nack or a lost consumer)
 /// before it dead-letters it: a poison message that crashes workers cannot loop forever.
 pub const WORK_DELIVERY_LIMIT: i64 = 10;
+
+/// A priority level: which work queue (and which delay queues) a job's messages travel through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Priority 0–4: `{p}.jobs.work`, routing key [`WORK_ROUTING_KEY`].
+    Normal,
+    /// Priority 5–9: `{p}.jobs.work.high`, routing key [`HIGH_ROUTING_KEY`]; workers take
+    /// these first.
+    High,
+}
+
+impl Lane {
+    /// Both lanes, high first: the order a worker starts its consumers in and prefers them.
+    pub const ALL: [Lane; 2] = [Lane::High, Lane::Normal];
+
+    /// The lane of a job of `priority` (0–9): [`Lane::High`] from [`HIGH_PRIORITY`] up.
+    pub fn of(priority: u8) -> Lane {
+        if priority >= HIGH_PRIORITY {
+            Lane::High
+        } else {
+            Lane::Normal
+        }
+    }
+
+    /// The routing key that reaches this lane's work queue on the work exchange.
+    pub fn routing_key(self) -> &'static str {
+        match self {
+            Lane::Normal => WORK_ROUTING_KEY,
+            Lane::High => HIGH_ROUTING_KEY,
+        }
+    }
+
+    /// The routing key on the retry exchange of this lane's delay queue for `delay`: the
+    /// delay's label (`4s`), prefixed with `high.` for the high lane (`high.4s`).
+    pub fn delay_routing_key(self, delay: Duration) -> String {
+        format!("{}{}", self.delay_infix(), delay_label(delay))
+    }
+
+    /// `normal` or `high`, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Normal => "normal",
+            Lane::High => "high",
+        }
+    }
+
+    /// What sets this lane's delay queues and routing keys apart. Empty for the normal lane,
+    /// so its delay queues keep the names (and arguments) they had before there were lanes.
+    fn delay_infix(self) -> &'static str {
+        match self {
+            Lane::Normal => "",
+            Lane::High => "high.",
+        }
+    }
+}
 
 /// The exchange and queue names of one burrow installation.
 ///
@@ -53,8 +131,11 @@ pub const WORK_DELIVERY_LIMIT: i64 = 10;
 pub struct Topology {
     /// Direct exchange the api publishes jobs to.
     pub exchange: String,
-    /// Quorum queue the workers consume from.
+    /// Quorum queue of normal-priority jobs ([`Lane::Normal`]); workers consume it and the
+    /// high queue. Its name predates priorities: deployments, KEDA and dashboards rely on it.
     pub work_queue: String,
+    /// Quorum queue of high-priority jobs ([`Lane::High`]), same arguments as `work_queue`.
+    pub high_queue: String,
     /// Fanout exchange the work queue dead-letters into.
     pub dead_letter_exchange: String,
     /// Quorum queue where dead-lettered (poison) messages rest for inspection and re-drive.
@@ -71,12 +152,13 @@ impl Default for Topology {
 }
 
 impl Topology {
-    /// Names under `prefix`: `{prefix}.jobs`, `{prefix}.jobs.work`, `{prefix}.jobs.dlx`,
-    /// `{prefix}.jobs.dead`.
+    /// Names under `prefix`: `{prefix}.jobs`, `{prefix}.jobs.work`, `{prefix}.jobs.work.high`,
+    /// `{prefix}.jobs.dlx`, `{prefix}.jobs.dead`, `{prefix}.jobs.retry`.
     pub fn with_prefix(prefix: &str) -> Self {
         Topology {
             exchange: format!("{prefix}.jobs"),
             work_queue: format!("{prefix}.jobs.work"),
+            high_queue: format!("{prefix}.jobs.work.high"),
             dead_letter_exchange: format!("{prefix}.jobs.dlx"),
             dead_letter_queue: format!("{prefix}.jobs.dead"),
             retry_exchange: format!("{prefix}.jobs.retry"),
@@ -89,13 +171,34 @@ impl Topology {
         &self.prefix
     }
 
-    /// The delay queue holding retries that wait `delay`: `{prefix}.jobs.delay.{label}`.
-    pub fn delay_queue(&self, delay: Duration) -> String {
-        format!("{}.jobs.delay.{}", self.prefix, delay_label(delay))
+    /// The work queue of `lane`: [`Topology::work_queue`] or [`Topology::high_queue`].
+    pub fn queue(&self, lane: Lane) -> &str {
+        match lane {
+            Lane::Normal => &self.work_queue,
+            Lane::High => &self.high_queue,
+        }
     }
 
-    /// Declares the retry exchange and one delay queue per delay in `delays`, idempotently.
-    /// Each queue's TTL is its delay; expired messages go back to the work queue.
+    /// The normal lane's delay queue for retries that wait `delay`:
+    /// `{prefix}.jobs.delay.{label}` (see [`Topology::delay_queue_for`]).
+    pub fn delay_queue(&self, delay: Duration) -> String {
+        self.delay_queue_for(Lane::Normal, delay)
+    }
+
+    /// The delay queue of `lane` for retries that wait `delay`: `{prefix}.jobs.delay.{label}`
+    /// for the normal lane, `{prefix}.jobs.delay.high.{label}` for the high one.
+    pub fn delay_queue_for(&self, lane: Lane, delay: Duration) -> String {
+        format!(
+            "{}.jobs.delay.{}{}",
+            self.prefix,
+            lane.delay_infix(),
+            delay_label(delay)
+        )
+    }
+
+    /// Declares the retry exchange and, per delay in `delays`, one delay queue per lane,
+    /// idempotently. Each queue's TTL is its delay; expired messages go back to its lane's work
+    /// queue (dead-letter routing key [`Lane::routing_key`]).
     ///
     /// # Errors
     /// The broker's error.
@@ -115,15 +218,15 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        for delay in delays {
-            let queue = self.delay_queue(*delay);
+        for (delay, lane) in delays.iter().flat_map(|d| Lane::ALL.map(|lane| (*d, lane))) {
+            let queue = self.delay_queue_for(lane, delay);
             let mut arguments = quorum_arguments();
             let ttl_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
             arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl_ms));
             arguments.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
             arguments.insert(
                 "x-dead-letter-routing-key".into(),
-                long_string(WORK_ROUTING_KEY),
+                long_string(lane.routing_key()),
             );
             // At-least-once dead-lettering needs overflow=reject-publish (quorum queues only).
             arguments.insert(
@@ -142,7 +245,7 @@ impl Topology {
                 .queue_bind(
                     queue.as_str().into(),
                     self.retry_exchange.as_str().into(),
-                    delay_label(*delay).as_str().into(),
+                    lane.delay_routing_key(delay).as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -195,6 +298,7 @@ impl Topology {
             )
             .await?;
 
+        // Both lanes' queues are alike: only the routing key that reaches them differs.
         let mut work_arguments = quorum_arguments();
         work_arguments.insert(
             "x-dead-letter-exchange".into(),
@@ -204,22 +308,24 @@ impl Topology {
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(WORK_DELIVERY_LIMIT),
         );
-        channel
-            .queue_declare(
-                self.work_queue.as_str().into(),
-                QueueDeclareOptions::durable(),
-                work_arguments,
-            )
-            .await?;
-        channel
-            .queue_bind(
-                self.work_queue.as_str().into(),
-                self.exchange.as_str().into(),
-                WORK_ROUTING_KEY.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        for lane in [Lane::Normal, Lane::High] {
+            channel
+                .queue_declare(
+                    self.queue(lane).into(),
+                    QueueDeclareOptions::durable(),
+                    work_arguments.clone(),
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    self.queue(lane).into(),
+                    self.exchange.as_str().into(),
+                    lane.routing_key().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
     }
 }
@@ -243,12 +349,50 @@ mod tests {
         let topology = Topology::with_prefix("t1");
         assert_eq!(topology.exchange, "t1.jobs");
         assert_eq!(topology.work_queue, "t1.jobs.work");
+        assert_eq!(topology.high_queue, "t1.jobs.work.high");
         assert_eq!(topology.dead_letter_exchange, "t1.jobs.dlx");
         assert_eq!(topology.dead_letter_queue, "t1.jobs.dead");
         assert_eq!(topology.retry_exchange, "t1.jobs.retry");
         assert_eq!(
             topology.delay_queue(Duration::from_secs(4)),
             "t1.jobs.delay.4s"
+        );
+    }
+
+    #[test]
+    fn priorities_from_5_up_are_high_as_on_rabbitmq_4() {
+        let lanes: Vec<Lane> = (0..=9).map(Lane::of).collect();
+        assert_eq!(lanes[..5], [Lane::Normal; 5]);
+        assert_eq!(lanes[5..], [Lane::High; 5]);
+        assert_eq!(Lane::of(u8::MAX), Lane::High);
+        assert_eq!(Lane::ALL[0], Lane::High, "high is consumed first");
+    }
+
+    #[test]
+    fn each_lane_has_its_own_work_queue_routing_key_and_delay_queues() {
+        let topology = Topology::with_prefix("t1");
+        let four = Duration::from_secs(4);
+        assert_eq!(
+            (topology.queue(Lane::Normal), Lane::Normal.routing_key()),
+            ("t1.jobs.work", "work")
+        );
+        assert_eq!(
+            (topology.queue(Lane::High), Lane::High.routing_key()),
+            ("t1.jobs.work.high", "work.high")
+        );
+        assert_eq!(
+            topology.delay_queue_for(Lane::Normal, four),
+            topology.delay_queue(four),
+            "the normal lane keeps the delay queues that existed before lanes"
+        );
+        assert_eq!(
+            topology.delay_queue_for(Lane::High, four),
+            "t1.jobs.delay.high.4s"
+        );
+        assert_eq!(Lane::Normal.delay_routing_key(four), "4s");
+        assert_eq!(
+            Lane::High.delay_routing_key(Duration::from_millis(1500)),
+            "high.1500ms"
         );
     }
 }

@@ -7,7 +7,7 @@
 //! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `WORKER_CONCURRENCY` | 2 | jobs run at once by this process |
-//! | `WORKER_PREFETCH` | 4 | unacked messages the broker may push (`basic.qos`) |
+//! | `WORKER_PREFETCH` | 4 | unacked messages the broker may push (`basic.qos`), per work queue (normal and high priority) |
 //! | `WORKER_ID` | `{hostname}:{pid}` | recorded on each job it runs; consumer tag |
 //! | `WORKER_DRAIN_TIMEOUT_SECS` | 30 | on SIGTERM, how long in-flight jobs may finish |
 //! | `IMPORT_ROW_DELAY_MS` | 0 | demo pacing: sleep per imported row (keep 0 in production) |
@@ -19,7 +19,7 @@
 //! | `RETENTION_DAYS` | 30 | finished jobs (and their files, rows, results, history) are deleted after this many days; 0 keeps them |
 //! | `RECURRING_JOBS` | unset | JSON array of `{"name","cron","kind","payload"}`: jobs enqueued on cron schedules (UTC, with seconds) |
 //! | `WORKER_HTTP_ADDR` | `127.0.0.1:9090` | `/healthz`, `/readyz`, `/metrics` (`0.0.0.0:9090` in a container; a taken port is a warning, not an error) |
-//! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queue |
+//! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queues (both priorities) |
 //! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when messages waited this long and this worker finished nothing |
 //! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
@@ -55,8 +55,9 @@ pub struct WorkerConfig {
     /// Jobs run at once by this process.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
-    /// Unacked messages the broker may push to this process (`basic.qos` prefetch count). At
-    /// least `concurrency`, so a finished job's slot is refilled without a round trip.
+    /// Unacked messages the broker may push to this process (`basic.qos` prefetch count) from
+    /// each work queue: a worker consumes both priorities, so it may hold twice this. At least
+    /// `concurrency`, so a finished job's slot is refilled without a round trip.
     #[arg(long, env = "WORKER_PREFETCH", default_value_t = 4)]
     pub prefetch: u16,
     /// Name recorded on each job this process runs; defaults to `{hostname}:{pid}`.
@@ -93,7 +94,8 @@ pub struct WorkerConfig {
     /// Address of the worker's HTTP server: `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "WORKER_HTTP_ADDR", default_value = "127.0.0.1:9090")]
     pub http_addr: SocketAddr,
-    /// `/readyz` says `degraded` when more messages than this are ready in the work queue.
+    /// `/readyz` says `degraded` when more messages than this are ready in the work queues
+    /// (normal and high priority together).
     #[arg(long, env = "READY_BACKLOG_THRESHOLD", default_value_t = readiness::DEFAULT_BACKLOG_THRESHOLD)]
     pub ready_backlog_threshold: u64,
     /// `/readyz` says `degraded` when messages have waited this many minutes and this worker

@@ -9,13 +9,13 @@ use backon::BackoffBuilder as _;
 use burrow_shared::publish::open_confirm_channel;
 use burrow_shared::Topology;
 use futures::StreamExt as _;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicQosOptions;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::deliveries::consume_lanes;
 use crate::metrics;
 use crate::process::{process_delivery, Broker, JobContext};
 
@@ -114,19 +114,12 @@ async fn consume_session(
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
-    let consumer_tag = format!("{}#{}", ctx.worker_id, uuid::Uuid::new_v4().simple());
-    let mut deliveries = channel
-        .basic_consume(
-            topology.work_queue.as_str().into(),
-            consumer_tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    // Both work queues, high first: a free slot always takes a high-priority delivery first.
+    let mut deliveries = consume_lanes(&channel, topology, &ctx.worker_id).await?;
     // Ready (for `/readyz`) from here until this session ends, however it ends.
     let _connected = ctx.health.consumer_connected();
     info!(
-        queue = %topology.work_queue,
+        queues = %deliveries.queues.join(","),
         concurrency = settings.concurrency,
         prefetch = settings.prefetch,
         worker = %ctx.worker_id,
@@ -177,12 +170,7 @@ async fn consume_session(
         in_flight = in_flight.len(),
         "stopping: cancelling the consumer and draining"
     );
-    if let Err(e) = channel
-        .basic_cancel(consumer_tag.as_str().into(), BasicCancelOptions::default())
-        .await
-    {
-        warn!(error = %e, "basic.cancel failed");
-    }
+    deliveries.cancel(&channel).await;
     in_flight.close();
     if tokio::time::timeout(settings.drain_timeout, in_flight.wait())
         .await

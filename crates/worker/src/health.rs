@@ -1,5 +1,5 @@
 //! The worker's health as `GET /readyz` reports it: whether the consumer is connected, when a
-//! delivery was last finished, and the work queue's backlog as last seen. The consumer
+//! delivery was last finished, and the work queues' backlog as last seen. The consumer
 //! ([`crate::consumer`]) and the queue gauges ([`crate::queue_stats`]) write it; the HTTP
 //! server ([`crate::http`]) reads it.
 
@@ -18,9 +18,9 @@ struct State {
     sessions: usize,
     /// When the process started, or a delivery last finished: the start of "nothing finished".
     last_finished: Instant,
-    /// Ready messages in the work queue, as last seen; `None` until the first look.
+    /// Ready messages in both work queues, as last seen; `None` until the first look.
     ready: Option<u32>,
-    /// Since when the work queue has had ready messages, without a break.
+    /// Since when the work queues have had ready messages, without a break.
     waiting_since: Option<Instant>,
 }
 
@@ -38,9 +38,10 @@ impl Default for State {
 /// What `/readyz` reads, at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthSnapshot {
-    /// Whether a consumer session is open on the work queue.
+    /// Whether a consumer session is open on the work queues.
     pub consumer_connected: bool,
-    /// Ready messages in the work queue as last seen (`None`: not looked at yet).
+    /// Ready messages in both work queues (normal and high priority) as last seen (`None`: not
+    /// looked at yet).
     pub ready: Option<u32>,
     /// How long messages have waited while this worker finished nothing: the shorter of "since
     /// the last finished delivery" and "since the queue had ready messages". Zero when none wait.
@@ -81,7 +82,7 @@ impl WorkerHealth {
         self.lock().last_finished = Instant::now();
     }
 
-    /// The work queue held `ready` messages just now.
+    /// The work queues held `ready` messages just now (both lanes together).
     pub fn record_ready(&self, ready: u32) {
         let mut state = self.lock();
         state.ready = Some(ready);

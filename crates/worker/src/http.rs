@@ -3,8 +3,8 @@
 //!
 //! - `GET /healthz`: `200 {"status":"ok"}` while the process serves (liveness).
 //! - `GET /readyz`: `503` while Postgres does not answer or the consumer is not connected to
-//!   the work queue; else `200` with `ready`, or `degraded` and `reasons` when the work queue's
-//!   backlog passes `READY_BACKLOG_THRESHOLD` or nothing has finished for `READY_STALL_MINUTES`
+//!   the work queues; else `200` with `ready`, or `degraded` and `reasons` when the work
+//!   queues' backlog (normal and high priority together) passes `READY_BACKLOG_THRESHOLD` or nothing has finished for `READY_STALL_MINUTES`
 //!   while messages wait (see [`burrow_shared::readiness`]).
 //! - `GET /metrics`: the Prometheus text format ([`crate::metrics`] lists the metrics).
 

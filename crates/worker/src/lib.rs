@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`config`]: settings from environment variables.
 //! - [`consumer`]: the consumer loop (prefetch, manual acks, concurrency, drain).
+//! - [`deliveries`]: one consumer per priority lane, merged so high-priority jobs go first.
+//! - [`batcher`]: claims and successes of many jobs in one commit (group commit).
+//! - [`kind_slots`]: per-kind limits on jobs run at once (imports: 2).
 //! - [`process`]: one delivery → claim, import, commit → an [`outcome::Outcome`].
 //! - [`outcome`]: ack, dead-letter, or requeue.
 //! - [`watch`]: progress flushing and cancel requests while a job runs.
@@ -15,10 +18,13 @@
 //!
 //! `main.rs` only reads config, starts tracing and awaits [`run`].
 
+pub mod batcher;
 pub mod config;
 pub mod consumer;
+pub mod deliveries;
 pub mod health;
 pub mod http;
+pub mod kind_slots;
 pub mod maintenance;
 pub mod metrics;
 pub mod outcome;

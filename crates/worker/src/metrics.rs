@@ -12,8 +12,8 @@
 //! | `burrow_job_duration_seconds` | histogram | `kind`, `outcome` | seconds: how long the handler ran (its transaction included), for runs whose handler started |
 //! | `burrow_rows_imported_total` | counter | | rows: committed by `import_xlsx` jobs |
 //! | `burrow_jobs_in_flight` | gauge | | deliveries: being processed by this worker now |
-//! | `burrow_queue_messages` | gauge | `queue` | messages: ready (not yet delivered) in the work queue and the DLQ, refreshed every ~5 s |
-//! | `burrow_queue_consumers` | gauge | `queue` | consumers: on the work queue and the DLQ, refreshed every ~5 s |
+//! | `burrow_queue_messages` | gauge | `queue` | messages: ready (not yet delivered) in each work queue (normal, high priority) and the DLQ, refreshed every ~5 s |
+//! | `burrow_queue_consumers` | gauge | `queue` | consumers: on each work queue and the DLQ, refreshed every ~5 s |
 //!
 //! Counters are this process's since it started; sum them over workers in Prometheus. The
 //! queue gauges are the broker's view, the same from every worker: aggregate them with `max`.

@@ -5,8 +5,10 @@
 //! transaction keyed by the job id, and the message is acked only after that commit. So a
 //! redelivery after a crash re-runs an uncommitted job (an import replaces, never appends), and
 //! a redelivery or duplicate of a finished job is acked without work: at-least-once delivery,
-//! exactly-once effect. A per-job advisory lock ([`JobLock`]) keeps two deliveries of one job
-//! from running at the same time, so attempts are counted once per real run.
+//! exactly-once effect. A per-job advisory lock ([`burrow_shared::job_lock`]) keeps two
+//! deliveries of one job from running at the same time, so attempts are counted once per real
+//! run. Claims, and the successes of runs that wrote nothing, are committed in batches with
+//! other jobs' ([`crate::batcher`]).
 //!
 //! Errors are classified by the handler ([`JobError`]): a permanent one (a bad file) ends the
 //! job `failed` and acks — the job row keeps the error and nothing goes to the DLQ, since
@@ -16,20 +18,22 @@
 
 use std::time::{Duration, Instant};
 
-use burrow_shared::handler::{JobError, Registry, RunContext};
+use burrow_shared::handler::{ErasedHandler, JobError, JobOutput, Registry, RunContext, RunTx};
 use burrow_shared::import::ImportOptions;
-use burrow_shared::job_lock::JobLock;
-use burrow_shared::jobs::{self, Claim, JobRow};
+use burrow_shared::job_batch::Claim;
+use burrow_shared::jobs::{self, JobRow};
 use burrow_shared::progress::Progress;
 use burrow_shared::publish::publish_retry;
 use burrow_shared::retry::RetryPolicy;
 use burrow_shared::{JobMessage, Topology};
 use lapin::Channel;
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
+use crate::batcher::Batcher;
 use crate::health::WorkerHealth;
+use crate::kind_slots::KindSlots;
 use crate::metrics::{self, JobOutcome};
 use crate::outcome::Outcome;
 use crate::watch::watch_run;
@@ -50,15 +54,24 @@ pub struct JobContext {
     pub always_transient_file: Option<String>,
     /// Where the consumer reports its connection and finished deliveries, for `/readyz`.
     pub health: WorkerHealth,
+    /// Claims and successes, committed in batches.
+    pub batcher: Batcher,
+    /// Per-kind limits on jobs run at once.
+    pub kind_slots: KindSlots,
 }
 
 impl JobContext {
-    /// A context with the shipped kinds, the default retry policy and no failpoint.
+    /// A context with the shipped kinds, the default retry policy and no failpoint. Starts the
+    /// [`Batcher`]'s tasks, so call it inside a Tokio runtime.
     pub fn new(db: PgPool, worker_id: impl Into<String>, import: ImportOptions) -> Self {
+        let worker_id = worker_id.into();
+        let registry = burrow_shared::kinds::registry(import);
         JobContext {
+            kind_slots: KindSlots::new(&registry),
+            batcher: Batcher::start(db.clone(), worker_id.clone()),
             db,
-            worker_id: worker_id.into(),
-            registry: burrow_shared::kinds::registry(import),
+            worker_id,
+            registry,
             retry: RetryPolicy::default(),
             always_transient_file: None,
             health: WorkerHealth::new(),
@@ -103,15 +116,28 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
         if let Some(outcome) = park_until_due(ctx, broker, &message).await {
             return outcome;
         }
-        let mut lock = match JobLock::try_acquire(&ctx.db, message.job_id).await {
-            Ok(Some(lock)) => lock,
-            Ok(None) => return park_duplicate(ctx, broker, &message).await,
-            Err(e) => {
-                let error = format!("locking the job: {e}");
+        let _slot = ctx.kind_slots.acquire(&message.kind).await;
+        let job = match ctx.batcher.claim(message.job_id).await {
+            Ok(Claim::Claimed(job)) => job,
+            Ok(Claim::Busy) => return park_duplicate(ctx, broker, &message).await,
+            Ok(Claim::Ended(status)) => {
+                info!(%status, "job already ended; acking the duplicate delivery");
+                return Outcome::Ack;
+            }
+            Ok(Claim::Missing) => {
+                warn!("no job row for this message; dead-lettering it");
+                let kind = metrics::kind_label(&ctx.registry, &message.kind);
+                metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
+                return Outcome::DeadLetter {
+                    reason: format!("no job {}", message.job_id),
+                    attempts: 0,
+                };
+            }
+            Err(error) => {
                 return retry_or_bury(ctx, broker, &message, message.attempt, error, None).await;
             }
         };
-        let outcome = match run(ctx, lock.conn(), &message).await {
+        let outcome = match run(ctx, &job, &message).await {
             Ok(outcome) => outcome,
             Err(Transient {
                 attempt,
@@ -119,7 +145,7 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
                 ran,
             }) => retry_or_bury(ctx, broker, &message, attempt, error, ran).await,
         };
-        lock.release().await;
+        ctx.batcher.release(job.id);
         outcome
     }
     .instrument(span)
@@ -143,30 +169,10 @@ impl Transient {
     }
 }
 
-async fn run(
-    ctx: &JobContext,
-    conn: &mut PgConnection,
-    message: &JobMessage,
-) -> Result<Outcome, Transient> {
-    let id = message.job_id;
+/// Runs a claimed job to its outcome.
+async fn run(ctx: &JobContext, job: &JobRow, message: &JobMessage) -> Result<Outcome, Transient> {
+    let id = job.id;
     let queue_wait_ms = (chrono::Utc::now() - message.enqueued_at).num_milliseconds();
-    let job = match jobs::claim_job(conn, id, &ctx.worker_id).await {
-        Ok(Claim::Claimed(job)) => job,
-        Ok(Claim::AlreadyFinished(status)) => {
-            info!(%status, "job already ended; acking the duplicate delivery");
-            return Ok(Outcome::Ack);
-        }
-        Ok(Claim::Missing) => {
-            warn!("no job row for this message; dead-lettering it");
-            let kind = metrics::kind_label(&ctx.registry, &message.kind);
-            metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
-            return Ok(Outcome::DeadLetter {
-                reason: format!("no job {id}"),
-                attempts: 0,
-            });
-        }
-        Err(e) => return Err(Transient::new(message.attempt, "claiming the job", e)),
-    };
     // The database counts every run, redeliveries after a crash included; the message counts
     // retries scheduled while the database was unreachable. The larger is the truth.
     let attempt = u32::try_from(job.attempts)
@@ -178,14 +184,14 @@ async fn run(
     metrics::record_started(kind);
 
     if job.cancel_requested {
-        return finish_cancelled(conn, &job, attempt, kind, queue_wait_ms, None).await;
+        return finish_cancelled(&ctx.db, job, attempt, kind, queue_wait_ms, None).await;
     }
     let Some(handler) = ctx.registry.get(&job.kind) else {
         // Not this worker's to fail: a newer api may know kinds an older worker does not. The
         // message rests in the DLQ and can be re-driven once a worker that knows it runs.
         let reason = format!("unknown job kind {:?}", job.kind);
         warn!(outcome = "dead", "{reason}; dead-lettering");
-        return match jobs::mark_dead(&mut *conn, id, &reason).await {
+        return match jobs::mark_dead(&ctx.db, id, &reason).await {
             Ok(()) => {
                 metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
                 Ok(Outcome::DeadLetter {
@@ -217,7 +223,7 @@ async fn run(
         cancel.clone(),
         stop_watch.clone(),
     ));
-    let result = run_in_transaction(conn, &job, handler.as_ref(), progress, cancel).await;
+    let result = run_handler(ctx, job, handler.as_ref(), progress, cancel).await;
     stop_watch.cancel();
     let _ = watcher.await;
     let ran = started.elapsed();
@@ -240,7 +246,7 @@ async fn run(
         }
         Err(JobError::Permanent(reason)) => {
             info!(queue_wait_ms, run_ms, outcome = "failed", error = %reason, "job finished");
-            match jobs::mark_failed(&mut *conn, id, &reason).await {
+            match jobs::mark_failed(&ctx.db, id, &reason).await {
                 Ok(()) => {
                     metrics::record_outcome(kind, JobOutcome::Failed, Some(ran));
                     Ok(Outcome::Ack)
@@ -252,7 +258,7 @@ async fn run(
             }
         }
         Err(JobError::Cancelled) => {
-            finish_cancelled(conn, &job, attempt, kind, queue_wait_ms, Some(ran)).await
+            finish_cancelled(&ctx.db, job, attempt, kind, queue_wait_ms, Some(ran)).await
         }
         Err(JobError::Retryable(reason)) => Err(Transient {
             attempt,
@@ -262,24 +268,41 @@ async fn run(
     }
 }
 
-/// Runs the handler inside one transaction that also marks the job succeeded. On any error the
-/// transaction is dropped, which rolls back everything the handler wrote.
-async fn run_in_transaction(
-    conn: &mut PgConnection,
+/// Runs the handler and records its success. A run that wrote through its transaction
+/// ([`RunTx`]) is marked succeeded in that transaction, so effect and status commit together;
+/// on any error the transaction is dropped, which rolls back everything the handler wrote. A
+/// run that wrote nothing is marked succeeded by the [`Batcher`], with other jobs' in one
+/// commit.
+async fn run_handler(
+    ctx: &JobContext,
     job: &JobRow,
-    handler: &dyn burrow_shared::handler::ErasedHandler,
+    handler: &dyn ErasedHandler,
     progress: Progress,
     cancel: CancellationToken,
-) -> Result<burrow_shared::handler::JobOutput, JobError> {
+) -> Result<JobOutput, JobError> {
     let database = |e: sqlx::Error| JobError::Retryable(format!("database: {e}"));
-    let mut tx = conn.begin().await.map_err(database)?;
-    let ctx = RunContext {
+    let mut slot: Option<Transaction<'static, Postgres>> = None;
+    let run = RunContext {
         job,
-        tx: &mut tx,
+        tx: RunTx::new(&ctx.db, &mut slot),
         cancel,
         progress,
     };
-    let output = handler.run(ctx, job.payload.clone()).await?;
+    let output = handler.run(run, job.payload.clone()).await?;
+    let mut tx = match slot {
+        Some(tx) => tx,
+        None if output.result.is_none() => {
+            return match ctx.batcher.succeeded(job.id, output.clone()).await {
+                Ok(true) => Ok(output),
+                Ok(false) => Err(JobError::Retryable(
+                    "the job stopped being processing before its success was recorded".to_owned(),
+                )),
+                Err(e) => Err(JobError::Retryable(format!("database: {e}"))),
+            };
+        }
+        // A result file to store: that needs a transaction after all.
+        None => ctx.db.begin().await.map_err(database)?,
+    };
     jobs::mark_succeeded(&mut tx, job.id, &output)
         .await
         .map_err(database)?;
@@ -289,7 +312,7 @@ async fn run_in_transaction(
 
 /// Ends a job cancelled on request; `ran`: how long its handler ran (`None`: it never started).
 async fn finish_cancelled(
-    conn: &mut PgConnection,
+    db: &PgPool,
     job: &JobRow,
     attempt: u32,
     kind: &str,
@@ -303,7 +326,7 @@ async fn finish_cancelled(
         outcome = "cancelled",
         "job cancelled"
     );
-    match jobs::mark_cancelled(&mut *conn, job.id).await {
+    match jobs::mark_cancelled(db, job.id).await {
         Ok(_) => {
             metrics::record_outcome(kind, JobOutcome::Cancelled, ran);
             Ok(Outcome::Ack)

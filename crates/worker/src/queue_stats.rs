@@ -1,7 +1,8 @@
-//! The queue gauges: every [`REFRESH`], a passive `queue.declare` of the work queue and the DLQ
-//! reads their ready messages and consumers (the broker's own counts, no management plugin
-//! needed) into `burrow_queue_messages{queue}` and `burrow_queue_consumers{queue}`, and the work
-//! queue's backlog into [`WorkerHealth`] for `/readyz`.
+//! The queue gauges: every [`REFRESH`], a passive `queue.declare` of both work queues (normal
+//! and high priority) and the DLQ reads their ready messages and consumers (the broker's own
+//! counts, no management plugin needed) into `burrow_queue_messages{queue}` and
+//! `burrow_queue_consumers{queue}`, and the work queues' backlog (both lanes together) into
+//! [`WorkerHealth`] for `/readyz`.
 
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub async fn run_queue_stats(
     }
 }
 
-/// One look at both queues, on a short-lived channel (a failed passive declare closes it).
+/// One look at the queues, on a short-lived channel (a failed passive declare closes it).
 async fn refresh(
     amqp: &deadpool_lapin::Pool,
     topology: &Topology,
@@ -47,9 +48,14 @@ async fn refresh(
     let channel = connection.create_channel().await?;
     drop(connection);
     let result = async {
-        let (ready, consumers) = counts(&channel, &topology.work_queue).await?;
-        metrics::record_queue(&topology.work_queue, ready, consumers);
-        health.record_ready(ready);
+        // A job waits whichever lane it is in: the backlog is both work queues together.
+        let mut backlog = 0u32;
+        for queue in [&topology.work_queue, &topology.high_queue] {
+            let (ready, consumers) = counts(&channel, queue).await?;
+            metrics::record_queue(queue, ready, consumers);
+            backlog = backlog.saturating_add(ready);
+        }
+        health.record_ready(backlog);
         let (ready, consumers) = counts(&channel, &topology.dead_letter_queue).await?;
         metrics::record_queue(&topology.dead_letter_queue, ready, consumers);
         anyhow::Ok(())

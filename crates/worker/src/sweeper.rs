@@ -57,8 +57,8 @@ pub async fn sweep_once(
     }
     report.swept = true;
     let lease_secs = lease.as_secs_f64();
-    let candidates: Vec<(Uuid, String, i32, Uuid)> = sqlx::query_as(
-        "SELECT id, kind, attempts, correlation_id FROM jobs \
+    let candidates: Vec<(Uuid, String, i32, Uuid, i16)> = sqlx::query_as(
+        "SELECT id, kind, attempts, correlation_id, priority FROM jobs \
          WHERE (status = 'processing' AND started_at < now() - make_interval(secs => $1)) \
             OR (status = 'retrying' AND next_attempt_at < now() - make_interval(secs => $1)) \
          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
@@ -72,7 +72,7 @@ pub async fn sweep_once(
     }
     let connection = amqp.get().await?;
     let channel = open_confirm_channel(&connection).await?;
-    for (id, kind, attempts, correlation_id) in candidates {
+    for (id, kind, attempts, correlation_id, priority) in candidates {
         // A held job lock means a worker is running it right now, however long it takes. A free
         // one is released at once: a worker must be able to take it when the new message
         // arrives (its claim then waits for this transaction's row lock).
@@ -89,7 +89,11 @@ pub async fn sweep_once(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            let message = JobMessage::new(id, kind, correlation_id).for_attempt(attempts + 1);
+            // The priority keeps the job in its lane (the high or normal work queue).
+            let message = JobMessage {
+                priority: u8::try_from(priority.clamp(0, 9)).unwrap_or(0),
+                ..JobMessage::new(id, kind, correlation_id).for_attempt(attempts + 1)
+            };
             publish_job(&channel, topology, &message).await?;
             report.requeued += 1;
         } else {

@@ -1,5 +1,5 @@
-//! `GET /api/stats`: the dashboard's overview: work queue and DLQ depth and consumers (from
-//! RabbitMQ), jobs per status, in-flight jobs, and completions per minute (from Postgres).
+//! `GET /api/stats`: the dashboard's overview: work queues' (normal and high priority) and DLQ
+//! depth and consumers (from RabbitMQ), jobs per status, in-flight jobs, and completions per minute (from Postgres).
 
 use std::time::Duration;
 
@@ -36,10 +36,14 @@ pub struct QueueStats {
 /// The answer of `GET /api/stats`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
-    /// `up` when RabbitMQ answered just now, else `down` (and both queues are `null`).
+    /// `up` when RabbitMQ answered just now, else `down` (and the queues are `null`).
     pub rabbitmq: &'static str,
-    /// The work queue; `null` while RabbitMQ is unreachable or the queue is not declared yet.
+    /// The work queue of normal-priority jobs (0–4); `null` while RabbitMQ is unreachable or the
+    /// queue is not declared yet.
     pub work_queue: Option<QueueStats>,
+    /// The work queue of high-priority jobs (5–9), which workers serve first; `null` as
+    /// `work_queue`.
+    pub high_queue: Option<QueueStats>,
     /// The dead-letter queue; `null` as `work_queue`.
     pub dead_letter_queue: Option<QueueStats>,
     /// Jobs per status, every status present.
@@ -94,6 +98,7 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
     Ok(Json(Stats {
         rabbitmq: if queues.reachable { "up" } else { "down" },
         work_queue: queues.work,
+        high_queue: queues.high,
         dead_letter_queue: queues.dead,
         jobs_by_status,
         in_flight,
@@ -105,16 +110,17 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
     }))
 }
 
-/// What RabbitMQ says about the work queue and the DLQ.
+/// What RabbitMQ says about the work queues and the DLQ.
 #[derive(Debug, Default)]
 struct BrokerView {
     /// Whether a channel could be opened within [`BROKER_TIMEOUT`].
     reachable: bool,
     work: Option<QueueStats>,
+    high: Option<QueueStats>,
     dead: Option<QueueStats>,
 }
 
-/// Inspects both queues on one channel; a queue that is not declared yet (or a broker that
+/// Inspects the three queues on one channel; a queue that is not declared yet (or a broker that
 /// does not answer within [`BROKER_TIMEOUT`]) gives `None`.
 async fn queue_stats(state: &AppState) -> BrokerView {
     let topology = state.publisher.topology();
@@ -128,7 +134,11 @@ async fn queue_stats(state: &AppState) -> BrokerView {
         // A failed passive declare closes the channel, so each queue gets its own attempt
         // only while the channel is still open.
         let work = inspect_queue(&channel, &topology.work_queue).await;
-        let dead = match work {
+        let high = match work {
+            Some(_) => inspect_queue(&channel, &topology.high_queue).await,
+            None => None,
+        };
+        let dead = match high {
             Some(_) => inspect_queue(&channel, &topology.dead_letter_queue).await,
             None => None,
         };
@@ -139,6 +149,7 @@ async fn queue_stats(state: &AppState) -> BrokerView {
         BrokerView {
             reachable: true,
             work,
+            high,
             dead,
         }
     };

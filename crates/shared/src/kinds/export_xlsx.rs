@@ -34,18 +34,20 @@ pub struct ExportPayload {
 
 impl JobHandler for ExportXlsx {
     const KIND: &'static str = "export_xlsx";
+    /// The workbook is built in memory (rust_xlsxwriter), so two per worker process.
+    const MAX_CONCURRENCY: Option<usize> = Some(2);
     type Payload = ExportPayload;
 
     async fn run(
         &self,
-        ctx: RunContext<'_>,
+        mut ctx: RunContext<'_>,
         payload: ExportPayload,
     ) -> Result<JobOutput, JobError> {
         let retryable = |e: sqlx::Error| JobError::Retryable(format!("reading rows: {e}"));
         let source: Option<(String, Option<i64>)> =
             sqlx::query_as("SELECT status, rows_imported FROM jobs WHERE id = $1")
                 .bind(payload.source_job_id)
-                .fetch_optional(&mut *ctx.tx)
+                .fetch_optional(ctx.tx.conn().await?)
                 .await
                 .map_err(retryable)?;
         let total = match source {
@@ -67,6 +69,7 @@ impl JobHandler for ExportXlsx {
         let mut workbook = Workbook::new();
         let sheet = add_data_sheet(&mut workbook).map_err(xlsx_error)?;
         write_strings(sheet, 0, 0, &HEADER).map_err(xlsx_error)?;
+        let conn = ctx.tx.conn().await?;
         let mut rows = sqlx::query_as::<_, (i64, String, String, String, String, String)>(
             "SELECT id, coalesce(first_name, ''), coalesce(last_name, ''), coalesce(email, ''), \
                     coalesce(gender, ''), coalesce(ip_address, '') \
@@ -78,7 +81,7 @@ impl JobHandler for ExportXlsx {
         .bind(payload.source_job_id)
         .bind(&payload.gender)
         .bind(&payload.email_domain)
-        .fetch(&mut *ctx.tx);
+        .fetch(conn);
         let mut written: u64 = 0;
         while let Some((id, first_name, last_name, email, gender, ip_address)) =
             rows.try_next().await.map_err(retryable)?

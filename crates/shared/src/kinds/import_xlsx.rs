@@ -29,15 +29,17 @@ pub struct ImportPayload {
 impl JobHandler for ImportXlsx {
     const KIND: &'static str = crate::message::KIND_IMPORT_XLSX;
     const NEEDS_UPLOAD: bool = true;
+    /// About 150 MiB and one core each (the parser thread), so two per worker process.
+    const MAX_CONCURRENCY: Option<usize> = Some(2);
     type Payload = ImportPayload;
 
     async fn run(
         &self,
-        ctx: RunContext<'_>,
+        mut ctx: RunContext<'_>,
         payload: ImportPayload,
     ) -> Result<JobOutput, JobError> {
         let id = ctx.job.id;
-        let file = jobs::load_file(&mut *ctx.tx, id)
+        let file = jobs::load_file(ctx.tx.conn().await?, id)
             .await
             .map_err(|e| JobError::Retryable(format!("loading the file: {e}")))?
             .ok_or_else(|| JobError::Permanent("the job has no uploaded file".to_owned()))?;
@@ -45,13 +47,20 @@ impl JobHandler for ImportXlsx {
             on_error: payload.on_error,
             ..self.options.clone()
         };
-        let report = import_people(ctx.tx, id, file, &options, &ctx.progress, &ctx.cancel)
-            .await
-            .map_err(|e| match e {
-                ImportError::Cancelled => JobError::Cancelled,
-                e if e.is_permanent() => JobError::Permanent(e.to_string()),
-                e => JobError::Retryable(e.to_string()),
-            })?;
+        let report = import_people(
+            ctx.tx.conn().await?,
+            id,
+            file,
+            &options,
+            &ctx.progress,
+            &ctx.cancel,
+        )
+        .await
+        .map_err(|e| match e {
+            ImportError::Cancelled => JobError::Cancelled,
+            e if e.is_permanent() => JobError::Permanent(e.to_string()),
+            e => JobError::Retryable(e.to_string()),
+        })?;
         let rows = report.rows;
         if report.rejected_total == 0 {
             return Ok(JobOutput {

@@ -1,0 +1,276 @@
+//! Group commit for the worker: the claims and successes of concurrently running jobs go to
+//! Postgres in batches — one round trip and one commit for everything that arrived while the
+//! previous batch was in flight, so a batch grows with the load and a lone job never waits.
+//!
+//! Two tasks, alive while any clone of the [`Batcher`] is:
+//! - **the lock session**: one connection holding the advisory locks of every job this worker
+//!   runs ([`burrow_shared::job_lock`]). Each turn it releases the locks of jobs that ended,
+//!   then locks and claims the jobs whose deliveries arrived since the last turn
+//!   ([`job_batch::try_lock`], [`job_batch::claim`]). If the session dies, Postgres frees its
+//!   locks; the next turn opens a new one and takes the running jobs' locks again.
+//! - **the completer**: marks succeeded, in one statement, the runs that wrote nothing
+//!   ([`burrow_shared::handler::RunTx`]) ([`job_batch::mark_succeeded`]).
+//!
+//! Either way a job's message is acked only after its status has committed, durably (the
+//! commit waits for the WAL flush), so at-least-once delivery and the exactly-once effect of
+//! [`crate::process`] are unchanged; only the number of commits shrinks.
+
+use std::collections::{HashMap, HashSet};
+
+use burrow_shared::handler::JobOutput;
+use burrow_shared::job_batch::{self, Claim};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+use uuid::Uuid;
+
+/// Most requests one statement carries.
+const MAX_BATCH: usize = 256;
+
+/// The handle jobs use; cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    session: mpsc::UnboundedSender<SessionRequest>,
+    completer: mpsc::UnboundedSender<Completion>,
+}
+
+enum SessionRequest {
+    Claim(Uuid, oneshot::Sender<Result<Claim, String>>),
+    Release(Uuid),
+}
+
+struct Completion {
+    id: Uuid,
+    output: JobOutput,
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+impl Batcher {
+    /// Starts the two tasks on the current Tokio runtime, claiming as `worker`.
+    pub fn start(db: PgPool, worker: String) -> Batcher {
+        let (session, requests) = mpsc::unbounded_channel();
+        let (completer, completions) = mpsc::unbounded_channel();
+        tokio::spawn(run_session(db.clone(), worker, requests));
+        tokio::spawn(run_completer(db, completions));
+        Batcher { session, completer }
+    }
+
+    /// Locks and claims job `id`. On [`Claim::Claimed`] the caller must [`Batcher::release`]
+    /// the job once its outcome is recorded.
+    ///
+    /// # Errors
+    /// The database error, as text; nothing is held then.
+    pub async fn claim(&self, id: Uuid) -> Result<Claim, String> {
+        let (reply, answer) = oneshot::channel();
+        self.session
+            .send(SessionRequest::Claim(id, reply))
+            .map_err(|_| "the worker is stopping".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the lock session stopped".to_owned())?
+    }
+
+    /// Records the success of a run that wrote nothing, with other jobs' in one commit.
+    /// `Ok(false)`: the job was no longer `processing`, so nothing changed.
+    ///
+    /// # Errors
+    /// The database error, as text; nothing changed then.
+    pub async fn succeeded(&self, id: Uuid, output: JobOutput) -> Result<bool, String> {
+        let (reply, answer) = oneshot::channel();
+        self.completer
+            .send(Completion { id, output, reply })
+            .map_err(|_| "the worker is stopping".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the completer stopped".to_owned())?
+    }
+
+    /// Releases the lock of a claimed job whose outcome is recorded (at the next turn).
+    pub fn release(&self, id: Uuid) {
+        // A closed session means no lock is held any more.
+        let _ = self.session.send(SessionRequest::Release(id));
+    }
+}
+
+/// Takes whatever else is waiting, up to [`MAX_BATCH`] in all.
+fn gather<T>(first: T, more: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match more.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+async fn run_session(
+    db: PgPool,
+    worker: String,
+    mut requests: mpsc::UnboundedReceiver<SessionRequest>,
+) {
+    let mut session = LockSession {
+        db,
+        conn: None,
+        held: HashSet::new(),
+    };
+    while let Some(first) = requests.recv().await {
+        let mut claims = Vec::new();
+        let mut released = Vec::new();
+        for request in gather(first, &mut requests) {
+            match request {
+                SessionRequest::Claim(id, reply) => claims.push((id, reply)),
+                SessionRequest::Release(id) => released.push(id),
+            }
+        }
+        session.release(&released).await;
+        if !claims.is_empty() {
+            session.claim(claims, &worker).await;
+        }
+    }
+}
+
+/// The connection holding this worker's job locks, and which jobs it holds them for.
+struct LockSession {
+    db: PgPool,
+    conn: Option<PgConnection>,
+    /// Jobs claimed by this worker and not yet released: held locks, and the guard against
+    /// running two deliveries of one job here (session locks stack, so Postgres cannot tell).
+    held: HashSet<Uuid>,
+}
+
+impl LockSession {
+    /// The session's connection, opening a new one (and re-taking the held locks) if needed.
+    async fn conn(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        if self.conn.is_none() {
+            // Detached: its locks must live exactly as long as this session, not go back to
+            // the pool still held.
+            let mut conn = self.db.acquire().await?.detach();
+            if !self.held.is_empty() {
+                let held: Vec<Uuid> = self.held.iter().copied().collect();
+                let relocked = job_batch::try_lock(&mut conn, &held).await?;
+                if relocked.len() < held.len() {
+                    warn!(
+                        lost = held.len() - relocked.len(),
+                        "lock session reopened; some running jobs' locks are now held elsewhere"
+                    );
+                }
+            }
+            self.conn = Some(conn);
+        }
+        self.conn.as_mut().ok_or_else(|| sqlx::Error::PoolClosed)
+    }
+
+    /// Drops a broken connection: the server frees its locks.
+    fn reset(&mut self, e: &sqlx::Error) {
+        warn!(error = %e, "lock session failed; reopening it");
+        self.conn = None;
+    }
+
+    async fn release(&mut self, ids: &[Uuid]) {
+        if ids.is_empty() {
+            return;
+        }
+        for id in ids {
+            self.held.remove(id);
+        }
+        let result = match self.conn().await {
+            Ok(conn) => job_batch::unlock(conn, ids).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.reset(&e);
+        }
+    }
+
+    async fn claim(
+        &mut self,
+        claims: Vec<(Uuid, oneshot::Sender<Result<Claim, String>>)>,
+        worker: &str,
+    ) {
+        // A job already running here, or asked for twice in this batch, is busy.
+        let mut asked = HashSet::new();
+        let mut fresh = Vec::new();
+        let mut replies = Vec::new();
+        for (id, reply) in claims {
+            if self.held.contains(&id) || !asked.insert(id) {
+                let _ = reply.send(Ok(Claim::Busy));
+            } else {
+                fresh.push(id);
+                replies.push((id, reply));
+            }
+        }
+        match self.lock_and_claim(&fresh, worker).await {
+            Ok(mut found) => {
+                for (id, reply) in replies {
+                    let claim = found.remove(&id).unwrap_or(Claim::Busy);
+                    if matches!(claim, Claim::Claimed(_)) {
+                        self.held.insert(id);
+                    }
+                    let _ = reply.send(Ok(claim));
+                }
+            }
+            Err(e) => {
+                // Whatever this turn locked dies with the connection.
+                self.reset(&e);
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(format!("claiming the job: {e}")));
+                }
+            }
+        }
+    }
+
+    /// One turn's statements: lock, claim what was locked, and for locked jobs that could not
+    /// be claimed, find why and unlock them. Ids missing from the answer are busy elsewhere.
+    async fn lock_and_claim(
+        &mut self,
+        ids: &[Uuid],
+        worker: &str,
+    ) -> Result<HashMap<Uuid, Claim>, sqlx::Error> {
+        let conn = self.conn().await?;
+        let locked = job_batch::try_lock(conn, ids).await?;
+        if locked.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut found: HashMap<Uuid, Claim> = job_batch::claim(&mut *conn, &locked, worker)
+            .await?
+            .into_iter()
+            .map(|job| (job.id, Claim::Claimed(Box::new(job))))
+            .collect();
+        let unclaimed: Vec<Uuid> = locked
+            .into_iter()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        if !unclaimed.is_empty() {
+            for (id, status) in job_batch::statuses(&mut *conn, &unclaimed).await? {
+                found.insert(id, Claim::Ended(status));
+            }
+            for id in &unclaimed {
+                found.entry(*id).or_insert(Claim::Missing);
+            }
+            job_batch::unlock(conn, &unclaimed).await?;
+        }
+        Ok(found)
+    }
+}
+
+async fn run_completer(db: PgPool, mut completions: mpsc::UnboundedReceiver<Completion>) {
+    while let Some(first) = completions.recv().await {
+        let batch = gather(first, &mut completions);
+        let done: Vec<(Uuid, JobOutput)> = batch.iter().map(|c| (c.id, c.output.clone())).collect();
+        match job_batch::mark_succeeded(&db, &done).await {
+            Ok(changed) => {
+                let changed: HashSet<Uuid> = changed.into_iter().collect();
+                for completion in batch {
+                    let _ = completion.reply.send(Ok(changed.contains(&completion.id)));
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                for completion in batch {
+                    let _ = completion.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
