@@ -262,7 +262,10 @@ impl Stack {
             ("DATABASE_URL".into(), self.database_url.clone()),
             ("AMQP_URL".into(), self.cfg.amqp_url.clone()),
             ("BURROW_QUEUE_PREFIX".into(), self.cfg.queue_prefix.clone()),
-            ("RUST_LOG".into(), "info".into()),
+            (
+                "RUST_LOG".into(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
         ]
     }
 

@@ -21,7 +21,7 @@ use burrow_shared::handler::JobOutput;
 use burrow_shared::job_batch::{self, Claim};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 /// Most requests one statement carries.
@@ -123,10 +123,17 @@ async fn run_session(
                 SessionRequest::Release(id) => released.push(id),
             }
         }
+        let (asked, started) = (claims.len(), std::time::Instant::now());
         session.release(&released).await;
         if !claims.is_empty() {
             session.claim(claims, &worker).await;
         }
+        debug!(
+            claims = asked,
+            released = released.len(),
+            took_us = started.elapsed().as_micros() as u64,
+            "lock session turn"
+        );
     }
 }
 
@@ -141,11 +148,11 @@ struct LockSession {
 
 impl LockSession {
     /// The session's connection, opening a new one (and re-taking the held locks) if needed.
+    /// Its own, outside the pool: its locks must live exactly as long as this session, not go
+    /// back to the pool still held.
     async fn conn(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
         if self.conn.is_none() {
-            // Detached: its locks must live exactly as long as this session, not go back to
-            // the pool still held.
-            let mut conn = self.db.acquire().await?.detach();
+            let mut conn = job_batch::open_session(&self.db).await?;
             if !self.held.is_empty() {
                 let held: Vec<Uuid> = self.held.iter().copied().collect();
                 let relocked = job_batch::try_lock(&mut conn, &held).await?;
@@ -255,10 +262,32 @@ impl LockSession {
 }
 
 async fn run_completer(db: PgPool, mut completions: mpsc::UnboundedReceiver<Completion>) {
+    let mut conn: Option<PgConnection> = None;
     while let Some(first) = completions.recv().await {
         let batch = gather(first, &mut completions);
         let done: Vec<(Uuid, JobOutput)> = batch.iter().map(|c| (c.id, c.output.clone())).collect();
-        match job_batch::mark_succeeded(&db, &done).await {
+        let started = std::time::Instant::now();
+        let result = match conn.take() {
+            Some(c) => Ok(c),
+            None => job_batch::open_session(&db).await,
+        };
+        let result = match result {
+            Ok(mut c) => {
+                let marked = job_batch::mark_succeeded(&mut c, &done).await;
+                // A connection that failed is not trusted again.
+                if marked.is_ok() {
+                    conn = Some(c);
+                }
+                marked
+            }
+            Err(e) => Err(e),
+        };
+        debug!(
+            jobs = done.len(),
+            took_us = started.elapsed().as_micros() as u64,
+            "completer turn"
+        );
+        match result {
             Ok(changed) => {
                 let changed: HashSet<Uuid> = changed.into_iter().collect();
                 for completion in batch {

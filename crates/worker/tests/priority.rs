@@ -73,6 +73,9 @@ struct Run {
     started_at: Option<DateTime<Utc>>,
 }
 
+/// A job's place in start order (0-based) and the job.
+type Ranked<'a> = (usize, &'a Run);
+
 impl Run {
     fn started(&self) -> DateTime<Utc> {
         self.started_at.expect("a finished job has started")
@@ -149,7 +152,7 @@ async fn high_priority_jobs_overtake_a_normal_backlog() {
             .all(|run| run.status == JobStatus::Succeeded.as_str()),
         "every job succeeded"
     );
-    let (high, normal): (Vec<(usize, &Run)>, Vec<(usize, &Run)>) = runs
+    let (high, normal): (Vec<Ranked>, Vec<Ranked>) = runs
         .iter()
         .enumerate()
         .partition(|(_, run)| run.priority >= 5);
