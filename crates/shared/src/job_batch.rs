@@ -7,7 +7,7 @@
 //! on one session that holds them for all of a worker's running jobs; if that session dies,
 //! Postgres frees them all, as it would free a crashed worker's.
 
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{FromRow as _, PgConnection, PgExecutor, PgPool, Row as _};
 use uuid::Uuid;
 
 use crate::handler::JobOutput;
@@ -81,38 +81,65 @@ pub async fn unlock(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Claims every job of `ids` that has not ended for `worker`, in one statement (one commit):
-/// status `processing`, attempt counted, `processing` event, leftover progress removed —
-/// a redelivery after a crash finds its job `processing` and claims it again (the run it left
-/// behind never committed). Returns the claimed rows; ids missing from them have ended or do
-/// not exist ([`statuses`] tells which).
+/// One turn of a worker's lock session, in one statement (one round trip, one commit):
+/// releases the locks of `release` (jobs that ended), takes the advisory lock of each job of
+/// `claim` without waiting, and claims every locked job that has not ended for `worker` —
+/// status `processing`, attempt counted, `processing` event, leftover progress removed. A
+/// redelivery after a crash finds its job `processing` and claims it again (the run it left
+/// behind never committed).
+///
+/// Session locks stack, so never ask for a job this session holds. Returns the ids locked
+/// and the rows claimed; a locked id without a row has ended or does not exist ([`statuses`]
+/// tells which) and stays locked until released.
 ///
 /// # Errors
-/// The database error; nothing is claimed then.
-pub async fn claim(
-    db: impl PgExecutor<'_>,
-    ids: &[Uuid],
+/// The database error; nothing is claimed then (the session may hold locks it took: close
+/// it).
+pub async fn release_lock_and_claim(
+    conn: &mut PgConnection,
+    release: &[Uuid],
+    claim: &[Uuid],
     worker: &str,
-) -> Result<Vec<JobRow>, sqlx::Error> {
-    // "Not ended" is spelled NOT IN on purpose: the status index cannot serve it, so the ids
-    // are looked up by primary key (see [`open_session`]).
-    sqlx::query_as::<_, JobRow>(&format!(
-        "WITH live AS (DELETE FROM job_progress WHERE job_id = ANY($1)), \
+) -> Result<(Vec<Uuid>, Vec<JobRow>), sqlx::Error> {
+    let keys = |ids: &[Uuid]| ids.iter().map(|id| lock_key(*id)).collect::<Vec<i64>>();
+    // `released` is a one-row aggregate joined into `locked`, so every release happens before
+    // the first lock: a job released and asked for again in the same turn is locked once, not
+    // twice. "Not ended" is spelled NOT IN on purpose: the status index cannot serve it, so
+    // the ids are looked up by primary key (see [`open_session`]).
+    let rows = sqlx::query(&format!(
+        "WITH released AS ( \
+             SELECT count(pg_advisory_unlock(key)) FROM unnest($1::bigint[]) AS key), \
+         locked AS ( \
+             SELECT r.id FROM unnest($2::uuid[], $3::bigint[]) AS r(id, key), released \
+             WHERE pg_try_advisory_lock(r.key)), \
+         live AS (DELETE FROM job_progress WHERE job_id IN (SELECT id FROM locked)), \
          claimed AS ( \
-             UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
+             UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $4, \
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
                     progress_done = NULL, progress_total = NULL \
-             WHERE id = ANY($1) AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') \
+             WHERE id IN (SELECT id FROM locked) \
+               AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') \
              RETURNING {JOB_COLUMNS}), \
          event AS ( \
              INSERT INTO job_events (job_id, event, attempt, worker) \
              SELECT id, 'processing', attempts, worker FROM claimed) \
-         SELECT * FROM claimed"
+         SELECT locked.id AS locked_id, claimed.* FROM locked LEFT JOIN claimed USING (id)"
     ))
-    .bind(ids)
+    .bind(keys(release))
+    .bind(claim)
+    .bind(keys(claim))
     .bind(worker)
-    .fetch_all(db)
-    .await
+    .fetch_all(conn)
+    .await?;
+    let mut locked = Vec::with_capacity(rows.len());
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        locked.push(row.try_get("locked_id")?);
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            claimed.push(JobRow::from_row(&row)?);
+        }
+    }
+    Ok((locked, claimed))
 }
 
 /// The status of each job of `ids` that exists.

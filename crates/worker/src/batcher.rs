@@ -124,10 +124,7 @@ async fn run_session(
             }
         }
         let (asked, started) = (claims.len(), std::time::Instant::now());
-        session.release(&released).await;
-        if !claims.is_empty() {
-            session.claim(claims, &worker).await;
-        }
+        session.turn(&released, claims, &worker).await;
         debug!(
             claims = asked,
             released = released.len(),
@@ -145,6 +142,8 @@ struct LockSession {
     /// running two deliveries of one job here (session locks stack, so Postgres cannot tell).
     held: HashSet<Uuid>,
 }
+
+type ClaimReply = oneshot::Sender<Result<Claim, String>>;
 
 impl LockSession {
     /// The session's connection, opening a new one (and re-taking the held locks) if needed.
@@ -165,37 +164,15 @@ impl LockSession {
             }
             self.conn = Some(conn);
         }
-        self.conn.as_mut().ok_or_else(|| sqlx::Error::PoolClosed)
+        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
 
-    /// Drops a broken connection: the server frees its locks.
-    fn reset(&mut self, e: &sqlx::Error) {
-        warn!(error = %e, "lock session failed; reopening it");
-        self.conn = None;
-    }
-
-    async fn release(&mut self, ids: &[Uuid]) {
-        if ids.is_empty() {
-            return;
-        }
-        for id in ids {
+    /// Releases the locks of jobs that ended, then answers the claims.
+    async fn turn(&mut self, released: &[Uuid], claims: Vec<(Uuid, ClaimReply)>, worker: &str) {
+        for id in released {
             self.held.remove(id);
         }
-        let result = match self.conn().await {
-            Ok(conn) => job_batch::unlock(conn, ids).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            self.reset(&e);
-        }
-    }
-
-    async fn claim(
-        &mut self,
-        claims: Vec<(Uuid, oneshot::Sender<Result<Claim, String>>)>,
-        worker: &str,
-    ) {
-        // A job already running here, or asked for twice in this batch, is busy.
+        // A job already running here, or asked for twice in this turn, is busy.
         let mut asked = HashSet::new();
         let mut fresh = Vec::new();
         let mut replies = Vec::new();
@@ -207,7 +184,7 @@ impl LockSession {
                 replies.push((id, reply));
             }
         }
-        match self.lock_and_claim(&fresh, worker).await {
+        match self.release_and_claim(released, &fresh, worker).await {
             Ok(mut found) => {
                 for (id, reply) in replies {
                     let claim = found.remove(&id).unwrap_or(Claim::Busy);
@@ -218,8 +195,9 @@ impl LockSession {
                 }
             }
             Err(e) => {
-                // Whatever this turn locked dies with the connection.
-                self.reset(&e);
+                // Closing the session frees every lock it holds, this turn's included.
+                warn!(error = %e, "lock session failed; reopening it");
+                self.conn = None;
                 for (_, reply) in replies {
                     let _ = reply.send(Err(format!("claiming the job: {e}")));
                 }
@@ -227,20 +205,21 @@ impl LockSession {
         }
     }
 
-    /// One turn's statements: lock, claim what was locked, and for locked jobs that could not
-    /// be claimed, find why and unlock them. Ids missing from the answer are busy elsewhere.
-    async fn lock_and_claim(
+    /// The turn's statement, and for locked jobs that could not be claimed (rare: duplicates
+    /// of ended jobs), why, and their unlock. Ids missing from the answer are busy elsewhere.
+    async fn release_and_claim(
         &mut self,
+        released: &[Uuid],
         ids: &[Uuid],
         worker: &str,
     ) -> Result<HashMap<Uuid, Claim>, sqlx::Error> {
-        let conn = self.conn().await?;
-        let locked = job_batch::try_lock(conn, ids).await?;
-        if locked.is_empty() {
+        if released.is_empty() && ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut found: HashMap<Uuid, Claim> = job_batch::claim(&mut *conn, &locked, worker)
-            .await?
+        let conn = self.conn().await?;
+        let (locked, claimed) =
+            job_batch::release_lock_and_claim(conn, released, ids, worker).await?;
+        let mut found: HashMap<Uuid, Claim> = claimed
             .into_iter()
             .map(|job| (job.id, Claim::Claimed(Box::new(job))))
             .collect();

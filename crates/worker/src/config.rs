@@ -53,12 +53,12 @@ pub struct WorkerConfig {
     #[arg(long, env = "BURROW_QUEUE_PREFIX", default_value = burrow_shared::topology::DEFAULT_PREFIX)]
     pub queue_prefix: String,
     /// Jobs run at once by this process.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
     /// Unacked messages the broker may push to this process (`basic.qos` prefetch count) from
     /// each work queue: a worker consumes both priorities, so it may hold twice this. At least
     /// `concurrency`, so a finished job's slot is refilled without a round trip.
-    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 32)]
+    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 128)]
     pub prefetch: u16,
     /// Name recorded on each job this process runs; defaults to `{hostname}:{pid}`.
     #[arg(long, env = "WORKER_ID")]

@@ -33,7 +33,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::batcher::Batcher;
 use crate::health::WorkerHealth;
-use crate::kind_slots::KindSlots;
+use crate::kind_slots::{KindSlots, Slot};
 use crate::metrics::{self, JobOutcome};
 use crate::outcome::Outcome;
 use crate::watch::watch_run;
@@ -116,7 +116,10 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
         if let Some(outcome) = park_until_due(ctx, broker, &message).await {
             return outcome;
         }
-        let _slot = ctx.kind_slots.acquire(&message.kind).await;
+        let _slot = match ctx.kind_slots.acquire(&message.kind).await {
+            Slot::Full => return hand_back(ctx, broker, &message).await,
+            slot => slot,
+        };
         let job = match ctx.batcher.claim(message.job_id).await {
             Ok(Claim::Claimed(job)) => job,
             Ok(Claim::Busy) => return park_duplicate(ctx, broker, &message).await,
@@ -381,16 +384,42 @@ async fn park_duplicate(ctx: &JobContext, broker: &Broker, message: &JobMessage)
         info!("another delivery of this job is running; acking this duplicate");
         return Outcome::Ack;
     };
+    park(
+        broker,
+        message,
+        delay,
+        "job locked by another delivery; parked",
+    )
+    .await
+}
+
+/// Every slot of the message's kind is busy and enough deliveries wait for one: the message
+/// goes back through the shortest delay queue to the work queue, where any replica may take it.
+async fn hand_back(ctx: &JobContext, broker: &Broker, message: &JobMessage) -> Outcome {
+    let Some(delay) = ctx.retry.delays().first().copied() else {
+        return Outcome::Requeue {
+            reason: "no delay queue to hand a job back through".to_owned(),
+        };
+    };
+    park(
+        broker,
+        message,
+        delay,
+        "every slot of this kind is busy; handed back",
+    )
+    .await
+}
+
+/// Puts the message unchanged in the delay queue of `delay` and acks this delivery; if the
+/// broker does not confirm, the delivery is requeued instead.
+async fn park(broker: &Broker, message: &JobMessage, delay: Duration, why: &str) -> Outcome {
     match publish_retry(&broker.publisher, &broker.topology, message, delay, delay).await {
         Ok(()) => {
-            info!(
-                wait_ms = delay.as_millis() as u64,
-                "job locked by another delivery; parked"
-            );
+            info!(wait_ms = delay.as_millis() as u64, "{why}");
             Outcome::Ack
         }
         Err(e) => Outcome::Requeue {
-            reason: format!("parking a locked job's copy: {e}"),
+            reason: format!("{why}, but could not publish: {e}"),
         },
     }
 }

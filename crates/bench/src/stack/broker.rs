@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burrow_shared::topology::Lane;
 use lapin::options::{QueueDeleteOptions, QueuePurgeOptions};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
@@ -49,11 +50,14 @@ impl Stack {
         let topology = burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix);
         let mut queues = vec![
             topology.work_queue.clone(),
+            topology.high_queue.clone(),
             topology.dead_letter_queue.clone(),
             self.raw_queue(),
         ];
         for ms in [500, 1000, 2000, 4000, 8000] {
-            queues.push(topology.delay_queue(Duration::from_millis(ms)));
+            for lane in [Lane::Normal, Lane::High] {
+                queues.push(topology.delay_queue_for(lane, Duration::from_millis(ms)));
+            }
         }
         let connection =
             Connection::connect(&self.cfg.amqp_url, ConnectionProperties::default()).await?;
@@ -72,7 +76,7 @@ impl Stack {
         format!("{}.raw", self.cfg.queue_prefix)
     }
 
-    /// Removes the ready messages of the work queue (jobs no worker should run any more).
+    /// Removes the ready messages of both work queues (jobs no worker should run any more).
     ///
     /// # Errors
     /// If RabbitMQ cannot be asked.
@@ -81,12 +85,12 @@ impl Stack {
         let connection =
             Connection::connect(&self.cfg.amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        let purged = channel
-            .queue_purge(
-                topology.work_queue.as_str().into(),
-                QueuePurgeOptions::default(),
-            )
-            .await?;
+        let mut purged = 0;
+        for queue in [&topology.work_queue, &topology.high_queue] {
+            purged += channel
+                .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+                .await?;
+        }
         let _ = connection.close(200, "purged".into()).await;
         Ok(purged)
     }
