@@ -3,11 +3,11 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/burrow` | Postgres |
-//! | `DATABASE_MAX_CONNECTIONS` | 5 | pool size per worker process |
+//! | `DATABASE_MAX_CONNECTIONS` | 8 | pool size per worker process (plus 2 connections of its own: the lock session and the completer) |
 //! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
-//! | `WORKER_CONCURRENCY` | 2 | jobs run at once by this process |
-//! | `WORKER_PREFETCH` | 4 | unacked messages the broker may push (`basic.qos`), per work queue (normal and high priority) |
+//! | `WORKER_CONCURRENCY` | 64 | jobs run at once by this process; kinds with a `MAX_CONCURRENCY` (imports, exports: 2) are capped further |
+//! | `WORKER_PREFETCH` | 128 | unacked messages the broker may push (`basic.qos`), per work queue (normal and high priority) |
 //! | `WORKER_ID` | `{hostname}:{pid}` | recorded on each job it runs; consumer tag |
 //! | `WORKER_DRAIN_TIMEOUT_SECS` | 30 | on SIGTERM, how long in-flight jobs may finish |
 //! | `IMPORT_ROW_DELAY_MS` | 0 | demo pacing: sleep per imported row (keep 0 in production) |
@@ -40,7 +40,7 @@ pub struct WorkerConfig {
     )]
     pub database_url: String,
     /// Postgres pool size per worker process.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 5)]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
     /// RabbitMQ URL.
     #[arg(
