@@ -47,7 +47,7 @@ use self::link::{ensure_link, Link};
 use crate::publisher::Publisher;
 
 /// Most rows locked and published in one transaction.
-pub const BATCH_SIZE: i64 = 100;
+pub const BATCH_SIZE: i64 = 500;
 /// How often the relay looks at the outbox without a wake-up, for rows written by another api
 /// replica or left behind by a crash.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
