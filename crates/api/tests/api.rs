@@ -4,121 +4,32 @@
 //! The outbox relay publishes asynchronously, so tests poll for its effects with a bounded
 //! deadline and make no timing assertions.
 
-use std::future::Future;
+mod support;
+
 use std::time::Duration;
 
 use burrow_api::publisher::Publisher;
 use burrow_api::relay::run_relay;
 use burrow_api::state::AppState;
-use burrow_api::Application;
 use burrow_shared::fixtures::{mock_file_name, people_xlsx, BadFixture, Person};
-use burrow_shared::testing::TestEnv;
 use burrow_shared::JobMessage;
 use reqwest::multipart::{Form, Part};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use support::{content_type, eventually, TestApi};
 use tokio_util::sync::CancellationToken;
 
-/// How long a test waits for the relay's asynchronous effects before failing.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An AMQP URL nothing listens on: a broker that is down.
-const CLOSED_PORT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
-
-/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct TestApi {
-    env: TestEnv,
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-}
-
-impl Drop for TestApi {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn spawn_api(upload_max_bytes: usize) -> TestApi {
-    let env = TestEnv::new().await.expect("test services");
-    let amqp = env.amqp.clone();
-    spawn_api_with(env, amqp, upload_max_bytes).await
-}
-
-/// An api whose broker is down: its pool points at a closed port.
-async fn spawn_api_without_broker() -> TestApi {
-    let env = TestEnv::new().await.expect("test services");
-    let unreachable =
-        burrow_shared::amqp::amqp_pool(CLOSED_PORT_AMQP_URL, 1).expect("a pool (lazy)");
-    spawn_api_with(env, unreachable, 1024 * 1024).await
-}
-
-/// Serves the api on port 0 over the env's database and topology, publishing through `amqp`.
-async fn spawn_api_with(
-    env: TestEnv,
-    amqp: deadpool_lapin::Pool,
-    upload_max_bytes: usize,
-) -> TestApi {
-    let state = AppState::new(
-        env.db.clone(),
-        Publisher::new(amqp, env.topology.clone()),
-        upload_max_bytes,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app = Application::from_parts(listener, state);
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    TestApi {
-        env,
-        base,
-        http: reqwest::Client::new(),
-        stop,
-    }
-}
-
+/// Helpers of this binary only: uploads, and what the api stored.
 impl TestApi {
     async fn upload(&self, file_name: &str, bytes: Vec<u8>) -> reqwest::Response {
         let form = Form::new()
             .text("user_id", "alice")
             .part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
-        self.http
-            .post(format!("{}/api/jobs", self.base))
+        self.request(Method::POST, "/api/jobs")
             .multipart(form)
             .send()
             .await
             .expect("request")
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn stored_jobs(&self) -> i64 {
@@ -135,13 +46,6 @@ impl TestApi {
             .expect("count")
     }
 
-    async fn published(&self) -> u32 {
-        self.env
-            .ready_messages(&self.env.topology.work_queue)
-            .await
-            .expect("queue depth")
-    }
-
     /// Outbox rows: (all, pending).
     async fn outbox_rows(&self) -> (i64, i64) {
         sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
@@ -150,20 +54,23 @@ impl TestApi {
             .expect("count")
     }
 
-    /// Waits until the work queue holds `n` ready messages.
-    async fn wait_published(&self, n: u32) {
-        eventually(&format!("{n} message(s) in the work queue"), || async {
-            (self.published().await == n).then_some(())
-        })
-        .await;
-    }
-
     /// Asserts the request left no trace: no job, no file, no outbox row, no message.
     async fn assert_nothing_stored_or_published(&self) {
         assert_eq!(self.stored_jobs().await, 0, "no job row");
         assert_eq!(self.stored_files().await, 0, "no file row");
         assert_eq!(self.outbox_rows().await, (0, 0), "no outbox row");
-        assert_eq!(self.published().await, 0, "no message");
+        assert_eq!(self.ready_in_work_queue().await, 0, "no message");
+    }
+
+    /// Polls `/readyz`, asserting 200 each time, until it reports RabbitMQ up (the relay
+    /// connects in the background); the report.
+    async fn readyz_once_rabbitmq_is_up(&self) -> Value {
+        eventually("/readyz to report rabbitmq up", || async {
+            let (status, body) = self.get("/readyz").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (body["rabbitmq"] == "up").then_some(body)
+        })
+        .await
     }
 }
 
@@ -178,7 +85,7 @@ fn mock_1() -> Vec<u8> {
 
 #[tokio::test]
 async fn an_upload_is_accepted_stored_and_published_once() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = response.headers()["location"]
@@ -225,7 +132,11 @@ async fn an_upload_is_accepted_stored_and_published_once() {
         (api.outbox_rows().await == (1, 0)).then_some(())
     })
     .await;
-    assert_eq!(api.published().await, 0, "published once, not again");
+    assert_eq!(
+        api.ready_in_work_queue().await,
+        0,
+        "published once, not again"
+    );
 
     let (status, fetched) = api.get(&location).await;
     assert_eq!(status, StatusCode::OK);
@@ -240,11 +151,10 @@ async fn an_upload_is_accepted_stored_and_published_once() {
 
 #[tokio::test]
 async fn a_body_without_a_file_field_is_400_and_leaves_no_trace() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let form = Form::new().text("user_id", "alice");
     let response = api
-        .http
-        .post(format!("{}/api/jobs", api.base))
+        .request(Method::POST, "/api/jobs")
         .multipart(form)
         .send()
         .await
@@ -260,7 +170,7 @@ async fn a_body_without_a_file_field_is_400_and_leaves_no_trace() {
 
 #[tokio::test]
 async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let csv =
         b"Id,FirstName,LastName,Email,Gender,IpAddress\n1,Ann,Lee,a@b.c,Female,1.2.3.4\n".to_vec();
     let truncated = BadFixture::Truncated.bytes();
@@ -284,8 +194,7 @@ async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
         );
     }
     let response = api
-        .http
-        .post(format!("{}/api/jobs", api.base))
+        .request(Method::POST, "/api/jobs")
         .header("content-type", "text/csv")
         .body("Id,FirstName\n1,Ann\n")
         .send()
@@ -302,7 +211,11 @@ async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
 #[tokio::test]
 async fn an_upload_over_the_limit_is_413_and_leaves_no_trace() {
     let limit = 16 * 1024;
-    let api = spawn_api(limit).await;
+    let api = TestApi::spawn_with(|state| AppState {
+        upload_max_bytes: limit,
+        ..state
+    })
+    .await;
     // A real workbook just over the limit, and one far over it (past the body limit too).
     let people: Vec<Person> = burrow_shared::fixtures::people(7, 1, 300).collect();
     let big = people_xlsx(people).expect("xlsx");
@@ -324,7 +237,7 @@ async fn an_upload_over_the_limit_is_413_and_leaves_no_trace() {
 
 #[tokio::test]
 async fn with_rabbitmq_unreachable_uploads_are_accepted_and_wait_in_the_outbox() {
-    let api = spawn_api_without_broker().await;
+    let api = TestApi::spawn_without_broker().await;
     let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let job: Value = response.json().await.expect("json");
@@ -333,7 +246,11 @@ async fn with_rabbitmq_unreachable_uploads_are_accepted_and_wait_in_the_outbox()
     assert_eq!(api.stored_jobs().await, 1);
     assert_eq!(api.stored_files().await, 1);
     assert_eq!(api.outbox_rows().await, (1, 1), "one pending outbox row");
-    assert_eq!(api.published().await, 0, "nothing reached the work queue");
+    assert_eq!(
+        api.ready_in_work_queue().await,
+        0,
+        "nothing reached the work queue"
+    );
 
     let (status, body) = api.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -345,7 +262,7 @@ async fn with_rabbitmq_unreachable_uploads_are_accepted_and_wait_in_the_outbox()
 
 #[tokio::test]
 async fn pending_outbox_rows_are_published_once_the_broker_is_reachable() {
-    let api = spawn_api_without_broker().await;
+    let api = TestApi::spawn_without_broker().await;
     let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let job: Value = response.json().await.expect("json");
@@ -363,7 +280,7 @@ async fn pending_outbox_rows_are_published_once_the_broker_is_reachable() {
     .await;
     // Stamped means confirmed, so the message is in the queue now; give the relay time for a
     // few more polls to show it does not publish the row again.
-    api.wait_published(1).await;
+    api.wait_ready_in_work_queue(1).await;
     tokio::time::sleep(burrow_api::relay::POLL_INTERVAL * 2).await;
     stop.cancel();
     relay.await.expect("the relay stops cleanly");
@@ -387,35 +304,27 @@ async fn pending_outbox_rows_are_published_once_the_broker_is_reachable() {
 
 #[tokio::test]
 async fn readiness_is_503_when_postgres_is_down() {
-    let env = TestEnv::new().await.expect("test services");
     let unreachable_db = sqlx::postgres::PgPoolOptions::new()
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy("postgres://postgres@127.0.0.1:1/burrow")
         .expect("a lazy pool");
-    let state = AppState::new(
-        unreachable_db,
-        Publisher::new(env.amqp.clone(), env.topology.clone()),
-        1024,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app = Application::from_parts(listener, state);
-    let url = format!("http://127.0.0.1:{}/readyz", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
+    let api = TestApi::spawn_with(|state| AppState {
+        db: unreachable_db,
+        upload_max_bytes: 1024,
+        ..state
+    })
+    .await;
 
-    let response = reqwest::get(url).await.expect("request");
+    let response = api.get_response("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["postgres"], "down");
-    stop.cancel();
 }
 
 #[tokio::test]
 async fn job_ids_are_checked_malformed_is_400_unknown_is_404() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let (status, body) = api.get("/api/jobs/not-a-uuid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "bad_request");
@@ -428,7 +337,7 @@ async fn job_ids_are_checked_malformed_is_400_unknown_is_404() {
 
 #[tokio::test]
 async fn the_job_list_pages_newest_first_and_filters() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         let job: Value = api
@@ -480,15 +389,9 @@ async fn the_job_list_pages_newest_first_and_filters() {
 
 #[tokio::test]
 async fn simulate_enqueues_the_five_fixture_files() {
-    let api = spawn_api(1024 * 1024).await;
-    let response = api
-        .http
-        .post(format!("{}/api/simulate", api.base))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let body: Value = response.json().await.expect("json");
+    let api = TestApi::spawn().await;
+    let (status, body) = api.post("/api/simulate").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     let names: Vec<&str> = body["jobs"]
         .as_array()
         .expect("jobs")
@@ -498,7 +401,7 @@ async fn simulate_enqueues_the_five_fixture_files() {
     assert_eq!(names, (1..=5).map(mock_file_name).collect::<Vec<_>>());
     assert_eq!(api.stored_jobs().await, 5);
     // The relay publishes asynchronously.
-    api.wait_published(5).await;
+    api.wait_ready_in_work_queue(5).await;
     eventually("all five outbox rows to be stamped", || async {
         (api.outbox_rows().await == (5, 0)).then_some(())
     })
@@ -507,19 +410,14 @@ async fn simulate_enqueues_the_five_fixture_files() {
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let (status, body) = api.get("/healthz").await;
     assert_eq!(
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
     // The relay connects in the background; until then the api is "degraded", not unready.
-    let body = eventually("/readyz to report rabbitmq up", || async {
-        let (status, body) = api.get("/readyz").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        (body["rabbitmq"] == "up").then_some(body)
-    })
-    .await;
+    let body = api.readyz_once_rabbitmq_is_up().await;
     assert_eq!(body["status"], "ready");
     assert_eq!(body["postgres"], "up");
     let (status, body) = api.get("/nope").await;
@@ -531,7 +429,7 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
-    let api = spawn_api(1024 * 1024).await;
+    let api = TestApi::spawn().await;
     let job: Value = api
         .upload("MOCK_DATA_1.xlsx", mock_1())
         .await
@@ -539,7 +437,7 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
         .await
         .expect("json");
     let id = job["id"].as_str().expect("id").to_owned();
-    api.wait_published(1).await;
+    api.wait_ready_in_work_queue(1).await;
     // Bury it by hand: take its message off the work queue into the DLQ, mark the job dead.
     let env = &api.env;
     let channel = env.channel().await.expect("channel");
@@ -567,18 +465,12 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
         .await
         .expect("bury");
 
-    let post = |query: &'static str| {
-        api.http
-            .post(format!("{}/api/dead-letters/redrive{query}", api.base))
-            .send()
-    };
     assert_eq!(
-        post("?limit=0").await.expect("request").status(),
+        api.post("/api/dead-letters/redrive?limit=0").await.0,
         StatusCode::BAD_REQUEST
     );
-    let response = post("").await.expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
-    let report: Value = response.json().await.expect("json");
+    let (status, report) = api.post("/api/dead-letters/redrive").await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (report["moved"].as_u64(), report["left"].as_u64()),
         (Some(1), Some(0))
@@ -590,7 +482,7 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
         (Some("queued"), Some(0))
     );
     assert_eq!(job["message"], "Re-driven from the DLQ");
-    assert_eq!(api.published().await, 1, "back in the work queue");
+    assert_eq!(api.ready_in_work_queue().await, 1, "back in the work queue");
     assert_eq!(
         env.ready_messages(&env.topology.dead_letter_queue)
             .await
@@ -599,45 +491,10 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
     );
 }
 
-/// Serves the api on port 0 with the state `AppState::new` gives, changed by `adjust` (e.g.
-/// a metrics handle or readiness rules).
-async fn spawn_api_adjusted(adjust: impl FnOnce(AppState) -> AppState) -> TestApi {
-    let env = TestEnv::new().await.expect("test services");
-    let state = adjust(AppState::new(
-        env.db.clone(),
-        Publisher::new(env.amqp.clone(), env.topology.clone()),
-        1024 * 1024,
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app = Application::from_parts(listener, state);
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    TestApi {
-        env,
-        base,
-        http: reqwest::Client::new(),
-        stop,
-    }
-}
-
 /// `GET /metrics`: the status, the content type and the page.
 async fn scrape(api: &TestApi) -> (StatusCode, String, String) {
-    let response = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let response = api.get_response("/metrics").await;
+    let (status, content_type) = (response.status(), content_type(&response));
     (status, content_type, response.text().await.expect("body"))
 }
 
@@ -650,26 +507,19 @@ fn sample(page: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_answer_200_text_plain_and_count_enqueued_and_published_jobs() {
     // Without a recorder (the default state) the page is empty, but well-formed.
-    let bare = spawn_api(1024 * 1024).await;
+    let bare = TestApi::spawn().await;
     let (status, content_type, _) = scrape(&bare).await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/plain"), "{content_type}");
 
     // With the process's recorder. Under `cargo test` other tests of this binary record too,
     // so counts are lower bounds here.
-    let api = spawn_api_adjusted(|state| AppState {
+    let api = TestApi::spawn_with(|state| AppState {
         metrics: Some(burrow_api::metrics::install()),
         ..state
     })
     .await;
-    let created = api
-        .http
-        .post(format!("{}/api/jobs", api.base))
-        .json(&serde_json::json!({ "kind": "noop" }))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(created.status(), StatusCode::ACCEPTED);
+    api.create_job().await;
     let page = eventually(
         "the relay to publish and the metrics to show it",
         || async {
@@ -692,28 +542,16 @@ async fn metrics_answer_200_text_plain_and_count_enqueued_and_published_jobs() {
 
 #[tokio::test]
 async fn readyz_is_degraded_when_queued_jobs_pass_the_backlog_threshold() {
-    let api = spawn_api_adjusted(|state| AppState {
+    let api = TestApi::spawn_with(|state| AppState {
         readiness: burrow_shared::readiness::ReadinessRules::new(1, 10),
         ..state
     })
     .await;
     for _ in 0..2 {
-        let created = api
-            .http
-            .post(format!("{}/api/jobs", api.base))
-            .json(&serde_json::json!({ "kind": "noop" }))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(created.status(), StatusCode::ACCEPTED);
+        api.create_job().await;
     }
     // No worker runs here: both jobs stay queued, over the threshold of 1.
-    let body = eventually("/readyz to report rabbitmq up", || async {
-        let (status, body) = api.get("/readyz").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        (body["rabbitmq"] == "up").then_some(body)
-    })
-    .await;
+    let body = api.readyz_once_rabbitmq_is_up().await;
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["jobs_waiting"], 2, "{body}");
     let reasons = body["reasons"].as_array().expect("reasons");

@@ -1,55 +1,22 @@
 //! Authentication against the real services: API keys, owner isolation, admin endpoints,
 //! revocation and the per-key rate limit.
 
+mod support;
+
 use burrow_api::auth::{Auth, AuthMode};
-use burrow_api::publisher::Publisher;
 use burrow_api::state::AppState;
-use burrow_api::Application;
 use burrow_shared::api_keys;
-use burrow_shared::testing::TestEnv;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use support::TestApi;
 
-struct Api {
-    env: TestEnv,
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
+/// Serves the api with `auth` in place of the default (off).
+async fn spawn(auth: Auth) -> TestApi {
+    TestApi::spawn_with(|state| AppState { auth, ..state }).await
 }
 
-impl Drop for Api {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn spawn(auth: Auth) -> Api {
-    let env = TestEnv::new().await.expect("services");
-    let state = AppState {
-        auth,
-        ..AppState::new(
-            env.db.clone(),
-            Publisher::new(env.amqp.clone(), env.topology.clone()),
-            1 << 20,
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app = Application::from_parts(listener, state);
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    Api {
-        env,
-        base,
-        http: reqwest::Client::new(),
-        stop,
-    }
-}
-
-impl Api {
+/// Helpers of this binary only: keys, and requests that carry one.
+impl TestApi {
     async fn key(&self, user: &str, admin: bool) -> String {
         api_keys::create_key(&self.env.db, user, user, admin)
             .await
@@ -63,11 +30,11 @@ impl Api {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut request = match method {
-            "POST" => self.http.post(url),
-            _ => self.http.get(url),
+        let method = match method {
+            "POST" => Method::POST,
+            _ => Method::GET,
         };
+        let mut request = self.request(method, path);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
@@ -89,12 +56,7 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
         api.key("ops", true).await,
     );
 
-    let response = api
-        .http
-        .get(format!("{}/api/jobs", api.base))
-        .send()
-        .await
-        .expect("request");
+    let response = api.get_response("/api/jobs").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(
@@ -206,8 +168,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     let mut retry_after = None;
     for _ in 0..4 {
         let response = api
-            .http
-            .get(format!("{}/api/jobs", api.base))
+            .request(Method::GET, "/api/jobs")
             .bearer_auth(&key)
             .send()
             .await

@@ -4,127 +4,19 @@
 //! No worker runs here: jobs are put into the states a test needs with SQL, and published
 //! messages stay ready in the work queue.
 
-use std::future::Future;
-use std::time::Duration;
+mod support;
 
-use burrow_api::publisher::Publisher;
-use burrow_api::state::AppState;
-use burrow_api::Application;
-use burrow_shared::testing::TestEnv;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-
-/// How long a test waits for the relay's asynchronous effects before failing.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An AMQP URL nothing listens on: a broker that is down.
-const CLOSED_PORT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+use support::TestApi;
 
 /// The import error of `bad_non_numeric_id.xlsx`, as the worker records it.
 const ROW_7_ERROR: &str = r#"row 7, column Id (cell A7): expected a whole number, found "abc""#;
 
-/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct TestApi {
-    env: TestEnv,
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-}
-
-impl Drop for TestApi {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-/// Serves the api on port 0 over a fresh database and topology.
-async fn spawn_api() -> TestApi {
-    let env = TestEnv::new().await.expect("test services");
-    let amqp = env.amqp.clone();
-    spawn_api_with(env, amqp).await
-}
-
-/// An api whose broker is down: its pool points at a closed port.
-async fn spawn_api_without_broker() -> TestApi {
-    let env = TestEnv::new().await.expect("test services");
-    let unreachable =
-        burrow_shared::amqp::amqp_pool(CLOSED_PORT_AMQP_URL, 1).expect("a pool (lazy)");
-    spawn_api_with(env, unreachable).await
-}
-
-async fn spawn_api_with(env: TestEnv, amqp: deadpool_lapin::Pool) -> TestApi {
-    let state = AppState::new(
-        env.db.clone(),
-        Publisher::new(amqp, env.topology.clone()),
-        1024 * 1024,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app = Application::from_parts(listener, state);
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    TestApi {
-        env,
-        base,
-        http: reqwest::Client::new(),
-        stop,
-    }
-}
-
+/// Helpers of this binary only: jobs put into the states a test needs.
 impl TestApi {
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Creates a `noop` job through the api; its id.
-    async fn create_job(&self) -> String {
-        let (status, job) = self.post_json("/api/jobs", &json!({"kind": "noop"})).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
-        job["id"].as_str().expect("id").to_owned()
-    }
-
     /// Puts a job into `status` as a worker would have left it, ended `ago_secs` seconds ago.
     async fn set_state(&self, id: &str, status: &str, message: &str, ago_secs: i32) {
         sqlx::query(
@@ -142,26 +34,16 @@ impl TestApi {
         .await
         .expect("set state");
     }
-
-    async fn ready_in_work_queue(&self) -> u32 {
-        self.env
-            .ready_messages(&self.env.topology.work_queue)
-            .await
-            .expect("queue depth")
-    }
 }
 
 #[tokio::test]
 async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
-    let api = spawn_api().await;
+    let api = TestApi::spawn().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(api.create_job().await);
     }
-    eventually("5 messages in the work queue", || async {
-        (api.ready_in_work_queue().await == 5).then_some(())
-    })
-    .await;
+    api.wait_ready_in_work_queue(5).await;
     api.set_state(&ids[0], "processing", "", 0).await;
     api.set_state(&ids[1], "succeeded", "Done", 0).await;
     api.set_state(&ids[2], "failed", ROW_7_ERROR, 0).await;
@@ -226,7 +108,7 @@ async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
 
 #[tokio::test]
 async fn stats_report_null_queues_while_rabbitmq_is_down() {
-    let api = spawn_api_without_broker().await;
+    let api = TestApi::spawn_without_broker().await;
     let id = api.create_job().await;
     api.set_state(&id, "succeeded", "Done", 0).await;
     api.create_job().await;
@@ -246,7 +128,7 @@ async fn stats_report_null_queues_while_rabbitmq_is_down() {
 
 #[tokio::test]
 async fn failures_are_grouped_by_normalised_error_largest_group_first() {
-    let api = spawn_api().await;
+    let api = TestApi::spawn().await;
     let mut ids = Vec::new();
     for _ in 0..6 {
         ids.push(api.create_job().await);
@@ -310,7 +192,7 @@ async fn failures_are_grouped_by_normalised_error_largest_group_first() {
 
 #[tokio::test]
 async fn a_failure_group_lists_its_newest_hundred_jobs_and_counts_them_all() {
-    let api = spawn_api().await;
+    let api = TestApi::spawn().await;
     sqlx::query(
         "INSERT INTO jobs (id, kind, status, message, correlation_id, completed_at) \
          SELECT gen_random_uuid(), 'noop', 'failed', 'boom ' || n, gen_random_uuid(), \
@@ -334,15 +216,12 @@ async fn a_failure_group_lists_its_newest_hundred_jobs_and_counts_them_all() {
 
 #[tokio::test]
 async fn bulk_retry_requeues_failed_dead_and_cancelled_jobs_and_reports_each_id() {
-    let api = spawn_api().await;
+    let api = TestApi::spawn().await;
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(api.create_job().await);
     }
-    eventually("4 messages in the work queue", || async {
-        (api.ready_in_work_queue().await == 4).then_some(())
-    })
-    .await;
+    api.wait_ready_in_work_queue(4).await;
     api.set_state(&ids[0], "failed", ROW_7_ERROR, 0).await;
     api.set_state(&ids[1], "dead", "attempt 5 of 5 failed: timeout", 0)
         .await;
@@ -393,10 +272,8 @@ async fn bulk_retry_requeues_failed_dead_and_cancelled_jobs_and_reports_each_id(
         );
         assert_eq!(job["message"], "Retried on request");
     }
-    eventually("the 3 retried jobs' messages published", || async {
-        (api.ready_in_work_queue().await == 7).then_some(())
-    })
-    .await;
+    // The 3 retried jobs' messages are published again.
+    api.wait_ready_in_work_queue(7).await;
 
     // Retrying them again is refused per id (they are queued now), and nothing is published.
     let (_, again) = api
@@ -410,7 +287,7 @@ async fn bulk_retry_requeues_failed_dead_and_cancelled_jobs_and_reports_each_id(
 
 #[tokio::test]
 async fn bulk_retry_rejects_a_malformed_body() {
-    let api = spawn_api().await;
+    let api = TestApi::spawn().await;
     for body in [
         json!({"ids": []}),
         json!({"ids": "not a list"}),
@@ -435,10 +312,8 @@ async fn bulk_retry_rejects_a_malformed_body() {
 
 #[tokio::test]
 async fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
-    let api = spawn_api().await;
-    let get = |path: &'static str| api.http.get(format!("{}{path}", api.base)).send();
-
-    let page = get("/").await.expect("request");
+    let api = TestApi::spawn().await;
+    let page = api.get_response("/").await;
     assert_eq!(page.status(), StatusCode::OK);
     let headers = page.headers().clone();
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
@@ -453,13 +328,13 @@ async fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
         ("/dashboard/style.css", "text/css; charset=utf-8"),
         ("/dashboard/favicon.svg", "image/svg+xml"),
     ] {
-        let asset = get(path).await.expect("request");
+        let asset = api.get_response(path).await;
         assert_eq!(asset.status(), StatusCode::OK, "{path}");
         assert_eq!(asset.headers()["content-type"], content_type, "{path}");
         assert_eq!(asset.headers()["cache-control"], "no-cache", "{path}");
         assert!(!asset.bytes().await.expect("body").is_empty(), "{path}");
     }
-    let missing = get("/dashboard/secrets.txt").await.expect("request");
+    let missing = api.get_response("/dashboard/secrets.txt").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let missing: Value = missing.json().await.expect("json");
     assert_eq!(missing["error"], "not_found");

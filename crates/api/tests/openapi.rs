@@ -12,16 +12,14 @@
 //!
 //! The probes run against the real Postgres and RabbitMQ, like `tests/api.rs`.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use burrow_api::publisher::Publisher;
 use burrow_api::routes::{ApiDoc, ROUTES};
-use burrow_api::state::AppState;
-use burrow_api::Application;
-use burrow_shared::testing::TestEnv;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use support::{content_type, TestApi};
 use utoipa::OpenApi;
 
 /// The methods probed on every listed path. HEAD and OPTIONS are left out: axum answers HEAD
@@ -246,52 +244,14 @@ fn every_path_mounted_in_routes_mod_rs_is_listed() {
     assert_eq!(mounted, listed, "the paths of router() and of ROUTES");
 }
 
-/// An api on port 0 over its own database and topology.
-struct TestApi {
-    /// Keeps the database and queues until the test ends.
-    _env: TestEnv,
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-}
-
-impl Drop for TestApi {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn spawn_api() -> TestApi {
-    let env = TestEnv::new().await.expect("test services");
-    let state = AppState::new(
-        env.db.clone(),
-        Publisher::new(env.amqp.clone(), env.topology.clone()),
-        1024 * 1024,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app = Application::from_parts(listener, state);
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    TestApi {
-        _env: env,
-        base,
-        http: reqwest::Client::new(),
-        stop,
-    }
-}
-
+/// Helpers of this binary only: a request for each listed route.
 impl TestApi {
     /// A request for a listed route, with its path parameters filled in (`{id}`: `job`,
     /// `{file}`: a dashboard asset) and a small body or query where the route reads one.
     fn probe(&self, method: &str, path: &str, job: &str) -> reqwest::RequestBuilder {
         let concrete = path.replace("{id}", job).replace("{file}", "app.js");
         let method = Method::from_bytes(method.as_bytes()).expect("a method");
-        let request = self
-            .http
-            .request(method, format!("{}{concrete}", self.base));
+        let request = self.request(method, &concrete);
         match path {
             // A broker round trip, but an empty DLQ: moves nothing.
             "/api/dead-letters/redrive" => request.query(&[("limit", "1")]),
@@ -415,12 +375,7 @@ async fn check_answer(
     let Some(documented) = operation["responses"].get(status.as_str()) else {
         return vec![format!("{at}: answered {status}, which is not documented")];
     };
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = content_type(&response);
     let content = documented["content"].as_object();
     let media = content_type.split(';').next().unwrap_or_default().trim();
     let declared = content.is_some_and(|c| {
@@ -445,29 +400,18 @@ async fn check_answer(
 
 #[tokio::test]
 async fn every_listed_route_answers_as_documented_and_no_other_method() {
-    let api = spawn_api().await;
+    let api = TestApi::spawn().await;
     let spec = spec();
 
     // The served document is the generated one.
-    let served = api
-        .http
-        .get(format!("{}/api/openapi.json", api.base))
-        .send()
-        .await
-        .expect("request");
+    let served = api.get_response("/api/openapi.json").await;
     assert_eq!(served.status(), StatusCode::OK);
     let served: Value = served.json().await.expect("JSON");
     assert_eq!(served, spec, "GET /api/openapi.json serves ApiDoc");
 
     // Jobs to show, and one whose id fills `{id}`.
-    let seeded = api
-        .http
-        .post(format!("{}/api/simulate", api.base))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(seeded.status(), StatusCode::ACCEPTED);
-    let seeded: Value = seeded.json().await.expect("JSON");
+    let (status, seeded) = api.post("/api/simulate").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     let job = seeded["jobs"][0]["id"]
         .as_str()
         .expect("a job id")
