@@ -5,8 +5,8 @@
 //! Two tasks, alive while any clone of the [`Batcher`] is:
 //! - **the lock session**: one connection holding the advisory locks of every job this worker
 //!   runs ([`burrow_shared::job_lock`]). Each turn it releases the locks of jobs that ended,
-//!   then locks and claims the jobs whose deliveries arrived since the last turn
-//!   ([`job_batch::try_lock`], [`job_batch::claim`]). If the session dies, Postgres frees its
+//!   then locks and claims the jobs whose deliveries arrived since the last turn, all in one
+//!   statement ([`job_batch::release_lock_and_claim`]). If the session dies, Postgres frees its
 //!   locks; the next turn opens a new one and takes the running jobs' locks again.
 //! - **the completer**: marks succeeded, in one statement, the runs that wrote nothing
 //!   ([`burrow_shared::handler::RunTx`]) ([`job_batch::mark_succeeded`]).

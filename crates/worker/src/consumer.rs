@@ -33,9 +33,9 @@ pub struct ConsumerSettings {
 /// A session that lived this long counts as healthy: the reconnect backoff starts over.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
-/// Consumes the work queue until `shutdown` is cancelled, reconnecting after broker failures
-/// with exponential backoff and jitter (250 ms up to 30 s). Each new session re-declares the
-/// topology, so a broker that lost its definitions is repaired.
+/// Consumes the work queues (high priority first) until `shutdown` is cancelled, reconnecting
+/// after broker failures with exponential backoff and jitter (250 ms up to 30 s). Each new
+/// session re-declares the topology, so a broker that lost its definitions is repaired.
 ///
 /// # Errors
 /// None today: failures are logged and retried until shutdown. The `Result` leaves room for
