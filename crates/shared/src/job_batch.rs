@@ -102,6 +102,12 @@ pub async fn release_lock_and_claim(
     worker: &str,
 ) -> Result<(Vec<Uuid>, Vec<JobRow>), sqlx::Error> {
     let keys = |ids: &[Uuid]| ids.iter().map(|id| lock_key(*id)).collect::<Vec<i64>>();
+    if claim.is_empty() {
+        // The statement below reads `released` only while joining it to the ids to lock: with
+        // none, Postgres would never run the unlocks.
+        unlock(conn, release).await?;
+        return Ok((Vec::new(), Vec::new()));
+    }
     // `released` is a one-row aggregate joined into `locked`, so every release happens before
     // the first lock: a job released and asked for again in the same turn is locked once, not
     // twice. "Not ended" is spelled NOT IN on purpose: the status index cannot serve it, so
