@@ -90,18 +90,15 @@ impl<'a> RunTx<'a> {
     /// # Errors
     /// [`JobError::Retryable`] when no connection or transaction could be had.
     pub async fn conn(&mut self) -> Result<&mut PgConnection, JobError> {
-        if self.slot.is_none() {
-            let tx = self
+        let tx = match self.slot.take() {
+            Some(tx) => tx,
+            None => self
                 .db
                 .begin()
                 .await
-                .map_err(|e| JobError::Retryable(format!("database: {e}")))?;
-            *self.slot = Some(tx);
-        }
-        match self.slot.as_deref_mut() {
-            Some(conn) => Ok(conn),
-            None => Err(JobError::Retryable("no transaction".to_owned())),
-        }
+                .map_err(|e| JobError::Retryable(format!("database: {e}")))?,
+        };
+        Ok(&mut **self.slot.insert(tx))
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! RabbitMQ may hand two deliveries of one job to two workers at once (a duplicate publish, or a
 //! redelivery while the first worker is still running). Only one may run the job; the other
-//! sees the lock taken and acks its copy without work. Its message is not needed: the holder's
-//! own delivery stays unacked until the holder commits, so if the holder dies, that delivery is
-//! redelivered. The lock lives on the holder's database session, so a crashed worker releases it
-//! when its connection drops (<https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS>).
+//! sees the lock taken and parks its copy in a delay queue until the job has ended or the lock
+//! is free. The lock lives on a database session (a worker holds the locks of all its running
+//! jobs on one, see `burrow_worker::batcher`), so a crashed worker releases them when its
+//! connection drops (<https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS>).
+//! [`JobLock`] takes one lock on a connection of its own: the sweeper uses it to tell a live
+//! run from a dead one.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};

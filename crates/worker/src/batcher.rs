@@ -150,21 +150,21 @@ impl LockSession {
     /// Its own, outside the pool: its locks must live exactly as long as this session, not go
     /// back to the pool still held.
     async fn conn(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
-        if self.conn.is_none() {
-            let mut conn = job_batch::open_session(&self.db).await?;
-            if !self.held.is_empty() {
-                let held: Vec<Uuid> = self.held.iter().copied().collect();
-                let relocked = job_batch::try_lock(&mut conn, &held).await?;
-                if relocked.len() < held.len() {
-                    warn!(
-                        lost = held.len() - relocked.len(),
-                        "lock session reopened; some running jobs' locks are now held elsewhere"
-                    );
-                }
-            }
-            self.conn = Some(conn);
+        if let Some(conn) = self.conn.take() {
+            return Ok(self.conn.insert(conn));
         }
-        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
+        let mut conn = job_batch::open_session(&self.db).await?;
+        if !self.held.is_empty() {
+            let held: Vec<Uuid> = self.held.iter().copied().collect();
+            let relocked = job_batch::try_lock(&mut conn, &held).await?;
+            if relocked.len() < held.len() {
+                warn!(
+                    lost = held.len() - relocked.len(),
+                    "lock session reopened; some running jobs' locks are now held elsewhere"
+                );
+            }
+        }
+        Ok(self.conn.insert(conn))
     }
 
     /// Releases the locks of jobs that ended, then answers the claims.
@@ -243,8 +243,10 @@ impl LockSession {
 async fn run_completer(db: PgPool, mut completions: mpsc::UnboundedReceiver<Completion>) {
     let mut conn: Option<PgConnection> = None;
     while let Some(first) = completions.recv().await {
-        let batch = gather(first, &mut completions);
-        let done: Vec<(Uuid, JobOutput)> = batch.iter().map(|c| (c.id, c.output.clone())).collect();
+        let (done, replies): (Vec<(Uuid, JobOutput)>, Vec<_>) = gather(first, &mut completions)
+            .into_iter()
+            .map(|c| ((c.id, c.output), (c.id, c.reply)))
+            .unzip();
         let started = std::time::Instant::now();
         let result = match conn.take() {
             Some(c) => Ok(c),
@@ -269,14 +271,14 @@ async fn run_completer(db: PgPool, mut completions: mpsc::UnboundedReceiver<Comp
         match result {
             Ok(changed) => {
                 let changed: HashSet<Uuid> = changed.into_iter().collect();
-                for completion in batch {
-                    let _ = completion.reply.send(Ok(changed.contains(&completion.id)));
+                for (id, reply) in replies {
+                    let _ = reply.send(Ok(changed.contains(&id)));
                 }
             }
             Err(e) => {
                 let error = e.to_string();
-                for completion in batch {
-                    let _ = completion.reply.send(Err(error.clone()));
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }
