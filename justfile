@@ -14,13 +14,20 @@ services:
 demo: services
     bash deploy/local/demo.sh
 
-# The whole test suite, against the real services on localhost (cargo-nextest if installed).
+# The whole test suite, against the real services on localhost (cargo-nextest if installed),
+# then the doc examples (nextest does not run doctests).
 test: services
     if cargo nextest --version >/dev/null 2>&1; then \
       cargo nextest run --workspace --all-features --no-fail-fast; \
     else \
       cargo test --workspace --all-features --no-fail-fast; \
     fi
+    cargo test --doc --workspace --all-features
+
+# The api answers as its OpenAPI document says: schemathesis (--checks all, pinned in
+# crates/api/contract/) against an isolated api with keys required (about 3 min).
+contract: services
+    bash crates/api/contract/run.sh
 
 # Formatting and lints, warnings as errors.
 lint:
@@ -43,6 +50,34 @@ chaos: services
 # Validate deploy/: compose.yaml (Compose spec), k8s/ (Kubernetes and KEDA schemas), Dockerfile (hadolint).
 deploy-check:
     bash deploy/validate.sh
+
+# Local Debian base (debootstrap), release binaries built on this host; checks user and HEALTHCHECK.
+# The api and worker images from deploy/Dockerfile with podman; prints their sizes.
+images:
+    bash deploy/containers/images.sh
+
+# RabbitMQ 4.0 and PostgreSQL 17 built from Debian's packages; removes all it made afterwards.
+# deploy/compose.yaml with podman-compose: workers 3 -> 5 -> 1, fixtures imported, one killed, 0 lost.
+compose-test: images
+    bash deploy/containers/compose-test.sh
+
+# The fault-injection suite stops and restarts the containers' services, not this machine's.
+# The tests and the chaos suite against RabbitMQ 4.0 and PostgreSQL 17 in containers.
+matrix:
+    bash deploy/containers/matrix.sh
+
+# promtool comes from Debian's prometheus package, installed if missing; only promtool is used, so
+# the server the package may start is stopped (it would listen on 9090, the worker's port).
+# Alerting rules (promtool check + unit tests) and the Grafana dashboard (JSON, known metrics only).
+alerts-check:
+    command -v promtool >/dev/null 2>&1 || { \
+      apt-get update && apt-get install -y --no-install-recommends prometheus; \
+      if [ -d /run/systemd/system ]; then systemctl disable --now prometheus || true; \
+      elif [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop || true; fi; \
+    }
+    promtool check rules deploy/prometheus/alerts.yaml
+    promtool test rules deploy/prometheus/alerts_test.yaml
+    python3 deploy/grafana/check_dashboard.py deploy/grafana/burrow.json --rules deploy/prometheus/alerts.yaml
 
 # Measured scale-out: 2,000 sleep jobs on 1, 2 and 4 worker processes, then one SIGKILLed (about 3 min).
 scale-demo: services

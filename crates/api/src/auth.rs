@@ -12,15 +12,16 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use burrow_shared::api_keys;
 use burrow_shared::jobs::JobRow;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use sqlx::PgPool;
+
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Whether API keys are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,24 +99,29 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// Any state that holds the key settings and the database (the api's `AppState`) can
+/// authenticate callers.
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Auth: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if state.auth.mode == AuthMode::Off {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_ref(state);
+        if auth.mode == AuthMode::Off {
             return Ok(Caller {
                 user_id: None,
                 admin: true,
             });
         }
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        let owner = api_keys::find_owner(&state.db, key)
+        let owner = api_keys::find_owner(&PgPool::from_ref(state), key)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if let Err(not_until) = state.auth.limiter.check_key(&api_keys::hash_key(key)) {
+        if let Err(not_until) = auth.limiter.check_key(&api_keys::hash_key(key)) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ApiError::TooManyRequests {
                 retry_after_secs: wait.as_secs().max(1),

@@ -8,6 +8,9 @@
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `BIND_ADDR` | `127.0.0.1:8080` | listen address (`0.0.0.0:8080` in a container) |
 //! | `UPLOAD_MAX_BYTES` | 52428800 (50 MiB) | largest accepted upload, enforced while streaming |
+//! | `IMPORT_MAX_UNCOMPRESSED_BYTES` | 2147483648 (2 GiB) | an upload's zip entries may inflate to this many bytes in all (else 422) |
+//! | `IMPORT_MAX_COMPRESSION_RATIO` | 100 | largest inflated:compressed ratio of an entry over 1 MiB (else 422: a zip bomb) |
+//! | `IMPORT_MAX_SHARED_STRINGS_BYTES` | 134217728 (128 MiB) | largest real inflated size of an upload's shared-strings table (else 422) |
 //! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many queued (due) jobs |
 //! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when jobs waited this long and none finished |
 //! | `AUTH_MODE` | `off` on a loopback `BIND_ADDR`, else `keys` | `keys`: every `/api` call needs an API key; `off`: every call is an admin (development) |
@@ -16,10 +19,11 @@
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them
-//! (see [`crate::relay`]). Postgres is needed: the api does not start without it.
+//! (see [`burrow_shared::relay`]). Postgres is needed: the api does not start without it.
 
 use std::net::SocketAddr;
 
+use burrow_shared::import::{ImportLimitArgs, ImportLimits};
 use burrow_shared::readiness::{self, ReadinessRules};
 use clap::Parser;
 
@@ -57,6 +61,9 @@ pub struct ApiConfig {
     /// Largest accepted upload in bytes (the file itself), enforced while streaming.
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = DEFAULT_UPLOAD_MAX_BYTES)]
     pub upload_max_bytes: usize,
+    /// The `IMPORT_*` package limits (the worker reads the same).
+    #[command(flatten)]
+    pub import: ImportLimitArgs,
     /// `keys` or `off`; unset: `off` on a loopback bind address, `keys` otherwise.
     #[arg(long, env = "AUTH_MODE")]
     pub auth_mode: Option<String>,
@@ -78,6 +85,12 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    /// The limits an upload's package is checked against before it is stored (the `IMPORT_*`
+    /// settings); the limits checked while parsing (rows, columns, cells) are the worker's.
+    pub fn import_limits(&self) -> ImportLimits {
+        self.import.limits()
+    }
+
     /// When `/readyz` says `degraded`.
     pub fn readiness_rules(&self) -> ReadinessRules {
         ReadinessRules::new(self.ready_backlog_threshold, self.ready_stall_minutes)

@@ -2,7 +2,7 @@
 //!
 //! Client errors carry a clear reason. Database errors become 500, are logged once here, and
 //! their text never reaches the client. Broker errors never reach a request: handlers only
-//! write the outbox (see [`crate::relay`]).
+//! write the outbox (see [`burrow_shared::relay`]).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ pub enum ApiError {
     /// 404: no such job or route.
     #[error("{0}")]
     NotFound(String),
-    /// 413: the upload is larger than the configured limit.
+    /// 413: the upload (or another body) is larger than the limit.
     #[error("the upload is larger than the limit of {limit_bytes} bytes")]
     PayloadTooLarge {
         /// The limit, in bytes.
@@ -74,6 +74,21 @@ impl ApiError {
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::BrokerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl ApiError {
+    /// A JSON body axum could not read: 413 when it is larger than `limit_bytes` (the route's
+    /// body limit), else 422 with axum's reason.
+    pub fn from_json_rejection(
+        rejection: axum::extract::rejection::JsonRejection,
+        limit_bytes: usize,
+    ) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit_bytes }
+        } else {
+            ApiError::Unprocessable(rejection.body_text())
         }
     }
 }

@@ -7,13 +7,15 @@
 //! - [`startup`]: [`Application`]: build from config, serve (and relay) until stopped.
 //! - [`routes`]: one file per route, [`routes::router`], the list of its routes
 //!   ([`routes::ROUTES`]) and their OpenAPI document ([`routes::ApiDoc`]).
-//! - [`enqueue`]: store a job, its file and its outbox message in one transaction.
-//! - [`relay`]: the outbox relay: publish pending messages, stamp the confirmed ones.
+//! - [`enqueue`]: a request's jobs in one transaction ([`burrow_shared::enqueue_many`]), then wake
+//!   the relay ([`burrow_shared::relay`], run beside the server).
 //! - [`publisher`]: what handlers and the relay share: broker pool, wake-up, broker health.
 //! - [`failpoint`]: test-only crash points for the fault-injection suite.
 //! - [`metrics`]: the Prometheus metric names (with units), the recorder, recording helpers.
 //! - [`state`]: [`state::AppState`], what handlers share.
 //! - [`error`]: [`error::ApiError`], the JSON error responses.
+//! - `testing` (feature `test-support`): the harness of the integration tests (api, worker,
+//!   chaos): an api on port 0 over a private database and queue names, and a client.
 //!
 //! `main.rs` only reads config, starts tracing and runs a subcommand.
 
@@ -24,9 +26,10 @@ pub mod error;
 pub mod failpoint;
 pub mod metrics;
 pub mod publisher;
-pub mod relay;
 pub mod routes;
 pub mod startup;
 pub mod state;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use startup::Application;

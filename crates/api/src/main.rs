@@ -60,7 +60,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            Application::build(&cli.config)
+            // The engine knows no kinds: this binary accepts the ones burrow ships.
+            let registry = burrow_shared::kinds::shipped(Default::default());
+            Application::build(&cli.config, registry)
                 .await?
                 .run_until_stopped(shutdown)
                 .await

@@ -4,24 +4,26 @@
 //! | metric | type | labels | unit: meaning |
 //! |---|---|---|---|
 //! | `burrow_jobs_enqueued_total` | counter | `kind` | jobs: created by this api process (an idempotent replay creates none) |
-//! | `burrow_outbox_published_total` | counter | | messages: outbox rows this process's relay published (broker-confirmed) |
-//! | `burrow_outbox_pending` | gauge | | messages: outbox rows not yet published (all replicas), as last seen by the relay |
+//! | `burrow_outbox_published_total`, `burrow_outbox_pending` | | | the relay's ([`burrow_shared::relay_metrics`]) |
 //!
 //! The recorder is global (the `metrics` facade's design): [`install`] installs it once per
 //! process, in [`crate::Application::build`]. Without it (tests that build the api from parts)
 //! the helpers record nothing and `/metrics` serves an empty page.
+//!
+//! Every counter is on the page from start-up, at 0, as Prometheus advises for series known in
+//! advance (<https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics>): a
+//! rate over a series that appears only at its first increment misses that increment.
+//! [`install`] registers the unlabelled ones and [`zero_known`] the `kind` of every kind of the
+//! registry; [`crate::routes::router`] calls it with the api's registry.
 
 use std::sync::OnceLock;
 
-use metrics::{describe_counter, describe_gauge, Unit};
+use metrics::{describe_counter, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Jobs created, by `kind`.
 pub const JOBS_ENQUEUED: &str = "burrow_jobs_enqueued_total";
-/// Outbox rows published with a broker confirm.
-pub const OUTBOX_PUBLISHED: &str = "burrow_outbox_published_total";
-/// Outbox rows waiting to be published.
-pub const OUTBOX_PENDING: &str = "burrow_outbox_pending";
+pub use burrow_shared::relay_metrics::{OUTBOX_PENDING, OUTBOX_PUBLISHED};
 
 /// The Prometheus text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,19 +33,19 @@ pub fn record_enqueued(kind: &str) {
     metrics::counter!(JOBS_ENQUEUED, "kind" => kind.to_owned()).increment(1);
 }
 
-/// Counts outbox rows the broker confirmed.
-pub fn record_published(rows: usize) {
-    metrics::counter!(OUTBOX_PUBLISHED).increment(u64::try_from(rows).unwrap_or(u64::MAX));
-}
-
-/// Sets the outbox backlog, in messages.
-pub fn record_pending(rows: i64) {
-    metrics::gauge!(OUTBOX_PENDING).set(rows as f64);
+/// Registers every counter of the api at 0 (adding 0 changes no value): the unlabelled ones,
+/// and [`JOBS_ENQUEUED`] for each of `kinds` (the registry's: the label values this api can
+/// record). Call it once the recorder is installed; calling it again is harmless.
+pub fn zero_known<'a>(kinds: impl IntoIterator<Item = &'a str>) {
+    for kind in kinds {
+        metrics::counter!(JOBS_ENQUEUED, "kind" => kind.to_owned()).increment(0);
+    }
 }
 
 /// Installs the Prometheus recorder for this process (the first call; later calls return the
 /// same handle) and describes every metric. If another recorder is installed already, warns and
-/// returns the handle of a recorder nobody records to: `/metrics` is then empty.
+/// returns the handle of a recorder nobody records to: `/metrics` is then empty. Registers the
+/// unlabelled counters at 0 ([`zero_known`] does the labelled ones).
 ///
 /// Nothing here records histograms, so no upkeep task is needed (rendering does the rest).
 pub fn install() -> PrometheusHandle {
@@ -52,6 +54,7 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
             Ok(handle) => {
                 describe();
+                burrow_shared::relay_metrics::describe();
                 handle
             }
             Err(e) => {
@@ -68,15 +71,5 @@ fn describe() {
         JOBS_ENQUEUED,
         Unit::Count,
         "Jobs created by this api process."
-    );
-    describe_counter!(
-        OUTBOX_PUBLISHED,
-        Unit::Count,
-        "Outbox messages this process's relay published, broker-confirmed."
-    );
-    describe_gauge!(
-        OUTBOX_PENDING,
-        Unit::Count,
-        "Outbox messages not yet published, as last seen by the relay."
     );
 }

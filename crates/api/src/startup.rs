@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burrow_shared::handler::Registry;
+use burrow_shared::relay::OutboxRelay;
 use burrow_shared::Topology;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ApiConfig;
 use crate::publisher::Publisher;
-use crate::relay::run_relay;
 use crate::routes::router;
 use crate::state::AppState;
 
@@ -30,14 +31,15 @@ pub struct Application {
 
 impl Application {
     /// Connects to Postgres, prepares the broker pool, installs the process's metrics recorder
-    /// (once per process) and binds the listen address.
+    /// (once per process) and binds the listen address. The api accepts the kinds of
+    /// `registry` (the binary passes the shipped ones).
     ///
     /// RabbitMQ is not contacted here: the api starts, and accepts jobs into the outbox, while
     /// the broker is down; the relay connects (and declares the topology) when it can.
     ///
     /// # Errors
     /// If Postgres is unreachable, `AMQP_URL` is invalid, or the address cannot be bound.
-    pub async fn build(config: &ApiConfig) -> anyhow::Result<Self> {
+    pub async fn build(config: &ApiConfig, registry: Registry) -> anyhow::Result<Self> {
         let db = burrow_shared::db::connect(&config.database_url, config.database_max_connections)
             .await
             .context("connecting to DATABASE_URL")?;
@@ -56,7 +58,9 @@ impl Application {
             readiness: config.readiness_rules(),
             metrics: Some(crate::metrics::install()),
             auth: config.auth()?,
-            ..AppState::new(db, publisher, config.upload_max_bytes)
+            import_limits: config.import_limits(),
+            profiles: config.import.profiles()?,
+            ..AppState::new(db, publisher, config.upload_max_bytes, registry)
         };
         if state.auth.mode == crate::auth::AuthMode::Off {
             tracing::warn!("AUTH_MODE=off: every request acts as an admin (development only)");
@@ -90,11 +94,14 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, "api listening");
         // The relay's own token: it must outlive the HTTP drain, which `shutdown` starts.
         let relay_stop = CancellationToken::new();
-        let mut relay = tokio::spawn(run_relay(
+        let publisher = &self.state.publisher;
+        let relay = OutboxRelay::new(
             self.state.db.clone(),
-            self.state.publisher.clone(),
-            relay_stop.clone(),
-        ));
+            publisher.pool().clone(),
+            publisher.topology().clone(),
+        )
+        .with_handle(publisher.relay());
+        let mut relay = tokio::spawn(relay.run(relay_stop.clone()));
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;

@@ -8,70 +8,60 @@ mod support;
 
 use std::time::Duration;
 
-use burrow_api::publisher::Publisher;
-use burrow_api::relay::run_relay;
 use burrow_api::state::AppState;
 use burrow_shared::fixtures::{mock_file_name, people_xlsx, BadFixture, Person};
+use burrow_shared::relay::OutboxRelay;
 use burrow_shared::JobMessage;
+use clap::Parser as _;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use support::{content_type, eventually, TestApi};
 use tokio_util::sync::CancellationToken;
 
-/// Helpers of this binary only: uploads, and what the api stored.
-impl TestApi {
-    async fn upload(&self, file_name: &str, bytes: Vec<u8>) -> reqwest::Response {
-        let form = Form::new()
-            .text("user_id", "alice")
-            .part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
-        self.request(Method::POST, "/api/jobs")
-            .multipart(form)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    async fn stored_jobs(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM jobs")
-            .fetch_one(&self.env.db)
-            .await
-            .expect("count")
-    }
-
-    async fn stored_files(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM job_files")
-            .fetch_one(&self.env.db)
-            .await
-            .expect("count")
-    }
-
-    /// Outbox rows: (all, pending).
-    async fn outbox_rows(&self) -> (i64, i64) {
-        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
-            .fetch_one(&self.env.db)
-            .await
-            .expect("count")
-    }
-
-    /// Asserts the request left no trace: no job, no file, no outbox row, no message.
-    async fn assert_nothing_stored_or_published(&self) {
-        assert_eq!(self.stored_jobs().await, 0, "no job row");
-        assert_eq!(self.stored_files().await, 0, "no file row");
-        assert_eq!(self.outbox_rows().await, (0, 0), "no outbox row");
-        assert_eq!(self.ready_in_work_queue().await, 0, "no message");
-    }
-
-    /// Polls `/readyz`, asserting 200 each time, until it reports RabbitMQ up (the relay
-    /// connects in the background); the report.
-    async fn readyz_once_rabbitmq_is_up(&self) -> Value {
-        eventually("/readyz to report rabbitmq up", || async {
-            let (status, body) = self.get("/readyz").await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            (body["rabbitmq"] == "up").then_some(body)
-        })
+// Helpers of this binary only: uploads, and what the api stored.
+async fn upload(api: &TestApi, file_name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let form = Form::new()
+        .text("user_id", "alice")
+        .part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
+    api.request(Method::POST, "/api/jobs")
+        .multipart(form)
+        .send()
         .await
-    }
+        .expect("request")
+}
+
+async fn stored_jobs(api: &TestApi) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&api.env.db)
+        .await
+        .expect("count")
+}
+
+async fn stored_files(api: &TestApi) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM job_files")
+        .fetch_one(&api.env.db)
+        .await
+        .expect("count")
+}
+
+/// Outbox rows: (all, pending).
+async fn outbox_rows(api: &TestApi) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
+        .fetch_one(&api.env.db)
+        .await
+        .expect("count")
+}
+
+/// Polls `/readyz`, asserting 200 each time, until it reports RabbitMQ up (the relay
+/// connects in the background); the report.
+async fn readyz_once_rabbitmq_is_up(api: &TestApi) -> Value {
+    eventually("/readyz to report rabbitmq up", || async {
+        let (status, body) = api.get("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body["rabbitmq"] == "up").then_some(body)
+    })
+    .await
 }
 
 fn mock_1() -> Vec<u8> {
@@ -86,7 +76,7 @@ fn mock_1() -> Vec<u8> {
 #[tokio::test]
 async fn an_upload_is_accepted_stored_and_published_once() {
     let api = TestApi::spawn().await;
-    let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
+    let response = upload(&api, "MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = response.headers()["location"]
         .to_str()
@@ -100,7 +90,7 @@ async fn an_upload_is_accepted_stored_and_published_once() {
     assert_eq!(job["user_id"], "alice");
     assert_eq!(job["attempts"], 0);
 
-    assert_eq!(api.stored_files().await, 1);
+    assert_eq!(stored_files(&api).await, 1);
     let stored: Vec<u8> = sqlx::query_scalar("SELECT content FROM job_files")
         .fetch_one(&api.env.db)
         .await
@@ -129,7 +119,7 @@ async fn an_upload_is_accepted_stored_and_published_once() {
     );
     assert_eq!(message.message_count, 0, "exactly one message");
     eventually("the outbox row to be stamped published", || async {
-        (api.outbox_rows().await == (1, 0)).then_some(())
+        (outbox_rows(&api).await == (1, 0)).then_some(())
     })
     .await;
     assert_eq!(
@@ -165,21 +155,21 @@ async fn a_body_without_a_file_field_is_400_and_leaves_no_trace() {
     assert!(body["message"]
         .as_str()
         .is_some_and(|m| m.contains("`file`")));
-    api.assert_nothing_stored_or_published().await;
+    api.assert_nothing_stored_or_published("a body without a file")
+        .await;
 }
 
 #[tokio::test]
-async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
+async fn content_that_is_no_spreadsheet_is_415_whatever_its_name() {
     let api = TestApi::spawn().await;
-    let csv =
-        b"Id,FirstName,LastName,Email,Gender,IpAddress\n1,Ann,Lee,a@b.c,Female,1.2.3.4\n".to_vec();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     let truncated = BadFixture::Truncated.bytes();
     for (name, bytes) in [
-        ("people.xlsx", csv),
+        ("people.xlsx", png),
         ("truncated.xlsx", truncated),
         ("empty.xlsx", Vec::new()),
     ] {
-        let response = api.upload(name, bytes).await;
+        let response = upload(&api, name, bytes).await;
         assert_eq!(
             response.status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -189,7 +179,7 @@ async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
         assert!(
             body["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("not an .xlsx")),
+                .is_some_and(|m| m.starts_with("the file is")),
             "{name}: {body}"
         );
     }
@@ -205,7 +195,8 @@ async fn content_that_is_not_xlsx_is_415_whatever_its_name() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "neither multipart nor JSON"
     );
-    api.assert_nothing_stored_or_published().await;
+    api.assert_nothing_stored_or_published("uploads that are no spreadsheet")
+        .await;
 }
 
 #[tokio::test]
@@ -224,28 +215,80 @@ async fn an_upload_over_the_limit_is_413_and_leaves_no_trace() {
         "{} bytes",
         big.len()
     );
-    let response = api.upload("big.xlsx", big).await;
+    let response = upload(&api, "big.xlsx", big).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.expect("json error");
     assert_eq!(body["error"], "payload_too_large");
 
     let huge = [b"PK\x03\x04".to_vec(), vec![0u8; 512 * 1024]].concat();
-    let response = api.upload("huge.xlsx", huge).await;
+    let response = upload(&api, "huge.xlsx", huge).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    api.assert_nothing_stored_or_published().await;
+    api.assert_nothing_stored_or_published("uploads over the limit")
+        .await;
+}
+
+#[tokio::test]
+async fn an_upload_is_checked_against_the_configured_import_limits() {
+    // Built from its configuration, as `burrow-api serve` is: the IMPORT_* settings reach the
+    // package check. MOCK_DATA_1.xlsx inflates to some 30 KB, within the defaults.
+    let env = burrow_shared::testing::TestEnv::new()
+        .await
+        .expect("test services");
+    let config = burrow_api::config::ApiConfig::parse_from([
+        "burrow-api",
+        "--database-url",
+        &env.database_url,
+        "--amqp-url",
+        &env.amqp_url,
+        "--queue-prefix",
+        env.topology.prefix(),
+        "--bind-addr",
+        "127.0.0.1:0",
+        "--auth-mode",
+        "off",
+        "--import-max-uncompressed-bytes",
+        "4096",
+    ]);
+    assert_eq!(config.import_limits().max_uncompressed_bytes, 4096);
+    let app =
+        burrow_api::Application::build(&config, burrow_shared::kinds::shipped(Default::default()))
+            .await
+            .expect("the api");
+    let url = format!("http://127.0.0.1:{}/api/jobs", app.port());
+    let stop = CancellationToken::new();
+    let served = tokio::spawn(app.run_until_stopped(stop.clone()));
+
+    let form = Form::new().part("file", Part::bytes(mock_1()).file_name("MOCK_DATA_1.xlsx"));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.expect("json error");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("(limit 4096)"), "{body}");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&env.db)
+        .await
+        .expect("count");
+    assert_eq!(jobs, 0, "nothing stored");
+    stop.cancel();
+    served.await.expect("joined").expect("served");
 }
 
 #[tokio::test]
 async fn with_rabbitmq_unreachable_uploads_are_accepted_and_wait_in_the_outbox() {
     let api = TestApi::spawn_without_broker().await;
-    let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
+    let response = upload(&api, "MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let job: Value = response.json().await.expect("json");
     assert_eq!(job["status"], "queued");
 
-    assert_eq!(api.stored_jobs().await, 1);
-    assert_eq!(api.stored_files().await, 1);
-    assert_eq!(api.outbox_rows().await, (1, 1), "one pending outbox row");
+    assert_eq!(stored_jobs(&api).await, 1);
+    assert_eq!(stored_files(&api).await, 1);
+    assert_eq!(outbox_rows(&api).await, (1, 1), "one pending outbox row");
     assert_eq!(
         api.ready_in_work_queue().await,
         0,
@@ -263,25 +306,29 @@ async fn with_rabbitmq_unreachable_uploads_are_accepted_and_wait_in_the_outbox()
 #[tokio::test]
 async fn pending_outbox_rows_are_published_once_the_broker_is_reachable() {
     let api = TestApi::spawn_without_broker().await;
-    let response = api.upload("MOCK_DATA_1.xlsx", mock_1()).await;
+    let response = upload(&api, "MOCK_DATA_1.xlsx", mock_1()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let job: Value = response.json().await.expect("json");
-    assert_eq!(api.outbox_rows().await, (1, 1));
+    assert_eq!(outbox_rows(&api).await, (1, 1));
 
     // The broker "comes back": a relay with a working pool runs on the same database, like a
     // second api replica (the first api's relay keeps failing meanwhile).
     let stop = CancellationToken::new();
-    let publisher = Publisher::new(api.env.amqp.clone(), api.env.topology.clone());
-    let relay = tokio::spawn(run_relay(api.env.db.clone(), publisher, stop.clone()));
+    let relay = OutboxRelay::new(
+        api.env.db.clone(),
+        api.env.amqp.clone(),
+        api.env.topology.clone(),
+    );
+    let relay = tokio::spawn(relay.run(stop.clone()));
 
     eventually("the pending row to be stamped published", || async {
-        (api.outbox_rows().await == (1, 0)).then_some(())
+        (outbox_rows(&api).await == (1, 0)).then_some(())
     })
     .await;
     // Stamped means confirmed, so the message is in the queue now; give the relay time for a
     // few more polls to show it does not publish the row again.
     api.wait_ready_in_work_queue(1).await;
-    tokio::time::sleep(burrow_api::relay::POLL_INTERVAL * 2).await;
+    tokio::time::sleep(burrow_shared::relay::POLL_INTERVAL * 2).await;
     stop.cancel();
     relay.await.expect("the relay stops cleanly");
 
@@ -340,8 +387,7 @@ async fn the_job_list_pages_newest_first_and_filters() {
     let api = TestApi::spawn().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let job: Value = api
-            .upload("MOCK_DATA_1.xlsx", mock_1())
+        let job: Value = upload(&api, "MOCK_DATA_1.xlsx", mock_1())
             .await
             .json()
             .await
@@ -399,11 +445,11 @@ async fn simulate_enqueues_the_five_fixture_files() {
         .map(|j| j["file_name"].as_str().expect("name"))
         .collect();
     assert_eq!(names, (1..=5).map(mock_file_name).collect::<Vec<_>>());
-    assert_eq!(api.stored_jobs().await, 5);
+    assert_eq!(stored_jobs(&api).await, 5);
     // The relay publishes asynchronously.
     api.wait_ready_in_work_queue(5).await;
     eventually("all five outbox rows to be stamped", || async {
-        (api.outbox_rows().await == (5, 0)).then_some(())
+        (outbox_rows(&api).await == (5, 0)).then_some(())
     })
     .await;
 }
@@ -417,7 +463,7 @@ async fn health_and_readiness_answer() {
         (StatusCode::OK, Some("ok"))
     );
     // The relay connects in the background; until then the api is "degraded", not unready.
-    let body = api.readyz_once_rabbitmq_is_up().await;
+    let body = readyz_once_rabbitmq_is_up(&api).await;
     assert_eq!(body["status"], "ready");
     assert_eq!(body["postgres"], "up");
     let (status, body) = api.get("/nope").await;
@@ -430,8 +476,7 @@ async fn health_and_readiness_answer() {
 #[tokio::test]
 async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
     let api = TestApi::spawn().await;
-    let job: Value = api
-        .upload("MOCK_DATA_1.xlsx", mock_1())
+    let job: Value = upload(&api, "MOCK_DATA_1.xlsx", mock_1())
         .await
         .json()
         .await
@@ -551,7 +596,7 @@ async fn readyz_is_degraded_when_queued_jobs_pass_the_backlog_threshold() {
         api.create_job().await;
     }
     // No worker runs here: both jobs stay queued, over the threshold of 1.
-    let body = api.readyz_once_rabbitmq_is_up().await;
+    let body = readyz_once_rabbitmq_is_up(&api).await;
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["jobs_waiting"], 2, "{body}");
     let reasons = body["reasons"].as_array().expect("reasons");
@@ -562,4 +607,19 @@ async fn readyz_is_degraded_when_queued_jobs_pass_the_backlog_threshold() {
             .is_some_and(|r| r.starts_with("backlog")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_user_id_filter_with_a_nul_is_400_not_500() {
+    let api = TestApi::spawn().await;
+    let (status, body) = api.get("/api/jobs?user_id=a%00b").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("`user_id`: ")),
+        "{body}"
+    );
+    let (status, _) = api.get("/api/jobs?user_id=%20alice%20").await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -15,59 +15,57 @@ async fn spawn(auth: Auth) -> TestApi {
     TestApi::spawn_with(|state| AppState { auth, ..state }).await
 }
 
-/// Helpers of this binary only: keys, and requests that carry one.
-impl TestApi {
-    async fn key(&self, user: &str, admin: bool) -> String {
-        api_keys::create_key(&self.env.db, user, user, admin)
-            .await
-            .expect("key")
-    }
+// Helpers of this binary only: keys, and requests that carry one.
+async fn create_key(api: &TestApi, user: &str, admin: bool) -> String {
+    api_keys::create_key(&api.env.db, user, user, admin)
+        .await
+        .expect("key")
+}
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let method = match method {
-            "POST" => Method::POST,
-            _ => Method::GET,
-        };
-        let mut request = self.request(method, path);
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        (status, response.json().await.unwrap_or_default())
+async fn call(
+    api: &TestApi,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let method = match method {
+        "POST" => Method::POST,
+        _ => Method::GET,
+    };
+    let mut request = api.request(method, path);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
     }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
 }
 
 #[tokio::test]
 async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
     let api = spawn(Auth::new(AuthMode::Keys, 1000, 1000)).await;
     let (alice, bob, admin) = (
-        api.key("alice", false).await,
-        api.key("bob", false).await,
-        api.key("ops", true).await,
+        create_key(&api, "alice", false).await,
+        create_key(&api, "bob", false).await,
+        create_key(&api, "ops", true).await,
     );
 
     let response = api.get_response("/api/jobs").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(
-        api.call("GET", "/api/jobs", Some("bk_not_a_key"), None)
+        call(&api, "GET", "/api/jobs", Some("bk_not_a_key"), None)
             .await
             .0,
         StatusCode::UNAUTHORIZED
     );
     for public in ["/healthz", "/metrics"] {
         assert_eq!(
-            api.call("GET", public, None, None).await.0,
+            call(&api, "GET", public, None, None).await.0,
             StatusCode::OK,
             "{public}"
         );
@@ -75,48 +73,46 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
 
     // The owner tag comes from the key, not from the body.
     let body = json!({"kind": "noop", "user_id": "mallory"});
-    let (status, job) = api
-        .call("POST", "/api/jobs", Some(&alice), Some(body))
-        .await;
+    let (status, job) = call(&api, "POST", "/api/jobs", Some(&alice), Some(body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(job["user_id"], "alice");
     let id = job["id"].as_str().expect("id").to_owned();
 
     let path = format!("/api/jobs/{id}");
     assert_eq!(
-        api.call("GET", &path, Some(&alice), None).await.0,
+        call(&api, "GET", &path, Some(&alice), None).await.0,
         StatusCode::OK
     );
     assert_eq!(
-        api.call("GET", &path, Some(&bob), None).await.0,
+        call(&api, "GET", &path, Some(&bob), None).await.0,
         StatusCode::NOT_FOUND,
         "not 403"
     );
     assert_eq!(
-        api.call("POST", &format!("{path}/cancel"), Some(&bob), None)
+        call(&api, "POST", &format!("{path}/cancel"), Some(&bob), None)
             .await
             .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        api.call("GET", &format!("{path}/events"), Some(&bob), None)
+        call(&api, "GET", &format!("{path}/events"), Some(&bob), None)
             .await
             .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        api.call("GET", &path, Some(&admin), None).await.0,
+        call(&api, "GET", &path, Some(&admin), None).await.0,
         StatusCode::OK
     );
 
     let count = |page: Value| page["jobs"].as_array().map(Vec::len);
     assert_eq!(
-        count(api.call("GET", "/api/jobs", Some(&alice), None).await.1),
+        count(call(&api, "GET", "/api/jobs", Some(&alice), None).await.1),
         Some(1)
     );
     assert_eq!(
         count(
-            api.call("GET", "/api/jobs?user_id=alice", Some(&bob), None)
+            call(&api, "GET", "/api/jobs?user_id=alice", Some(&bob), None)
                 .await
                 .1
         ),
@@ -124,7 +120,7 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
     );
     assert_eq!(
         count(
-            api.call("GET", "/api/jobs?user_id=alice", Some(&admin), None)
+            call(&api, "GET", "/api/jobs?user_id=alice", Some(&admin), None)
                 .await
                 .1
         ),
@@ -133,15 +129,15 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
 
     // Admin endpoints.
     assert_eq!(
-        api.call("GET", "/api/stats", Some(&alice), None).await.0,
+        call(&api, "GET", "/api/stats", Some(&alice), None).await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        api.call("GET", "/api/stats", Some(&admin), None).await.0,
+        call(&api, "GET", "/api/stats", Some(&admin), None).await.0,
         StatusCode::OK
     );
     assert_eq!(
-        api.call("POST", "/api/dead-letters/redrive", Some(&bob), None)
+        call(&api, "POST", "/api/dead-letters/redrive", Some(&bob), None)
             .await
             .0,
         StatusCode::FORBIDDEN
@@ -155,7 +151,7 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
         1
     );
     assert_eq!(
-        api.call("GET", &path, Some(&alice), None).await.0,
+        call(&api, "GET", &path, Some(&alice), None).await.0,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -163,7 +159,7 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
 #[tokio::test]
 async fn a_key_over_its_rate_gets_429_with_retry_after() {
     let api = spawn(Auth::new(AuthMode::Keys, 1, 2)).await;
-    let key = api.key("alice", false).await;
+    let key = create_key(&api, "alice", false).await;
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..4 {
@@ -193,9 +189,9 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     );
     assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|secs| secs >= 1)));
     // Another key has its own budget.
-    let other = api.key("bob", false).await;
+    let other = create_key(&api, "bob", false).await;
     assert_eq!(
-        api.call("GET", "/api/jobs", Some(&other), None).await.0,
+        call(&api, "GET", "/api/jobs", Some(&other), None).await.0,
         StatusCode::OK
     );
 }

@@ -15,25 +15,23 @@ use support::TestApi;
 /// The import error of `bad_non_numeric_id.xlsx`, as the worker records it.
 const ROW_7_ERROR: &str = r#"row 7, column Id (cell A7): expected a whole number, found "abc""#;
 
-/// Helpers of this binary only: jobs put into the states a test needs.
-impl TestApi {
-    /// Puts a job into `status` as a worker would have left it, ended `ago_secs` seconds ago.
-    async fn set_state(&self, id: &str, status: &str, message: &str, ago_secs: i32) {
-        sqlx::query(
-            "UPDATE jobs SET status = $2, message = $3, attempts = 1, \
-                    started_at = now() - make_interval(secs => $4 + 1), \
-                    completed_at = CASE WHEN $2 IN ('queued', 'processing') THEN NULL \
-                                        ELSE now() - make_interval(secs => $4) END \
-             WHERE id = $1::uuid",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(message)
-        .bind(ago_secs)
-        .execute(&self.env.db)
-        .await
-        .expect("set state");
-    }
+// Helpers of this binary only: jobs put into the states a test needs.
+/// Puts a job into `status` as a worker would have left it, ended `ago_secs` seconds ago.
+async fn set_state(api: &TestApi, id: &str, status: &str, message: &str, ago_secs: i32) {
+    sqlx::query(
+        "UPDATE jobs SET status = $2, message = $3, attempts = 1, \
+                started_at = now() - make_interval(secs => $4 + 1), \
+                completed_at = CASE WHEN $2 IN ('queued', 'processing') THEN NULL \
+                                    ELSE now() - make_interval(secs => $4) END \
+         WHERE id = $1::uuid",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(message)
+    .bind(ago_secs)
+    .execute(&api.env.db)
+    .await
+    .expect("set state");
 }
 
 #[tokio::test]
@@ -44,11 +42,11 @@ async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
         ids.push(api.create_job().await);
     }
     api.wait_ready_in_work_queue(5).await;
-    api.set_state(&ids[0], "processing", "", 0).await;
-    api.set_state(&ids[1], "succeeded", "Done", 0).await;
-    api.set_state(&ids[2], "failed", ROW_7_ERROR, 0).await;
+    set_state(&api, &ids[0], "processing", "", 0).await;
+    set_state(&api, &ids[1], "succeeded", "Done", 0).await;
+    set_state(&api, &ids[2], "failed", ROW_7_ERROR, 0).await;
     // Ended long before the window: not in the throughput.
-    api.set_state(&ids[3], "succeeded", "Done", 3600).await;
+    set_state(&api, &ids[3], "succeeded", "Done", 3600).await;
     // A consumer on the DLQ, to see it counted (kept alive: dropping it cancels it).
     let channel = api.env.channel().await.expect("channel");
     let _consumer = channel
@@ -110,7 +108,7 @@ async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
 async fn stats_report_null_queues_while_rabbitmq_is_down() {
     let api = TestApi::spawn_without_broker().await;
     let id = api.create_job().await;
-    api.set_state(&id, "succeeded", "Done", 0).await;
+    set_state(&api, &id, "succeeded", "Done", 0).await;
     api.create_job().await;
 
     let (status, stats) = api.get("/api/stats").await;
@@ -134,31 +132,33 @@ async fn failures_are_grouped_by_normalised_error_largest_group_first() {
         ids.push(api.create_job().await);
     }
     // The same error in other rows and cells: one group. Newest completion first.
-    api.set_state(&ids[0], "failed", ROW_7_ERROR, 30).await;
-    api.set_state(
+    set_state(&api, &ids[0], "failed", ROW_7_ERROR, 30).await;
+    set_state(
+        &api,
         &ids[1],
         "failed",
         r#"row 12, column Id (cell A12): expected a whole number, found "x1""#,
         20,
     )
     .await;
-    api.set_state(
+    set_state(
+        &api,
         &ids[2],
         "failed",
         r#"row 3, column Id (cell A3): expected a whole number, found "?""#,
         10,
     )
     .await;
-    api.set_state(
+    set_state(
+        &api,
         &ids[3],
         "dead",
         "attempt 5 of 5 failed: connection refused",
         5,
     )
     .await;
-    api.set_state(&ids[4], "failed", "missing column Email", 5)
-        .await;
-    api.set_state(&ids[5], "succeeded", "Done", 5).await;
+    set_state(&api, &ids[4], "failed", "missing column Email", 5).await;
+    set_state(&api, &ids[5], "succeeded", "Done", 5).await;
 
     let (status, body) = api.get("/api/failures").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -222,11 +222,10 @@ async fn bulk_retry_requeues_failed_dead_and_cancelled_jobs_and_reports_each_id(
         ids.push(api.create_job().await);
     }
     api.wait_ready_in_work_queue(4).await;
-    api.set_state(&ids[0], "failed", ROW_7_ERROR, 0).await;
-    api.set_state(&ids[1], "dead", "attempt 5 of 5 failed: timeout", 0)
-        .await;
-    api.set_state(&ids[2], "cancelled", "Cancelled", 0).await;
-    api.set_state(&ids[3], "succeeded", "Done", 0).await;
+    set_state(&api, &ids[0], "failed", ROW_7_ERROR, 0).await;
+    set_state(&api, &ids[1], "dead", "attempt 5 of 5 failed: timeout", 0).await;
+    set_state(&api, &ids[2], "cancelled", "Cancelled", 0).await;
+    set_state(&api, &ids[3], "succeeded", "Done", 0).await;
     let unknown = uuid::Uuid::now_v7().to_string();
 
     let (status, body) = api

@@ -16,11 +16,13 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burrow_api::routes::{ApiDoc, ROUTES};
+use burrow_api::routes::{document, ROUTES};
+use burrow_shared::handler::Registry;
+use burrow_shared::import::ImportOptions;
+use burrow_shared::kinds::{Noop, Sleep};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{content_type, TestApi};
-use utoipa::OpenApi;
 
 /// The methods probed on every listed path. HEAD and OPTIONS are left out: axum answers HEAD
 /// wherever it answers GET.
@@ -40,12 +42,9 @@ fn documented(path: &str) -> bool {
     path.starts_with("/api/") || ["/healthz", "/readyz", "/metrics"].contains(&path)
 }
 
-/// The document as JSON, as the api serves it.
+/// The document as the api serves it with the shipped kinds (`AppState::new`'s registry).
 fn spec() -> Value {
-    let text = ApiDoc::openapi()
-        .to_json()
-        .expect("the document serialises");
-    serde_json::from_str(&text).expect("the document is JSON")
+    document(&burrow_shared::kinds::shipped(ImportOptions::default()))
 }
 
 /// Every operation of the document: (METHOD, path) → operation.
@@ -244,21 +243,19 @@ fn every_path_mounted_in_routes_mod_rs_is_listed() {
     assert_eq!(mounted, listed, "the paths of router() and of ROUTES");
 }
 
-/// Helpers of this binary only: a request for each listed route.
-impl TestApi {
-    /// A request for a listed route, with its path parameters filled in (`{id}`: `job`,
-    /// `{file}`: a dashboard asset) and a small body or query where the route reads one.
-    fn probe(&self, method: &str, path: &str, job: &str) -> reqwest::RequestBuilder {
-        let concrete = path.replace("{id}", job).replace("{file}", "app.js");
-        let method = Method::from_bytes(method.as_bytes()).expect("a method");
-        let request = self.request(method, &concrete);
-        match path {
-            // A broker round trip, but an empty DLQ: moves nothing.
-            "/api/dead-letters/redrive" => request.query(&[("limit", "1")]),
-            // Well-formed JSON these routes refuse (422) before storing anything.
-            "/api/jobs" | "/api/jobs/batch" | "/api/jobs/retry" => request.json(&json!({})),
-            _ => request,
-        }
+// Helpers of this binary only: a request for each listed route.
+/// A request for a listed route, with its path parameters filled in (`{id}`: `job`,
+/// `{file}`: a dashboard asset) and a small body or query where the route reads one.
+fn probe(api: &TestApi, method: &str, path: &str, job: &str) -> reqwest::RequestBuilder {
+    let concrete = path.replace("{id}", job).replace("{file}", "app.js");
+    let method = Method::from_bytes(method.as_bytes()).expect("a method");
+    let request = api.request(method, &concrete);
+    match path {
+        // A broker round trip, but an empty DLQ: moves nothing.
+        "/api/dead-letters/redrive" => request.query(&[("limit", "1")]),
+        // Well-formed JSON these routes refuse (422) before storing anything.
+        "/api/jobs" | "/api/jobs/batch" | "/api/jobs/retry" => request.json(&json!({})),
+        _ => request,
     }
 }
 
@@ -403,11 +400,14 @@ async fn every_listed_route_answers_as_documented_and_no_other_method() {
     let api = TestApi::spawn().await;
     let spec = spec();
 
-    // The served document is the generated one.
+    // The served document is the generated one, with the api's kinds.
     let served = api.get_response("/api/openapi.json").await;
     assert_eq!(served.status(), StatusCode::OK);
     let served: Value = served.json().await.expect("JSON");
-    assert_eq!(served, spec, "GET /api/openapi.json serves ApiDoc");
+    assert_eq!(
+        served, spec,
+        "GET /api/openapi.json serves document(registry)"
+    );
 
     // Jobs to show, and one whose id fills `{id}`.
     let (status, seeded) = api.post("/api/simulate").await;
@@ -419,7 +419,10 @@ async fn every_listed_route_answers_as_documented_and_no_other_method() {
 
     let mut problems = Vec::new();
     for (method, path) in ROUTES {
-        let response = api.probe(method, path, &job).send().await.expect("request");
+        let response = probe(&api, method, path, &job)
+            .send()
+            .await
+            .expect("request");
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
             problems.push(format!("{method} {path}: the router answered {status}"));
@@ -436,8 +439,7 @@ async fn every_listed_route_answers_as_documented_and_no_other_method() {
             if ROUTES.contains(&(method, path)) {
                 continue;
             }
-            let status = api
-                .probe(method, path, &job)
+            let status = probe(&api, method, path, &job)
                 .send()
                 .await
                 .expect("request")
@@ -450,4 +452,148 @@ async fn every_listed_route_answers_as_documented_and_no_other_method() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The schema `name` of the document.
+fn schema<'a>(spec: &'a Value, name: &str) -> &'a Value {
+    let found = &spec["components"]["schemas"][name];
+    assert!(found.is_object(), "no schema {name}");
+    found
+}
+
+/// The query parameter `name` of `GET path`.
+fn query_parameter<'a>(spec: &'a Value, path: &str, name: &str) -> &'a Value {
+    spec["paths"][path]["get"]["parameters"]
+        .as_array()
+        .and_then(|params| params.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("GET {path} has no parameter {name}"))
+}
+
+/// A sheet the form refuses as blank is what the document's pattern refuses, for every
+/// character: the api trims `char::is_whitespace` (Unicode's `White_Space`), and `\\s` differs
+/// between regex dialects (schemathesis once sent U+0085 as a valid, non-blank name).
+#[test]
+fn the_sheet_pattern_refuses_exactly_what_the_form_calls_blank() {
+    let spec = spec();
+    let pattern = schema(&spec, "UploadForm")["properties"]["sheet"]["pattern"]
+        .as_str()
+        .expect("the sheet has a pattern");
+    assert!(
+        !pattern.contains(r"\s") && !pattern.contains(r"\S"),
+        "{pattern}: a shorthand whose meaning depends on the dialect"
+    );
+    let non_blank = regex::Regex::new(pattern).expect("the pattern compiles");
+    let disagree: Vec<String> = (0..=0x10FFFF_u32)
+        .filter_map(char::from_u32)
+        .filter(|c| non_blank.is_match(&c.to_string()) == c.is_whitespace())
+        .map(|c| format!("U+{:04X}", u32::from(c)))
+        .collect();
+    assert!(
+        disagree.is_empty(),
+        "pattern and trim disagree on {disagree:?}"
+    );
+}
+
+#[test]
+fn the_document_states_the_sizes_and_formats_the_handlers_enforce() {
+    let spec = spec();
+    let jobs = &schema(&spec, "BatchSpec")["properties"]["jobs"];
+    assert_eq!(
+        (&jobs["minItems"], &jobs["maxItems"]),
+        (&json!(1), &json!(1000))
+    );
+    let ids = &schema(&spec, "RetryMany")["properties"]["ids"];
+    assert_eq!(
+        (&ids["minItems"], &ids["maxItems"]),
+        (&json!(1), &json!(1000))
+    );
+    for body in ["BatchSpec", "RetryMany"] {
+        assert_eq!(schema(&spec, body)["additionalProperties"], false, "{body}");
+    }
+    assert_eq!(schema(&spec, "UploadForm")["additionalProperties"], false);
+
+    let cursor = &query_parameter(&spec, "/api/jobs", "cursor")["schema"];
+    assert_eq!(cursor["pattern"], "^[0-9]{1,16}_[0-9a-f]{32}$");
+    let limit = &query_parameter(&spec, "/api/jobs", "limit")["schema"];
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"]),
+        (&json!(1), &json!(200))
+    );
+
+    // One variant per kind a JSON job may name; uploads make `import_xlsx`.
+    for (name, key) in [
+        ("JobSpec", json!({"type": "null"})),
+        ("BatchJobSpec", json!(255)),
+    ] {
+        let variants = schema(&spec, name)["oneOf"].as_array().expect("oneOf");
+        let kinds: Vec<&Value> = variants
+            .iter()
+            .map(|v| &v["properties"]["kind"]["const"])
+            .collect();
+        assert_eq!(
+            kinds,
+            [&json!("export_xlsx"), &json!("noop"), &json!("sleep")],
+            "{name}"
+        );
+        for variant in variants {
+            assert_eq!(variant["additionalProperties"], false, "{name}");
+            let user_id = &variant["properties"]["user_id"];
+            assert_eq!(user_id["maxLength"], 128, "{name}");
+            let idempotency_key = &variant["properties"]["idempotency_key"];
+            if key.is_object() {
+                assert_eq!(idempotency_key["type"], key["type"], "{name}");
+            } else {
+                assert_eq!(idempotency_key["maxLength"], key, "{name}");
+                assert_eq!(idempotency_key["minLength"], 1, "{name}");
+            }
+        }
+        let sleep = &variants[2];
+        assert_eq!(
+            sleep["properties"]["payload"]["properties"]["ms"]["maximum"],
+            3_600_000
+        );
+        assert!(sleep["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("payload"))));
+    }
+    assert_eq!(
+        schema(&spec, "BatchSpec")["properties"]["jobs"]["items"]["$ref"],
+        "#/components/schemas/BatchJobSpec"
+    );
+}
+
+#[test]
+fn the_event_stream_is_documented_event_by_event_with_the_job_as_data() {
+    let spec = spec();
+    let ok = &spec["paths"]["/api/jobs/{id}/events"]["get"]["responses"]["200"];
+    let event = &ok["content"]["text/event-stream"]["schema"];
+    let event = match event["$ref"].as_str() {
+        Some(reference) => resolve(&spec, reference).expect("resolves"),
+        None => event,
+    };
+    assert_eq!(event["properties"]["event"]["enum"], json!(["job"]));
+    let data = &event["properties"]["data"];
+    assert_eq!(data["type"], "string");
+    assert_eq!(data["contentMediaType"], "application/json");
+    assert_eq!(data["contentSchema"]["$ref"], "#/components/schemas/JobRow");
+    assert_eq!(event["required"], json!(["event", "data"]));
+}
+
+#[test]
+fn the_kinds_of_the_document_are_the_registry_s() {
+    let only_noop = document(&Registry::default().register(Noop));
+    let kinds = |spec: &Value| -> Vec<Value> {
+        schema(spec, "JobSpec")["oneOf"]
+            .as_array()
+            .expect("oneOf")
+            .iter()
+            .map(|v| v["properties"]["kind"]["const"].clone())
+            .collect()
+    };
+    assert_eq!(kinds(&only_noop), [json!("noop")]);
+    let two = document(&Registry::default().register(Sleep).register(Noop));
+    assert_eq!(kinds(&two), [json!("noop"), json!("sleep")]);
+    // No kind a JSON job may name: the schema accepts nothing (`oneOf` may not be empty).
+    let none = document(&Registry::default());
+    assert_eq!(schema(&none, "JobSpec")["not"], json!({}));
 }

@@ -4,6 +4,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 /// The embedded migrations from the workspace's `migrations/` folder.
+///
+/// An app may keep its own tables, and its own migrations, in the same database: sqlx records
+/// both in `_sqlx_migrations`, so each migrator must ignore the other's versions
+/// (`ignore_missing`, as [`migrate`] sets) and the versions must not collide (burrow's are
+/// `2026112100xxxx`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Opens a pool of at most `max_connections` connections to `database_url`.
@@ -46,9 +51,12 @@ pub async fn ensure_database(database_url: &str) -> Result<(), sqlx::Error> {
 }
 
 /// Applies pending migrations (idempotent; concurrent callers serialise on sqlx's lock).
+/// Versions applied by an app's own migrator in the same database are ignored.
 ///
 /// # Errors
 /// If a migration fails or an applied one was changed.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    let mut migrator = sqlx::migrate!("../../migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
 }

@@ -1,22 +1,14 @@
-//! burrow's shared core, used by the api and the worker.
+//! burrow's shared core, used by the api, the worker and apps built on burrow.
 //!
 //! # Layout
-//! - [`message`]: the versioned JSON job message (it points at a job; file bytes never travel).
-//! - [`status`]: the job status model.
-//! - [`topology`]: exchange and queue names, and the one function that declares them.
-//! - [`publish`]: publishing a job message with publisher confirms.
-//! - [`redrive`]: moving dead-lettered job messages back to the work queue.
-//! - [`outbox`]: the transactional outbox the api writes and its relay drains.
-//! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
-//! - [`readiness`]: when `/readyz` says `degraded` (backlog, stall), and the job table's backlog.
-//! - [`jobs`]: the SQL for job rows and their files.
-//! - [`job_stats`]: aggregates for the dashboard (per status, per minute, failures by error).
-//! - [`job_batch`]: claims and successes of many jobs in one statement (group commit).
-//! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
-//! - [`handler`]: the `JobHandler` trait and the kinds registry; [`kinds`]: the kinds burrow ships.
-//! - [`progress`]: progress reporting from a running job.
-//! - [`people_sheet`]: writing the people sheet as .xlsx (fixtures and exports).
-//! - [`import`]: the xlsx import processor (calamine cell reader → `COPY`).
+//! - [`engine`]: the job system, whatever the jobs do — messages, statuses, the one owner of
+//!   job state ([`state`]), enqueueing in the caller's transaction ([`enqueue()`]), the outbox
+//!   and its relay ([`relay`]), topology, parking, retries, re-drive, the handler trait and
+//!   registry ([`handler`]). Its modules are re-exported here under their short paths
+//!   (`burrow_shared::jobs`, …).
+//! - The product, beside it: [`import`] (the xlsx import processor, calamine cell reader →
+//!   `COPY`), [`kinds`] (the kinds burrow ships: import, export, noop, sleep), [`people_sheet`]
+//!   (writing the people sheet as .xlsx).
 //! - [`api_keys`]: API keys (hashed) and their owners.
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
@@ -27,28 +19,22 @@
 pub mod amqp;
 pub mod api_keys;
 pub mod db;
+pub mod engine;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
-pub mod handler;
 pub mod import;
-pub mod job_batch;
-pub mod job_lock;
-pub mod job_stats;
-pub mod jobs;
 pub mod kinds;
-pub mod message;
-pub mod outbox;
 pub mod people_sheet;
-pub mod progress;
-pub mod publish;
-pub mod readiness;
-pub mod redrive;
-pub mod retry;
-pub mod status;
 #[cfg(feature = "test-support")]
 pub mod testing;
-pub mod topology;
 
-pub use message::{JobMessage, KIND_IMPORT_XLSX};
+// The engine's modules under their short paths (`burrow_shared::jobs`, …).
+pub use engine::{
+    enqueue, handler, job_batch, job_lock, job_stats, jobs, leader, message, outbox, park,
+    progress, publish, readiness, redrive, relay, relay_metrics, retry, state, status, topology,
+};
+pub use enqueue::{enqueue, enqueue_many, EnqueueError, Enqueued, NewJob};
+pub use kinds::KIND_IMPORT_XLSX;
+pub use message::JobMessage;
 pub use status::JobStatus;
 pub use topology::Topology;

@@ -2,11 +2,14 @@
 //!
 //! Each [`TestEnv`] gets its own database (migrated) and its own exchange and queue names
 //! (a unique prefix), and drops both when it goes out of scope, also when the test panics.
+//! Tests wait with [`eventually`] or [`TestEnv::wait_for_job`]: a poll with a deadline, never a
+//! sleep taken as proof. `burrow_api::testing` builds an api and a client on top of this.
 //!
 //! Servers come from `BURROW_TEST_DATABASE_URL` (a URL of the server's maintenance database,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`) and `BURROW_TEST_AMQP_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`).
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,11 +21,86 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use uuid::Uuid;
 
+use crate::jobs::{self, JobRow};
+use crate::people_sheet::Person;
 use crate::retry::RetryPolicy;
 use crate::topology::{Lane, Topology};
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// How long a test waits for an asynchronous effect (a relay, a worker, the broker) before
+/// failing.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `probe` every 50 ms until it returns `Some`, panicking after [`DEADLINE`] with `what`.
+///
+/// # Panics
+/// When the deadline passes.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The committed bytes of `fixtures/{name}` at the workspace's root.
+///
+/// # Panics
+/// If the file cannot be read.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A job's rows in `imported_rows` in spreadsheet order (the header is row 1), as people;
+/// a NULL column reads as empty.
+///
+/// # Panics
+/// If the query fails.
+pub async fn imported_people(db: &PgPool, id: Uuid) -> Vec<(i32, Person)> {
+    type Columns = (
+        i32,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Columns> = sqlx::query_as(
+        "SELECT row_number, id, first_name, last_name, email, gender, ip_address \
+         FROM imported_rows WHERE job_id = $1 ORDER BY row_number",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
+    .expect("imported rows");
+    rows.into_iter()
+        .map(|(row, id, first, last, email, gender, ip)| {
+            let person = Person {
+                id,
+                first_name: first.unwrap_or_default(),
+                last_name: last.unwrap_or_default(),
+                email: email.unwrap_or_default(),
+                gender: gender.unwrap_or_default(),
+                ip_address: ip.unwrap_or_default(),
+            };
+            (row, person)
+        })
+        .collect()
+}
 
 /// One test's private database and broker names.
 pub struct TestEnv {
@@ -75,7 +153,13 @@ impl TestEnv {
             topology,
             admin,
             db_name,
-            delays: Mutex::new(RetryPolicy::default().delays()),
+            delays: Mutex::new(
+                RetryPolicy::default()
+                    .delays()
+                    .into_iter()
+                    .chain(crate::park::PARK_STEPS)
+                    .collect(),
+            ),
         };
         let channel = env.channel().await?;
         env.topology
@@ -118,6 +202,73 @@ impl TestEnv {
             )
             .await?;
         Ok(queue.message_count())
+    }
+}
+
+impl TestEnv {
+    /// Polls (every 20 ms) until `probe` holds for job `id`, and returns the job.
+    ///
+    /// # Panics
+    /// After [`DEADLINE`], naming `what`, the job's status and its history; or if the job
+    /// does not exist.
+    pub async fn wait_for_job(
+        &self,
+        id: Uuid,
+        what: &str,
+        probe: impl Fn(&JobRow) -> bool,
+    ) -> JobRow {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let job = jobs::find_job(&self.db, id)
+                .await
+                .expect("query")
+                .expect("job exists");
+            if probe(&job) {
+                return job;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let events = jobs::list_events(&self.db, id).await.unwrap_or_default();
+                panic!(
+                    "job {id}: waited for {what}, still {}; history {events:?}",
+                    job.status
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until job `id` has ended (a terminal status), as [`TestEnv::wait_for_job`].
+    pub async fn wait_until_ended(&self, id: Uuid) -> JobRow {
+        self.wait_for_job(id, "the job to end", |job| job.status.is_terminal())
+            .await
+    }
+
+    /// Rows in `table` (a name the test chose, never input).
+    ///
+    /// # Panics
+    /// If the query fails.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db)
+            .await
+            .expect("count")
+    }
+
+    /// Stores `job` (row, event, file) without its message, for tests that publish a message
+    /// by hand (e.g. to show the worker does not trust what the api checked): the outbox row
+    /// [`crate::enqueue`] writes is removed in the same transaction, so no relay publishes it.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn insert_job(&self, job: crate::NewJob) -> anyhow::Result<crate::jobs::JobRow> {
+        let mut tx = self.db.begin().await?;
+        let stored = crate::enqueue(&mut tx, job).await?;
+        sqlx::query("DELETE FROM outbox WHERE job_id = $1")
+            .bind(stored.job.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored.job)
     }
 }
 

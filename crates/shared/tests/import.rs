@@ -2,23 +2,23 @@
 //! header flexibility, and all-or-nothing on errors.
 
 use burrow_shared::fixtures::{people, people_xlsx, Person};
-use burrow_shared::import::{import_people, ImportError, ImportOptions, ImportReport, OnError};
-use burrow_shared::jobs::{insert_job_with_file, NewJob};
+use std::io::Cursor;
+
+use burrow_shared::import::{
+    import_people, rejection_report, ImportError, ImportOptions, ImportReport, OnError,
+};
+use burrow_shared::people_sheet::HEADER;
 use burrow_shared::progress::Progress;
 use burrow_shared::testing::TestEnv;
-use burrow_shared::KIND_IMPORT_XLSX;
+use burrow_shared::{NewJob, KIND_IMPORT_XLSX};
+use calamine::{Reader, Xlsx};
 use rust_xlsxwriter::Workbook;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 async fn new_job(env: &TestEnv) -> Uuid {
-    let job = NewJob::new(KIND_IMPORT_XLSX);
-    let mut tx = env.db.begin().await.expect("tx");
-    insert_job_with_file(&mut tx, &job, b"unused")
-        .await
-        .expect("job");
-    tx.commit().await.expect("commit");
-    job.id
+    let job = NewJob::new(KIND_IMPORT_XLSX).file("people.xlsx", b"unused".to_vec());
+    env.insert_job(job).await.expect("job").id
 }
 
 /// Imports in a transaction, committing only on success (as the worker does).
@@ -164,7 +164,7 @@ async fn hostile_files_fail_with_a_clear_error_and_commit_nothing() {
         ),
         (
             HostileFixture::EntityBomb,
-            "the file is not a readable .xlsx workbook",
+            "the file cannot be read as a spreadsheet",
         ),
         (
             HostileFixture::HugeDimension,
@@ -176,7 +176,7 @@ async fn hostile_files_fail_with_a_clear_error_and_commit_nothing() {
         ),
         (
             HostileFixture::InvalidUtf8,
-            "the file is not a readable .xlsx workbook",
+            "the file cannot be read as a spreadsheet",
         ),
     ];
     for (hostile, expected) in expectations {
@@ -235,7 +235,92 @@ async fn with_on_error_skip_the_valid_rows_are_imported_and_the_rest_reported() 
         .map(|(row, _, _)| row)
         .collect();
     assert_eq!(rows, [2, 4, 7]);
-    let listed: Vec<(u32, &str)> = report.rejected.iter().map(|r| (r.row, r.column)).collect();
+    let listed: Vec<(u32, &str)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.row, r.column.as_str()))
+        .collect();
     assert_eq!(listed, [(3, "Email"), (5, "IpAddress"), (6, "Id")]);
     assert_eq!(report.rejected[1].value, "\"999.1.1.1\"");
+
+    let xlsx =
+        rejection_report(&report.header, &report.rejected, report.rejected_total).expect("report");
+    let lines = report_lines(xlsx);
+    // The upload's own header, then the two columns the report adds.
+    let titles: Vec<&str> = HEADER
+        .iter()
+        .copied()
+        .chain(["Source row", "Rejected because"])
+        .collect();
+    assert_eq!(lines[0], titles);
+    assert_eq!(lines.len(), 4, "the header and the three rejected rows");
+    assert_eq!(
+        (&lines[1][3], &lines[1][6], &lines[1][7]),
+        (
+            &"not-an-email".to_owned(),
+            &"3".to_owned(),
+            &"column Email (cell D3): \"not-an-email\" is not an email address".to_owned()
+        )
+    );
+    assert_eq!(
+        (&lines[2][5], &lines[2][6]),
+        (&"999.1.1.1".to_owned(), &"5".to_owned())
+    );
+    assert_eq!(
+        (&lines[3][0], &lines[3][6]),
+        (&"1".to_owned(), &"6".to_owned())
+    );
+}
+
+/// A report's cells as text, line by line (numbers as Excel shows whole numbers).
+fn report_lines(xlsx: Vec<u8>) -> Vec<Vec<String>> {
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(xlsx)).expect("xlsx");
+    let range = book.worksheet_range("Rejected rows").expect("the sheet");
+    range
+        .rows()
+        .map(|row| row.iter().map(ToString::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rejected_file_keeps_every_invalid_row_with_its_values_for_the_report() {
+    let env = TestEnv::new().await.expect("services");
+    let job = new_job(&env).await;
+    // 30 invalid rows among 60: the message lists 20, the report needs all 30.
+    let mut people: Vec<Person> = people(11, 1, 60).collect();
+    for person in people.iter_mut().skip(1).step_by(2) {
+        person.email = format!("{}-at-nowhere", person.first_name);
+    }
+    let err = import(&env, job, people_xlsx(people.clone()).expect("xlsx"))
+        .await
+        .expect_err("rejected");
+    let ImportError::InvalidRows {
+        total,
+        ref rejected,
+        ref header,
+    } = err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!((total, rejected.len()), (30, 30));
+    assert!(err
+        .to_string()
+        .starts_with("30 rows are invalid; the first 20: row 3,"));
+    let lines = report_lines(rejection_report(header, rejected, total).expect("report"));
+    assert_eq!(lines.len(), 31);
+    let last = &lines[30];
+    let person = &people[59];
+    assert_eq!(
+        last[..6],
+        [
+            person.id.to_string(),
+            person.first_name.clone(),
+            person.last_name.clone(),
+            person.email.clone(),
+            person.gender.clone(),
+            person.ip_address.clone()
+        ]
+    );
+    assert_eq!(last[6], "61");
+    assert!(stored(&env, job).await.is_empty(), "nothing written");
 }

@@ -6,10 +6,10 @@
 //! - **the lock session**: one connection holding the advisory locks of every job this worker
 //!   runs ([`burrow_shared::job_lock`]). Each turn it releases the locks of jobs that ended,
 //!   then locks and claims the jobs whose deliveries arrived since the last turn, all in one
-//!   statement ([`job_batch::release_lock_and_claim`]). If the session dies, Postgres frees its
+//!   statement ([`state::batch::release_lock_and_claim`]). If the session dies, Postgres frees its
 //!   locks; the next turn opens a new one and takes the running jobs' locks again.
 //! - **the completer**: marks succeeded, in one statement, the runs that wrote nothing
-//!   ([`burrow_shared::handler::RunTx`]) ([`job_batch::mark_succeeded`]).
+//!   ([`burrow_shared::handler::RunTx`]) ([`state::batch::succeed_many`]).
 //!
 //! Either way a job's message is acked only after its status has committed, durably (the
 //! commit waits for the WAL flush), so at-least-once delivery and the exactly-once effect of
@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use burrow_shared::handler::JobOutput;
 use burrow_shared::job_batch::{self, Claim};
+use burrow_shared::state;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -218,7 +219,7 @@ impl LockSession {
         }
         let conn = self.conn().await?;
         let (locked, claimed) =
-            job_batch::release_lock_and_claim(conn, released, ids, worker).await?;
+            state::batch::release_lock_and_claim(conn, released, ids, worker).await?;
         let mut found: HashMap<Uuid, Claim> = claimed
             .into_iter()
             .map(|job| (job.id, Claim::Claimed(Box::new(job))))
@@ -254,7 +255,7 @@ async fn run_completer(db: PgPool, mut completions: mpsc::UnboundedReceiver<Comp
         };
         let result = match result {
             Ok(mut c) => {
-                let marked = job_batch::mark_succeeded(&mut c, &done).await;
+                let marked = state::batch::succeed_many(&mut c, &done).await;
                 // A connection that failed is not trusted again.
                 if marked.is_ok() {
                     conn = Some(c);

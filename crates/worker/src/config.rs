@@ -21,11 +21,13 @@
 //! | `WORKER_HTTP_ADDR` | `127.0.0.1:9090` | `/healthz`, `/readyz`, `/metrics` (`0.0.0.0:9090` in a container; a taken port is a warning, not an error) |
 //! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queues (both priorities) |
 //! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when messages waited this long and this worker finished nothing |
+//! | `IMPORT_MAX_UNCOMPRESSED_BYTES`, `IMPORT_MAX_COMPRESSION_RATIO`, `IMPORT_MAX_SHARED_STRINGS_BYTES` | as the api's | an upload's package limits, checked again before parsing: set them as on the api |
 //! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use burrow_shared::import::ImportLimitArgs;
 use burrow_shared::readiness::{self, ReadinessRules};
 use burrow_shared::retry::{self, RetryPolicy};
 
@@ -102,6 +104,9 @@ pub struct WorkerConfig {
     /// finished nothing meanwhile.
     #[arg(long, env = "READY_STALL_MINUTES", default_value_t = readiness::DEFAULT_STALL_MINUTES)]
     pub ready_stall_minutes: u64,
+    /// The `IMPORT_*` package limits, as the api's: a file the api accepted is not refused here.
+    #[command(flatten)]
+    pub import: ImportLimitArgs,
     /// Test-only fault injection, e.g. `transient_import:NAME` (jobs of that file name always
     /// fail transiently). Never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
@@ -111,12 +116,9 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// The worker id: `WORKER_ID`, else `{hostname}:{pid}`.
     pub fn worker_id(&self) -> String {
-        self.worker_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "worker".to_owned());
-            format!("{host}:{}", std::process::id())
-        })
+        self.worker_id
+            .clone()
+            .unwrap_or_else(crate::builder::default_worker_id)
     }
 
     /// The retry policy.

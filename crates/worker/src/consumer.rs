@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::deliveries::consume_lanes;
 use crate::metrics;
-use crate::process::{process_delivery, Broker, JobContext};
+use crate::process::{process_delivery, JobContext};
 
 /// Consumer settings.
 #[derive(Debug, Clone)]
@@ -26,9 +26,15 @@ pub struct ConsumerSettings {
     pub concurrency: usize,
     /// `basic.qos` prefetch count: unacked messages the broker may push to this consumer.
     pub prefetch: u16,
-    /// How long in-flight jobs may take to finish after shutdown is requested.
+    /// How long in-flight jobs may take to finish after shutdown is requested (the soft stop).
     pub drain_timeout: Duration,
+    /// After the drain timeout, how long runs whose tokens were cancelled (the hard stop) may
+    /// take to return and requeue their messages before the channel closes anyway.
+    pub hard_stop_grace: Duration,
 }
+
+/// Default [`ConsumerSettings::hard_stop_grace`].
+pub const HARD_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A session that lived this long counts as healthy: the reconnect backoff starts over.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
@@ -86,9 +92,11 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
 /// One connection's worth of consuming. Returns `Ok` after a requested shutdown (drained), an
 /// error when the connection or consumer fails.
 ///
-/// On shutdown: cancels the consumer (`basic.cancel`) so no new deliveries arrive, lets
-/// in-flight jobs finish for up to `drain_timeout`, then closes the channels; the broker
-/// requeues whatever is still unacked. On a failure it does not wait: in-flight jobs finish on
+/// On shutdown (the soft stop): cancels the consumer (`basic.cancel`) so no new deliveries
+/// arrive and lets in-flight jobs finish for up to `drain_timeout`. Then the hard stop: cancels
+/// the runs' tokens and gives them `hard_stop_grace` to return (each gives its attempt back and
+/// requeues its message), then closes the channels; the broker requeues whatever is still
+/// unacked. On a failure it does not wait: in-flight jobs finish on
 /// their own and their acks fail, so the broker redelivers them (harmless, jobs are idempotent).
 async fn consume_session(
     amqp: &deadpool_lapin::Pool,
@@ -103,14 +111,16 @@ async fn consume_session(
         .declare(&channel)
         .await
         .context("declaring the topology")?;
+    // The retry delays of every kind, and the park steps (run_at, snooze, hand-back).
+    let mut delays = ctx.retry_delays();
+    delays.extend(burrow_shared::park::PARK_STEPS);
+    delays.sort();
+    delays.dedup();
     topology
-        .declare_delay_queues(&channel, &ctx.retry.delays())
+        .declare_delay_queues(&channel, &delays)
         .await
         .context("declaring the delay queues")?;
-    let broker = Broker {
-        publisher: open_confirm_channel(&connection).await?,
-        topology: topology.clone(),
-    };
+    let publisher = open_confirm_channel(&connection).await?;
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
@@ -142,15 +152,12 @@ async fn consume_session(
             Some(Err(e)) => break Err(anyhow::Error::from(e).context("consuming")),
             None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
         };
-        let (ctx, broker) = (ctx.clone(), broker.clone());
+        let (ctx, publisher, topology) = (ctx.clone(), publisher.clone(), topology.clone());
         in_flight.spawn(async move {
             let _gauge = metrics::InFlight::enter();
-            let outcome = process_delivery(&ctx, &broker, &delivery.data).await;
+            let outcome = process_delivery(&ctx, &delivery.data).await;
             ctx.health.delivery_finished();
-            match outcome
-                .apply(&delivery, &broker.publisher, &broker.topology)
-                .await
-            {
+            match outcome.apply(&delivery, &publisher, &topology).await {
                 Ok(true) => {}
                 // lapin answers `Ok(false)` instead of an error when the channel has died.
                 Ok(false) => warn!(
@@ -176,13 +183,25 @@ async fn consume_session(
         .await
         .is_err()
     {
+        // The hard stop: every run's token fires; a run that stops gives its attempt back and
+        // requeues its message itself.
         warn!(
             left = in_flight.len(),
-            "drain timeout passed; unacked jobs go back to the queue"
+            "drain timeout passed; cancelling the runs left (hard stop)"
         );
+        ctx.hard_stop.cancel();
+        if tokio::time::timeout(settings.hard_stop_grace, in_flight.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = in_flight.len(),
+                "runs ignored their cancellation; their messages go back with the channel"
+            );
+        }
     }
     // Closing the channel returns every unacked delivery to the queue.
     let _ = channel.close(200, "worker stopping".into()).await;
-    let _ = broker.publisher.close(200, "worker stopping".into()).await;
+    let _ = publisher.close(200, "worker stopping".into()).await;
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `burrow-worker`: `run` (the default) consumes jobs until SIGTERM or SIGINT; `redrive` moves
 //! dead-lettered job messages back to the work queue.
 
+use std::time::Duration;
+
+use burrow_shared::import::ImportOptions;
 use burrow_worker::config::WorkerConfig;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +40,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            burrow_worker::run(cli.config, shutdown).await
+            // The engine knows no kinds: this binary runs the ones burrow ships.
+            let import = ImportOptions {
+                row_delay: Duration::from_millis(cli.config.import_row_delay_ms),
+                limits: cli.config.import.limits(),
+                profiles: cli.config.import.profiles()?,
+                ..ImportOptions::default()
+            };
+            let registry = burrow_shared::kinds::shipped(import);
+            burrow_worker::run(cli.config, registry, shutdown).await
         }
         Command::Redrive { limit } => {
             let report = burrow_worker::redrive(&cli.config, limit).await?;

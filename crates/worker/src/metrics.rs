@@ -10,7 +10,7 @@
 //! | `burrow_jobs_dead_lettered_total` | counter | `kind` | messages: sent to the DLQ (retries exhausted, unknown kind, no job, undecodable; `kind="unknown"` when the kind is not one this build runs) |
 //! | `burrow_jobs_cancelled_total` | counter | `kind` | jobs: ended `cancelled` on request |
 //! | `burrow_job_duration_seconds` | histogram | `kind`, `outcome` | seconds: how long the handler ran (its transaction included), for runs whose handler started |
-//! | `burrow_rows_imported_total` | counter | | rows: committed by `import_xlsx` jobs |
+//! | `burrow_job_rows_total` | counter | `kind` | rows: reported by succeeded runs (imports: rows committed; exports: rows written) |
 //! | `burrow_jobs_in_flight` | gauge | | deliveries: being processed by this worker now |
 //! | `burrow_queue_messages` | gauge | `queue` | messages: ready (not yet delivered) in each work queue (normal, high priority) and the DLQ, refreshed every ~5 s |
 //! | `burrow_queue_consumers` | gauge | `queue` | consumers: on each work queue and the DLQ, refreshed every ~5 s |
@@ -21,6 +21,12 @@
 //! The recorder is global (the `metrics` facade's design): [`install`] installs it once per
 //! process, in [`crate::run`]. Without it (tests that drive the consumer directly) the helpers
 //! record nothing and `/metrics` serves an empty page.
+//!
+//! Every counter is on the page from start-up, at 0, as Prometheus advises for series known in
+//! advance (<https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics>): a
+//! rate over a series that appears only at its first increment misses that increment.
+//! [`zero_known`] registers them for the kinds the worker runs (every outcome's counter, per
+//! kind), and `dead_lettered{kind="unknown"}` and the unlabelled ones.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -45,7 +51,7 @@ pub const JOBS_CANCELLED: &str = "burrow_jobs_cancelled_total";
 /// Handler run time in seconds, by `kind` and `outcome`.
 pub const JOB_DURATION: &str = "burrow_job_duration_seconds";
 /// Rows committed by imports.
-pub const ROWS_IMPORTED: &str = "burrow_rows_imported_total";
+pub const JOB_ROWS: &str = "burrow_job_rows_total";
 /// Deliveries being processed now.
 pub const JOBS_IN_FLIGHT: &str = "burrow_jobs_in_flight";
 /// Ready messages in a queue, by `queue`.
@@ -83,6 +89,15 @@ pub enum JobOutcome {
 }
 
 impl JobOutcome {
+    /// Every outcome.
+    pub const ALL: [JobOutcome; 5] = [
+        JobOutcome::Succeeded,
+        JobOutcome::Failed,
+        JobOutcome::Retried,
+        JobOutcome::DeadLettered,
+        JobOutcome::Cancelled,
+    ];
+
     /// The `outcome` label value.
     pub fn label(self) -> &'static str {
         match self {
@@ -132,9 +147,9 @@ pub fn record_outcome(kind: &str, outcome: JobOutcome, ran: Option<Duration>) {
     }
 }
 
-/// Counts rows an import committed.
-pub fn record_rows_imported(rows: u64) {
-    metrics::counter!(ROWS_IMPORTED).increment(rows);
+/// Counts the rows a succeeded run of `kind` reported ([`burrow_shared::handler::JobOutput::rows`]).
+pub fn record_rows(kind: &str, rows: u64) {
+    metrics::counter!(JOB_ROWS, "kind" => kind.to_owned()).increment(rows);
 }
 
 /// Sets the gauges of `queue`: ready messages and consumers, as the broker reported them.
@@ -163,9 +178,27 @@ impl Drop for InFlight {
     }
 }
 
+/// Registers every counter of the worker at 0 (adding 0 changes no value): for each of `kinds`
+/// (the registry's: the `kind` label values this worker records) [`JOBS_STARTED`] and every
+/// outcome's counter and [`JOB_ROWS`]; [`JOBS_DEAD_LETTERED`] for [`UNKNOWN_KIND`]. Call it
+/// once the recorder is installed, with the worker's registry; calling it again is harmless.
+pub fn zero_known<'a>(kinds: impl IntoIterator<Item = &'a str>) {
+    metrics::counter!(JOBS_DEAD_LETTERED, "kind" => UNKNOWN_KIND).increment(0);
+    for kind in kinds {
+        metrics::counter!(JOBS_STARTED, "kind" => kind.to_owned()).increment(0);
+        metrics::counter!(JOB_ROWS, "kind" => kind.to_owned()).increment(0);
+        for outcome in JobOutcome::ALL {
+            metrics::counter!(outcome.counter(), "kind" => kind.to_owned()).increment(0);
+        }
+    }
+}
+
 /// Installs the Prometheus recorder for this process (the first call; later calls return the
 /// same handle) and describes every metric. If another recorder is installed already, warns and
 /// returns the handle of a recorder nobody records to: `/metrics` is then empty.
+///
+/// The labelled counters are registered at 0 by [`zero_known`], which the worker builder calls
+/// with its registry's kinds.
 pub fn install() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -182,6 +215,9 @@ pub fn install() -> PrometheusHandle {
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
+                    // This process runs an outbox relay too.
+                    burrow_shared::relay_metrics::describe();
+                    zero_known([]);
                     handle
                 }
                 Err(e) => {
@@ -241,9 +277,9 @@ fn describe() {
         "How long a job's handler ran, its transaction included."
     );
     describe_counter!(
-        ROWS_IMPORTED,
+        JOB_ROWS,
         Unit::Count,
-        "Spreadsheet rows committed by import jobs."
+        "Rows reported by succeeded runs (imports: rows committed; exports: rows written)."
     );
     describe_gauge!(
         JOBS_IN_FLIGHT,

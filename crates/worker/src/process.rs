@@ -1,32 +1,46 @@
-//! Running one job message: lock and claim the job, run its kind's handler, commit, decide
-//! the ack.
+//! Deciding what one job message comes to: lock and claim the job, run its kind's handler,
+//! record the result in Postgres, and return an [`Outcome`] — without any broker I/O. The
+//! consumer carries the outcome out ([`Outcome::apply`]), in one place.
 //!
-//! A handler's effect (for imports: the rows) and the `succeeded` status commit in one
-//! transaction keyed by the job id, and the message is acked only after that commit. So a
-//! redelivery after a crash re-runs an uncommitted job (an import replaces, never appends), and
-//! a redelivery or duplicate of a finished job is acked without work: at-least-once delivery,
-//! exactly-once effect. A per-job advisory lock ([`burrow_shared::job_lock`]) keeps two
-//! deliveries of one job from running at the same time, so attempts are counted once per real
-//! run. Claims, and the successes of runs that wrote nothing, are committed in batches with
-//! other jobs' ([`crate::batcher`]).
+//! A handler's effect and the `succeeded` status commit in one transaction keyed by the job
+//! id, and the message is acked only after that commit. So a redelivery after a crash re-runs
+//! an uncommitted job, and a redelivery or duplicate of a finished job is acked without work:
+//! at-least-once delivery, exactly-once effect. A per-job advisory lock
+//! ([`burrow_shared::job_lock`]) keeps two deliveries of one job from running at the same time.
+//! Claims, and the successes of runs that wrote nothing, are committed in batches with other
+//! jobs' ([`crate::batcher`]). Every status change goes through
+//! [`burrow_shared::state`].
 //!
-//! Errors are classified by the handler ([`JobError`]): a permanent one (a bad file) ends the
-//! job `failed` and acks — the job row keeps the error and nothing goes to the DLQ, since
-//! re-running cannot help. A retryable one (database unavailable) schedules the next attempt in
-//! a delay queue (`retrying`) or, after the last attempt, dead-letters it (`dead`). Messages no
-//! worker can run (undecodable, no such job, unknown kind) go to the DLQ at once.
+//! | the run (or the delivery) | job becomes | outcome |
+//! |---|---|---|
+//! | succeeded | succeeded | ack |
+//! | [`JobError::Permanent`] | failed | ack |
+//! | [`JobError::Retryable`], attempts left | retrying | retry: the next attempt's message to the delay queue of its backoff |
+//! | [`JobError::RetryAfter`], attempts left | retrying | retry: parked until the hint |
+//! | transient, no attempt left; unknown kind | dead | dead-letter with the reason |
+//! | [`JobError::Snooze`] | queued (attempt given back) | park until then |
+//! | [`JobError::Cancelled`] after a cancel request | cancelled | ack |
+//! | [`JobError::Cancelled`] by the kind's timeout | as a transient error | retry or dead-letter |
+//! | [`JobError::Cancelled`] by a hard stop | queued (attempt given back) | requeue at once |
+//! | `run_at` ahead | — | park until due |
+//! | another delivery of the job runs | — | park ([`DUPLICATE_PARK`]) |
+//! | the kind's slots are full | — | park ([`HAND_BACK`]) |
+//! | the job ended already | — | ack |
+//! | undecodable, no such job | — | dead-letter |
+//! | the outcome could not be recorded | — | requeue after a pause |
 
 use std::time::{Duration, Instant};
 
-use burrow_shared::handler::{ErasedHandler, JobError, JobOutput, Registry, RunContext, RunTx};
-use burrow_shared::import::ImportOptions;
+use burrow_shared::handler::{
+    ErasedHandler, JobError, JobOutput, Registry, ResultFile, RunContext, RunTx,
+};
 use burrow_shared::job_batch::Claim;
-use burrow_shared::jobs::{self, JobRow};
+use burrow_shared::jobs::JobRow;
 use burrow_shared::progress::Progress;
-use burrow_shared::publish::publish_retry;
 use burrow_shared::retry::RetryPolicy;
-use burrow_shared::{JobMessage, Topology};
-use lapin::Channel;
+use burrow_shared::state::{self, Transition};
+use burrow_shared::JobMessage;
+use chrono::Utc;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
@@ -38,6 +52,13 @@ use crate::metrics::{self, JobOutcome};
 use crate::outcome::Outcome;
 use crate::watch::watch_run;
 
+/// How long a duplicate delivery waits before it looks again: by then the running copy has
+/// usually ended (and the duplicate is acked without work) or its lock is free (and it runs).
+pub const DUPLICATE_PARK: Duration = Duration::from_secs(5);
+/// How long a delivery handed back for lack of a slot of its kind waits before any replica
+/// may take it again.
+pub const HAND_BACK: Duration = Duration::from_secs(1);
+
 /// What every job run needs, shared by all in-flight jobs of a worker.
 #[derive(Clone)]
 pub struct JobContext {
@@ -47,7 +68,7 @@ pub struct JobContext {
     pub worker_id: String,
     /// The kinds this worker runs.
     pub registry: Registry,
-    /// When to retry transient failures.
+    /// When to retry transient failures of kinds without a policy of their own.
     pub retry: RetryPolicy,
     /// Test-only failpoint: jobs whose file has this name fail transiently on every attempt
     /// (`BURROW_FAILPOINT=transient_import:NAME`), to exercise retries and the DLQ.
@@ -58,14 +79,15 @@ pub struct JobContext {
     pub batcher: Batcher,
     /// Per-kind limits on jobs run at once.
     pub kind_slots: KindSlots,
+    /// Cancelled when the worker stops hard: every running handler's token fires.
+    pub hard_stop: CancellationToken,
 }
 
 impl JobContext {
-    /// A context with the shipped kinds, the default retry policy and no failpoint. Starts the
-    /// [`Batcher`]'s tasks, so call it inside a Tokio runtime.
-    pub fn new(db: PgPool, worker_id: impl Into<String>, import: ImportOptions) -> Self {
+    /// A context running `registry`'s kinds with the default retry policy and no failpoint.
+    /// Starts the [`Batcher`]'s tasks, so call it inside a Tokio runtime.
+    pub fn new(db: PgPool, worker_id: impl Into<String>, registry: Registry) -> Self {
         let worker_id = worker_id.into();
-        let registry = burrow_shared::kinds::registry(import);
         JobContext {
             kind_slots: KindSlots::new(&registry),
             batcher: Batcher::start(db.clone(), worker_id.clone()),
@@ -75,25 +97,37 @@ impl JobContext {
             retry: RetryPolicy::default(),
             always_transient_file: None,
             health: WorkerHealth::new(),
+            hard_stop: CancellationToken::new(),
         }
+    }
+
+    /// The retry policy of `kind`: its handler's, else the worker's.
+    pub fn retry_policy(&self, kind: &str) -> RetryPolicy {
+        self.registry
+            .get(kind)
+            .and_then(|handler| handler.retry_policy())
+            .unwrap_or_else(|| self.retry.clone())
+    }
+
+    /// Every retry delay any kind of this worker may use, for declaring the delay queues.
+    pub fn retry_delays(&self) -> Vec<Duration> {
+        let mut delays = self.retry.delays();
+        for kind in self.registry.kinds() {
+            delays.extend(self.retry_policy(kind).delays());
+        }
+        delays.sort();
+        delays.dedup();
+        delays
     }
 }
 
-/// The broker side of one consumer session: where retries and dead letters are published.
-#[derive(Debug, Clone)]
-pub struct Broker {
-    /// A channel in confirm mode, on the consumer's connection.
-    pub publisher: Channel,
-    /// The names to publish to.
-    pub topology: Topology,
-}
-
-/// Runs the job a delivery body points at and returns what to tell the broker.
+/// Runs the job a delivery body points at and returns what to tell the broker. Writes to
+/// Postgres (the job's state), never to the broker.
 ///
 /// Never panics on input and never returns without a decision: every path ends the job
-/// (succeeded, failed, cancelled or dead), schedules its retry, parks it until its `run_at`, or
-/// dead-letters the message.
-pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) -> Outcome {
+/// (succeeded, failed, cancelled or dead), schedules its retry, parks it, or dead-letters
+/// the message.
+pub async fn process_delivery(ctx: &JobContext, body: &[u8]) -> Outcome {
     let message = match JobMessage::decode(body) {
         Ok(message) => message,
         Err(e) => {
@@ -112,70 +146,75 @@ pub async fn process_delivery(ctx: &JobContext, broker: &Broker, body: &[u8]) ->
         attempt = message.attempt,
         correlation_id = %message.correlation_id,
     );
-    async {
-        if let Some(outcome) = park_until_due(ctx, broker, &message).await {
-            return outcome;
-        }
-        let _slot = match ctx.kind_slots.acquire(&message.kind).await {
-            Slot::Full => return hand_back(ctx, broker, &message).await,
-            slot => slot,
-        };
-        let job = match ctx.batcher.claim(message.job_id).await {
-            Ok(Claim::Claimed(job)) => job,
-            Ok(Claim::Busy) => return park_duplicate(ctx, broker, &message).await,
-            Ok(Claim::Ended(status)) => {
-                info!(%status, "job already ended; acking the duplicate delivery");
-                return Outcome::Ack;
-            }
-            Ok(Claim::Missing) => {
-                warn!("no job row for this message; dead-lettering it");
-                let kind = metrics::kind_label(&ctx.registry, &message.kind);
-                metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
-                return Outcome::DeadLetter {
-                    reason: format!("no job {}", message.job_id),
-                    attempts: 0,
-                };
-            }
-            Err(error) => {
-                return retry_or_bury(ctx, broker, &message, message.attempt, error, None).await;
-            }
-        };
-        let outcome = match run(ctx, &job, &message).await {
-            Ok(outcome) => outcome,
-            Err(Transient {
-                attempt,
-                error,
-                ran,
-            }) => retry_or_bury(ctx, broker, &message, attempt, error, ran).await,
-        };
-        ctx.batcher.release(job.id);
-        outcome
-    }
-    .instrument(span)
-    .await
+    decide(ctx, message).instrument(span).await
 }
 
-/// A transient failure of attempt `attempt`; `ran`: how long the handler ran, if it did.
-struct Transient {
+async fn decide(ctx: &JobContext, message: JobMessage) -> Outcome {
+    if let Some(run_at) = message.run_at.filter(|at| *at > Utc::now()) {
+        info!(%run_at, "not due yet; parking");
+        return Outcome::park_until(message, run_at);
+    }
+    let _slot = match ctx.kind_slots.acquire(&message.kind).await {
+        Slot::Full => {
+            info!("every slot of this kind is busy; handing the delivery back");
+            return Outcome::park_for(message, HAND_BACK);
+        }
+        slot => slot,
+    };
+    let job = match ctx.batcher.claim(message.job_id).await {
+        Ok(Claim::Claimed(job)) => job,
+        Ok(Claim::Busy) => {
+            info!("another delivery of this job is running; parking this one");
+            return Outcome::park_for(message, DUPLICATE_PARK);
+        }
+        Ok(Claim::Ended(status)) => {
+            info!(%status, "job already ended; acking the duplicate delivery");
+            return Outcome::Ack;
+        }
+        Ok(Claim::Missing) => {
+            warn!("no job row for this message; dead-lettering it");
+            let kind = metrics::kind_label(&ctx.registry, &message.kind);
+            metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
+            return Outcome::DeadLetter {
+                reason: format!("no job {}", message.job_id),
+                attempts: 0,
+            };
+        }
+        Err(error) => {
+            let failure = Failure {
+                attempt: message.attempt,
+                error,
+                retry_after: None,
+                ran: None,
+            };
+            return retry_or_bury(ctx, &message, failure).await;
+        }
+    };
+    let outcome = run(ctx, &job, &message).await;
+    ctx.batcher.release(job.id);
+    outcome
+}
+
+/// A transient failure of attempt `attempt`.
+struct Failure {
     attempt: u32,
     error: String,
+    /// The handler's hint for the next attempt, instead of the backoff.
+    retry_after: Option<Duration>,
+    /// How long the handler ran, if it did.
     ran: Option<Duration>,
 }
 
-impl Transient {
-    fn new(attempt: u32, doing: &str, error: impl std::fmt::Display) -> Self {
-        Transient {
-            attempt,
-            error: format!("{doing}: {error}"),
-            ran: None,
-        }
-    }
+/// Why a run's token fired, told apart after the handler returned [`JobError::Cancelled`].
+enum StopCause {
+    Requested,
+    TimedOut(Duration),
+    HardStop,
 }
 
 /// Runs a claimed job to its outcome.
-async fn run(ctx: &JobContext, job: &JobRow, message: &JobMessage) -> Result<Outcome, Transient> {
-    let id = job.id;
-    let queue_wait_ms = (chrono::Utc::now() - message.enqueued_at).num_milliseconds();
+async fn run(ctx: &JobContext, job: &JobRow, message: &JobMessage) -> Outcome {
+    let queue_wait_ms = (Utc::now() - message.enqueued_at).num_milliseconds();
     // The database counts every run, redeliveries after a crash included; the message counts
     // retries scheduled while the database was unreachable. The larger is the truth.
     let attempt = u32::try_from(job.attempts)
@@ -187,51 +226,35 @@ async fn run(ctx: &JobContext, job: &JobRow, message: &JobMessage) -> Result<Out
     metrics::record_started(kind);
 
     if job.cancel_requested {
-        return finish_cancelled(&ctx.db, job, attempt, kind, queue_wait_ms, None).await;
+        return record(ctx, job, attempt, Transition::StopRun, message, None, None).await;
     }
     let Some(handler) = ctx.registry.get(&job.kind) else {
         // Not this worker's to fail: a newer api may know kinds an older worker does not. The
         // message rests in the DLQ and can be re-driven once a worker that knows it runs.
         let reason = format!("unknown job kind {:?}", job.kind);
         warn!(outcome = "dead", "{reason}; dead-lettering");
-        return match jobs::mark_dead(&ctx.db, id, &reason).await {
-            Ok(()) => {
-                metrics::record_outcome(kind, JobOutcome::DeadLettered, None);
-                Ok(Outcome::DeadLetter {
-                    reason,
-                    attempts: attempt,
-                })
-            }
-            Err(e) => Err(Transient::new(attempt, "recording the failure", e)),
-        };
+        return bury(ctx, job.id, kind, attempt, reason, None).await;
     };
     if ctx.always_transient_file.is_some() && ctx.always_transient_file == job.file_name {
-        return Err(Transient::new(
+        let failure = Failure {
             attempt,
-            "failpoint",
-            "simulated transient failure",
-        ));
+            error: "failpoint: simulated transient failure".to_owned(),
+            retry_after: None,
+            ran: None,
+        };
+        return retry_or_bury(ctx, message, failure).await;
     }
 
     let started = Instant::now();
-    let (progress, cancel, stop_watch) = (
-        Progress::default(),
-        CancellationToken::new(),
-        CancellationToken::new(),
-    );
-    let watcher = tokio::spawn(watch_run(
-        ctx.db.clone(),
-        id,
-        progress.clone(),
-        cancel.clone(),
-        stop_watch.clone(),
-    ));
-    let result = run_handler(ctx, job, handler.as_ref(), progress, cancel).await;
-    stop_watch.cancel();
-    let _ = watcher.await;
+    let (result, cause) = run_watched(ctx, job, handler.as_ref()).await;
     let ran = started.elapsed();
     let run_ms = ran.as_millis() as u64;
-
+    let transient = |error: String, retry_after| Failure {
+        attempt,
+        error,
+        retry_after,
+        ran: Some(ran),
+    };
     match result {
         Ok(output) => {
             info!(
@@ -242,33 +265,130 @@ async fn run(ctx: &JobContext, job: &JobRow, message: &JobMessage) -> Result<Out
                 "job finished"
             );
             metrics::record_outcome(kind, JobOutcome::Succeeded, Some(ran));
-            if job.kind == burrow_shared::KIND_IMPORT_XLSX {
-                metrics::record_rows_imported(output.rows.unwrap_or(0));
+            if let Some(rows) = output.rows {
+                metrics::record_rows(kind, rows);
             }
-            Ok(Outcome::Ack)
+            Outcome::Ack
         }
         Err(JobError::Permanent(reason)) => {
             info!(queue_wait_ms, run_ms, outcome = "failed", error = %reason, "job finished");
-            match jobs::mark_failed(&ctx.db, id, &reason).await {
-                Ok(()) => {
-                    metrics::record_outcome(kind, JobOutcome::Failed, Some(ran));
-                    Ok(Outcome::Ack)
-                }
-                Err(e) => Err(Transient {
-                    ran: Some(ran),
-                    ..Transient::new(attempt, "recording the failure", e)
-                }),
+            let fail = Transition::Fail { message: &reason };
+            record(ctx, job, attempt, fail, message, Some(ran), None).await
+        }
+        Err(JobError::PermanentWithResult { reason, result }) => {
+            info!(queue_wait_ms, run_ms, outcome = "failed", error = %reason, "job finished");
+            let fail = Transition::Fail { message: &reason };
+            record(ctx, job, attempt, fail, message, Some(ran), Some(&result)).await
+        }
+        Err(JobError::Retryable(error)) => {
+            retry_or_bury(ctx, message, transient(error, None)).await
+        }
+        Err(JobError::RetryAfter { reason, after }) => {
+            retry_or_bury(ctx, message, transient(reason, Some(after))).await
+        }
+        Err(JobError::Snooze(after)) => {
+            let until = Utc::now() + after;
+            info!(
+                after_ms = after.as_millis() as u64,
+                "snoozed by the handler"
+            );
+            let snooze = Transition::Snooze { until };
+            match state::apply(&ctx.db, job.id, snooze).await {
+                Ok(_) => Outcome::park_until(message.clone(), until),
+                Err(e) => Outcome::requeue(format!("recording the snooze: {e}")),
             }
         }
-        Err(JobError::Cancelled) => {
-            finish_cancelled(&ctx.db, job, attempt, kind, queue_wait_ms, Some(ran)).await
-        }
-        Err(JobError::Retryable(reason)) => Err(Transient {
-            attempt,
-            error: reason,
-            ran: Some(ran),
-        }),
+        Err(JobError::Cancelled) => match cause {
+            Some(StopCause::TimedOut(limit)) => {
+                let error = format!("timed out after {limit:?}");
+                retry_or_bury(ctx, message, transient(error, None)).await
+            }
+            Some(StopCause::HardStop) => {
+                warn!(
+                    run_ms,
+                    "run stopped by a hard stop; its message goes back to the queue"
+                );
+                match state::apply(&ctx.db, job.id, Transition::Interrupt).await {
+                    Ok(_) => Outcome::Requeue {
+                        reason: "the worker stopped hard".to_owned(),
+                        pause: false,
+                    },
+                    Err(e) => Outcome::requeue(format!("recording the interruption: {e}")),
+                }
+            }
+            Some(StopCause::Requested) | None => {
+                record(
+                    ctx,
+                    job,
+                    attempt,
+                    Transition::StopRun,
+                    message,
+                    Some(ran),
+                    None,
+                )
+                .await
+            }
+        },
     }
+}
+
+/// Runs the handler under its watcher (progress, cancel requests), its kind's timeout and the
+/// worker's hard stop; returns its result and, if its token fired, why.
+async fn run_watched(
+    ctx: &JobContext,
+    job: &JobRow,
+    handler: &dyn ErasedHandler,
+) -> (Result<JobOutput, JobError>, Option<StopCause>) {
+    let (progress, requested, stop_watch) = (
+        Progress::default(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+    let cancel = ctx.hard_stop.child_token();
+    let watcher = tokio::spawn(watch_run(
+        ctx.db.clone(),
+        job.id,
+        progress.clone(),
+        requested.clone(),
+        stop_watch.clone(),
+    ));
+    let timeout = handler.timeout();
+    let limit = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(limit);
+    let mut cause = None;
+    let result = {
+        let running = run_handler(ctx, job, handler, progress, cancel.clone());
+        tokio::pin!(running);
+        loop {
+            tokio::select! {
+                result = &mut running => break result,
+                () = requested.cancelled(), if cause.is_none() => {
+                    cause = Some(StopCause::Requested);
+                    cancel.cancel();
+                }
+                () = &mut limit, if cause.is_none() && timeout.is_some() => {
+                    cause = timeout.map(StopCause::TimedOut);
+                    cancel.cancel();
+                }
+                () = ctx.hard_stop.cancelled(), if cause.is_none() => {
+                    cause = Some(StopCause::HardStop);
+                }
+            }
+        }
+    };
+    stop_watch.cancel();
+    let _ = watcher.await;
+    // The handler may return before this loop saw why its token fired (the hard stop cancels
+    // it directly, as its parent).
+    if cause.is_none() && ctx.hard_stop.is_cancelled() {
+        cause = Some(StopCause::HardStop);
+    }
+    (result, cause)
 }
 
 /// Runs the handler and records its success. A run that wrote through its transaction
@@ -306,165 +426,128 @@ async fn run_handler(
         // A result file to store: that needs a transaction after all.
         None => ctx.db.begin().await.map_err(database)?,
     };
-    jobs::mark_succeeded(&mut tx, job.id, &output)
+    state::succeed(&mut tx, job.id, &output)
         .await
         .map_err(database)?;
     tx.commit().await.map_err(database)?;
     Ok(output)
 }
 
-/// Ends a job cancelled on request; `ran`: how long its handler ran (`None`: it never started).
-async fn finish_cancelled(
-    db: &PgPool,
+/// Records a run's end (`failed` or `cancelled`, with the failed run's `result` file if it
+/// left one) and acks; if the record fails, the attempt counts as a transient failure.
+async fn record(
+    ctx: &JobContext,
     job: &JobRow,
     attempt: u32,
-    kind: &str,
-    queue_wait_ms: i64,
-    ran: Option<Duration>,
-) -> Result<Outcome, Transient> {
-    let run_ms = ran.map(|ran| ran.as_millis() as u64);
-    info!(
-        queue_wait_ms,
-        run_ms,
-        outcome = "cancelled",
-        "job cancelled"
-    );
-    match jobs::mark_cancelled(db, job.id).await {
-        Ok(_) => {
-            metrics::record_outcome(kind, JobOutcome::Cancelled, ran);
-            Ok(Outcome::Ack)
-        }
-        Err(e) => Err(Transient {
-            ran,
-            ..Transient::new(attempt, "recording the cancellation", e)
-        }),
-    }
-}
-
-/// A message whose `run_at` lies ahead waits in a delay queue: the shortest one that covers
-/// the remaining time (expiring exactly then), or the longest one, to come back and wait again.
-/// `None` when the job is due (or no delay queue exists), so it runs now.
-async fn park_until_due(
-    ctx: &JobContext,
-    broker: &Broker,
+    transition: Transition<'_>,
     message: &JobMessage,
-) -> Option<Outcome> {
-    let remaining = (message.run_at? - chrono::Utc::now()).to_std().ok()?;
-    if remaining.is_zero() {
-        return None;
-    }
-    let delays = ctx.retry.delays();
-    let (delay, wait) = match delays.iter().find(|d| **d >= remaining) {
-        Some(delay) => (*delay, remaining),
-        None => {
-            let longest = *delays.last()?;
-            (longest, longest)
+    ran: Option<Duration>,
+    result: Option<&ResultFile>,
+) -> Outcome {
+    let kind = metrics::kind_label(&ctx.registry, &job.kind);
+    let counted = match transition {
+        Transition::Fail { .. } => JobOutcome::Failed,
+        _ => JobOutcome::Cancelled,
+    };
+    let recorded = match (transition, result) {
+        (Transition::Fail { message }, Some(result)) => {
+            state::fail_with_result(&ctx.db, job.id, message, result).await
         }
+        _ => state::apply(&ctx.db, job.id, transition).await,
     };
-    match publish_retry(&broker.publisher, &broker.topology, message, delay, wait).await {
-        Ok(()) => {
-            info!(
-                wait_ms = wait.as_millis() as u64,
-                "not due yet; parked in a delay queue"
-            );
-            Some(Outcome::Ack)
-        }
-        Err(e) => Some(Outcome::Requeue {
-            reason: format!("parking until run_at: {e}"),
-        }),
-    }
-}
-
-/// Another session holds the job's lock: a duplicate delivery while the job runs, or a
-/// redelivery while a dead worker's database session still lingers. Acking it could lose the
-/// job in the second case, so it waits in the longest delay queue and comes back: by then the
-/// job has ended (and the copy is acked without work) or its lock is free (and it runs).
-async fn park_duplicate(ctx: &JobContext, broker: &Broker, message: &JobMessage) -> Outcome {
-    let Some(delay) = ctx.retry.delays().last().copied() else {
-        info!("another delivery of this job is running; acking this duplicate");
-        return Outcome::Ack;
-    };
-    park(
-        broker,
-        message,
-        delay,
-        "job locked by another delivery; parked",
-    )
-    .await
-}
-
-/// Every slot of the message's kind is busy and enough deliveries wait for one: the message
-/// goes back through the shortest delay queue to the work queue, where any replica may take it.
-async fn hand_back(ctx: &JobContext, broker: &Broker, message: &JobMessage) -> Outcome {
-    let Some(delay) = ctx.retry.delays().first().copied() else {
-        return Outcome::Requeue {
-            reason: "no delay queue to hand a job back through".to_owned(),
-        };
-    };
-    park(
-        broker,
-        message,
-        delay,
-        "every slot of this kind is busy; handed back",
-    )
-    .await
-}
-
-/// Puts the message unchanged in the delay queue of `delay` and acks this delivery; if the
-/// broker does not confirm, the delivery is requeued instead.
-async fn park(broker: &Broker, message: &JobMessage, delay: Duration, why: &str) -> Outcome {
-    match publish_retry(&broker.publisher, &broker.topology, message, delay, delay).await {
-        Ok(()) => {
-            info!(wait_ms = delay.as_millis() as u64, "{why}");
+    match recorded {
+        Ok(_) => {
+            if counted == JobOutcome::Cancelled {
+                info!(
+                    run_ms = ran.map(|r| r.as_millis() as u64),
+                    outcome = "cancelled",
+                    "job cancelled"
+                );
+            }
+            metrics::record_outcome(kind, counted, ran);
             Outcome::Ack
         }
-        Err(e) => Outcome::Requeue {
-            reason: format!("{why}, but could not publish: {e}"),
-        },
+        Err(e) => {
+            let failure = Failure {
+                attempt,
+                error: format!("recording the {}: {e}", transition.event()),
+                retry_after: None,
+                ran,
+            };
+            retry_or_bury(ctx, message, failure).await
+        }
     }
 }
 
-/// After a transient failure of `attempt`: schedule the next attempt in the delay queue for its
-/// backoff (`retrying`), or, when none is left, bury the job (`dead`, message to the DLQ).
-/// `ran`: how long the failed attempt's handler ran, if it started.
-async fn retry_or_bury(
-    ctx: &JobContext,
-    broker: &Broker,
-    message: &JobMessage,
-    attempt: u32,
-    error: String,
-    ran: Option<Duration>,
-) -> Outcome {
-    let id = message.job_id;
+/// After a transient failure: schedule the next attempt (`retrying`; the message goes to the
+/// delay queue of its backoff, or is parked until the handler's hint), or, when none is left,
+/// bury the job (`dead`, message to the DLQ).
+async fn retry_or_bury(ctx: &JobContext, message: &JobMessage, failure: Failure) -> Outcome {
     let kind = metrics::kind_label(&ctx.registry, &message.kind);
-    if !ctx.retry.allows_another(attempt) {
+    let policy = ctx.retry_policy(&message.kind);
+    let Failure {
+        attempt,
+        error,
+        retry_after,
+        ran,
+    } = failure;
+    if !policy.allows_another(attempt) {
         let reason = format!(
             "attempt {attempt} of {} failed: {error}",
-            ctx.retry.max_attempts
+            policy.max_attempts
         );
         warn!(attempt, error = %error, outcome = "dead", "retries exhausted; dead-lettering");
-        if let Err(e) = jobs::mark_dead(&ctx.db, id, &reason).await {
-            warn!(error = %e, "could not mark the job dead (the sweeper will)");
-        }
-        metrics::record_outcome(kind, JobOutcome::DeadLettered, ran);
-        return Outcome::DeadLetter {
-            reason,
-            attempts: attempt,
-        };
+        return bury(ctx, message.job_id, kind, attempt, reason, ran).await;
     }
-    let delay = ctx.retry.delay(attempt);
-    let wait = ctx.retry.jittered(attempt, fastrand::f64());
     let next = message.for_attempt(attempt + 1);
+    let (outcome, wait) = match retry_after {
+        Some(after) => {
+            let until = Utc::now() + after;
+            (Outcome::park_until(next, until), after)
+        }
+        None => {
+            let delay = policy.delay(attempt);
+            let wait = policy.jittered(attempt, fastrand::f64());
+            (
+                Outcome::Retry {
+                    message: next,
+                    delay,
+                    wait,
+                },
+                wait,
+            )
+        }
+    };
+    let retry = Transition::Retry {
+        error: &error,
+        next_attempt_at: Utc::now() + wait,
+    };
+    if let Err(e) = state::apply(&ctx.db, message.job_id, retry).await {
+        // The job stays as it is; the redelivery tries again.
+        warn!(error = %e, "could not record the retry; requeueing the delivery");
+        return Outcome::requeue(error);
+    }
     metrics::record_outcome(kind, JobOutcome::Retried, ran);
-    if let Err(e) = publish_retry(&broker.publisher, &broker.topology, &next, delay, wait).await {
-        warn!(error = %e, "could not schedule the retry; requeueing the delivery");
-        return Outcome::Requeue { reason: error };
+    warn!(attempt, wait_ms = wait.as_millis() as u64, error = %error, outcome = "retrying", "transient failure; retry scheduled");
+    outcome
+}
+
+/// Ends the job `dead` and dead-letters its message. If the job cannot be marked (Postgres
+/// down), the message still goes to the DLQ: the sweeper buries the job later.
+async fn bury(
+    ctx: &JobContext,
+    id: uuid::Uuid,
+    kind: &str,
+    attempt: u32,
+    reason: String,
+    ran: Option<Duration>,
+) -> Outcome {
+    if let Err(e) = state::apply(&ctx.db, id, Transition::Bury { reason: &reason }).await {
+        warn!(error = %e, "could not mark the job dead (the sweeper will)");
     }
-    let wait_ms = wait.as_millis() as u64;
-    warn!(attempt, wait_ms, error = %error, outcome = "retrying", "transient failure; retry scheduled");
-    let next_at = chrono::Utc::now() + wait;
-    if let Err(e) = jobs::mark_retrying(&ctx.db, id, &error, next_at).await {
-        warn!(error = %e, "could not record the retry on the job");
+    metrics::record_outcome(kind, JobOutcome::DeadLettered, ran);
+    Outcome::DeadLetter {
+        reason,
+        attempts: attempt,
     }
-    Outcome::Ack
 }

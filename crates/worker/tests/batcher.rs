@@ -7,18 +7,17 @@ use std::time::Duration;
 use burrow_shared::handler::JobOutput;
 use burrow_shared::job_batch::Claim;
 use burrow_shared::job_lock::JobLock;
-use burrow_shared::jobs::{self, NewJob};
 use burrow_shared::testing::TestEnv;
 use burrow_shared::JobStatus;
+use burrow_shared::{jobs, NewJob};
 use burrow_worker::batcher::Batcher;
 use uuid::Uuid;
 
 async fn queued_job(env: &TestEnv) -> Uuid {
-    let job = NewJob::new("noop");
-    let mut tx = env.db.begin().await.expect("begin");
-    jobs::insert_job(&mut tx, &job).await.expect("insert");
-    tx.commit().await.expect("commit");
-    job.id
+    env.insert_job(NewJob::new("noop"))
+        .await
+        .expect("insert")
+        .id
 }
 
 /// Whether another session can take the job's lock now (and gives it back at once).

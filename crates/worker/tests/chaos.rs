@@ -4,7 +4,7 @@
 //! | | fault | proves |
 //! |---|---|---|
 //! | a | SIGKILL a worker mid-import | redelivery, rows roll back, attempt 2 imports once |
-//! | b | api aborts between commit and publish | the outbox relay of another api publishes it |
+//! | b | api aborts between commit and publish | the outbox relay of another process (a worker) publishes it |
 //! | c | RabbitMQ `stop_app` / `start_app` under load | outbox absorbs uploads, workers reconnect |
 //! | d | Postgres restart under load | interrupted imports roll back and are retried |
 //! | e | poison messages | DLQ for undecodable, unknown kind, retries exhausted (timed) |

@@ -9,24 +9,84 @@ use std::time::Duration;
 
 use burrow_shared::fixtures::{mock_data, mock_file_name, BadFixture, Person};
 use burrow_shared::import::ImportOptions;
-use burrow_shared::jobs::{self, NewJob};
 use burrow_shared::publish::{headers, publish_job};
 use burrow_shared::retry::RetryPolicy;
+use burrow_shared::{jobs, NewJob};
 use burrow_shared::{JobMessage, JobStatus, KIND_IMPORT_XLSX};
 use burrow_worker::process::JobContext;
 use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
 use reqwest::StatusCode;
-use support::{fixture, Stack, JOB_DEADLINE};
+use support::{fixture, imported_people, Stack, DEADLINE};
+
+#[tokio::test]
+async fn a_rejected_upload_fails_with_its_error_report_as_the_result_until_retried() {
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 1, Duration::ZERO);
+    let id = stack
+        .enqueue_upload("bad.xlsx", BadFixture::NonNumericId.bytes())
+        .await;
+    let job = stack.env.wait_until_ended(id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.message.as_deref(),
+        Some(
+            "row 7, column Id (cell A7): expected a whole number, found \"abc\" \
+             (the error report is the result file)"
+        )
+    );
+    assert_eq!(
+        job.result_file_name,
+        Some(format!("rejected-rows-{id}.xlsx"))
+    );
+    let response = stack.get_response(&format!("/api/jobs/{id}/result")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.expect("the report").to_vec();
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("an xlsx");
+    let range = calamine::Reader::worksheet_range(&mut book, "Rejected rows").expect("sheet");
+    let lines: Vec<Vec<String>> = range
+        .rows()
+        .map(|row| row.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the header and the one rejected row: {lines:?}"
+    );
+    assert_eq!(lines[0][0], "Id");
+    assert_eq!(
+        (&lines[1][0], &lines[1][6], &lines[1][7]),
+        (
+            &"abc".to_owned(),
+            &"7".to_owned(),
+            &"column Id (cell A7): expected a whole number, found \"abc\"".to_owned()
+        )
+    );
+
+    // A retry starts the job afresh: the report of the last run goes with it.
+    stack.stop_workers().await;
+    let (status, _) = stack.post(&format!("/api/jobs/{id}/retry")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = stack.get(&format!("/api/jobs/{id}/result")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "queued again: no result yet");
+    let result: Option<String> =
+        sqlx::query_scalar("SELECT file_name FROM job_results WHERE job_id = $1")
+            .bind(id)
+            .fetch_optional(&stack.env.db)
+            .await
+            .expect("query");
+    assert_eq!(result, None);
+}
 
 #[tokio::test]
 async fn mock_data_1_imports_exactly_its_200_rows() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 2, Duration::ZERO);
     let id = stack
-        .enqueue("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
+        .enqueue_upload("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
         .await;
-    let job = stack.wait_until_ended(id).await;
+    let job = stack.env.wait_until_ended(id).await;
 
     assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.message);
     assert_eq!(job.message.as_deref(), Some("Imported 200 rows"));
@@ -35,7 +95,7 @@ async fn mock_data_1_imports_exactly_its_200_rows() {
     assert_eq!(job.worker.as_deref(), Some("w1"));
     assert!(job.started_at.is_some() && job.completed_at >= job.started_at);
 
-    let imported = stack.imported(id).await;
+    let imported = imported_people(&stack.env.db, id).await;
     let expected: Vec<(i32, Person)> = (2..).zip(mock_data(1)).collect();
     assert_eq!(imported.len(), 200);
     assert_eq!(
@@ -83,20 +143,24 @@ async fn five_uploads_with_two_worker_processes_all_succeed_and_overlap() {
     for n in 1..=5 {
         ids.push(
             stack
-                .enqueue(&mock_file_name(n), fixture(&mock_file_name(n)))
+                .enqueue_upload(&mock_file_name(n), fixture(&mock_file_name(n)))
                 .await,
         );
     }
     let mut jobs = Vec::new();
     for id in &ids {
-        jobs.push(stack.wait_until_ended(*id).await);
+        jobs.push(stack.env.wait_until_ended(*id).await);
     }
     for (n, job) in (1..=5).zip(&jobs) {
         assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.message);
         let expected: Vec<(i32, Person)> = (2..).zip(mock_data(n)).collect();
-        assert_eq!(stack.imported(job.id).await, expected, "file {n}");
+        assert_eq!(
+            imported_people(&stack.env.db, job.id).await,
+            expected,
+            "file {n}"
+        );
     }
-    assert_eq!(stack.total_imported().await, 1000);
+    assert_eq!(stack.env.count("imported_rows").await, 1000);
 
     let ran_by: std::collections::BTreeSet<_> =
         jobs.iter().filter_map(|j| j.worker.clone()).collect();
@@ -134,7 +198,7 @@ async fn every_bad_fixture_fails_with_its_message_and_no_rows() {
     let expectations = [
         (
             BadFixture::CorruptZip,
-            "the file is not a readable .xlsx workbook",
+            "the file cannot be read as a spreadsheet",
         ),
         (
             BadFixture::MissingColumn,
@@ -149,8 +213,8 @@ async fn every_bad_fixture_fails_with_its_message_and_no_rows() {
     for (bad, expected) in expectations {
         let committed = fixture(bad.file_name());
         assert_eq!(committed, bad.bytes(), "{} is up to date", bad.file_name());
-        let id = stack.enqueue(bad.file_name(), committed).await;
-        let job = stack.wait_until_ended(id).await;
+        let id = stack.enqueue_upload(bad.file_name(), committed).await;
+        let job = stack.env.wait_until_ended(id).await;
         assert_eq!(job.status, JobStatus::Failed, "{}", bad.file_name());
         let message = job.message.unwrap_or_default();
         assert!(
@@ -160,17 +224,17 @@ async fn every_bad_fixture_fails_with_its_message_and_no_rows() {
         );
         assert_eq!(job.rows_imported, Some(0));
         assert!(
-            stack.imported(id).await.is_empty(),
+            imported_people(&stack.env.db, id).await.is_empty(),
             "{}: no rows committed",
             bad.file_name()
         );
     }
     // A truncated file is not even accepted.
     let response = stack
-        .upload("bad_truncated.xlsx", BadFixture::Truncated.bytes())
+        .upload("bad_truncated.xlsx", BadFixture::Truncated.bytes(), &[])
         .await;
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(stack.total_imported().await, 0);
+    assert_eq!(stack.env.count("imported_rows").await, 0);
     assert_eq!(
         stack
             .wait_for_ready(&stack.env.topology.dead_letter_queue, 0)
@@ -185,15 +249,8 @@ async fn a_file_the_api_never_checked_fails_cleanly_in_the_worker() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 1, Duration::ZERO);
     // The worker must not trust the api: store a truncated file directly and publish it.
-    let job = NewJob {
-        file_name: Some("truncated.xlsx".to_owned()),
-        ..NewJob::new(KIND_IMPORT_XLSX)
-    };
-    let mut tx = stack.env.db.begin().await.expect("tx");
-    jobs::insert_job_with_file(&mut tx, &job, &BadFixture::Truncated.bytes())
-        .await
-        .expect("insert");
-    tx.commit().await.expect("commit");
+    let job = NewJob::new(KIND_IMPORT_XLSX).file("truncated.xlsx", BadFixture::Truncated.bytes());
+    let job = stack.env.insert_job(job).await.expect("insert");
     let channel = stack.confirm_channel().await;
     publish_job(
         &channel,
@@ -203,12 +260,13 @@ async fn a_file_the_api_never_checked_fails_cleanly_in_the_worker() {
     .await
     .expect("published");
 
-    let ended = stack.wait_until_ended(job.id).await;
+    let ended = stack.env.wait_until_ended(job.id).await;
     assert_eq!(ended.status, JobStatus::Failed);
-    assert!(ended
-        .message
-        .unwrap_or_default()
-        .starts_with("the file is not a readable .xlsx workbook"));
+    let message = ended.message.unwrap_or_default();
+    assert!(
+        message.starts_with("the file is a damaged zip archive"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -231,9 +289,9 @@ async fn an_undecodable_message_goes_to_the_dlq_and_the_worker_keeps_going() {
             .expect("confirm");
     }
     let id = stack
-        .enqueue("MOCK_DATA_2.xlsx", fixture(&mock_file_name(2)))
+        .enqueue_upload("MOCK_DATA_2.xlsx", fixture(&mock_file_name(2)))
         .await;
-    let job = stack.wait_until_ended(id).await;
+    let job = stack.env.wait_until_ended(id).await;
     assert_eq!(job.status, JobStatus::Succeeded, "the worker kept going");
     assert_eq!(
         stack
@@ -254,7 +312,7 @@ async fn an_undecodable_message_goes_to_the_dlq_and_the_worker_keeps_going() {
 async fn a_duplicate_message_imports_once() {
     let mut stack = Stack::new().await;
     let id = stack
-        .enqueue("MOCK_DATA_3.xlsx", fixture(&mock_file_name(3)))
+        .enqueue_upload("MOCK_DATA_3.xlsx", fixture(&mock_file_name(3)))
         .await;
     // Publish the same job message a second time before any worker runs.
     let job = jobs::find_job(&stack.env.db, id)
@@ -277,7 +335,7 @@ async fn a_duplicate_message_imports_once() {
     );
 
     stack.start_worker("w1", 2, Duration::ZERO);
-    let job = stack.wait_until_ended(id).await;
+    let job = stack.env.wait_until_ended(id).await;
     assert_eq!(job.status, JobStatus::Succeeded);
     // Wait until the second delivery was taken too, then drain the worker.
     assert_eq!(
@@ -297,7 +355,7 @@ async fn a_duplicate_message_imports_once() {
         "both acked"
     );
     assert_eq!(
-        stack.total_imported().await,
+        stack.env.count("imported_rows").await,
         200,
         "imported once, not twice"
     );
@@ -331,17 +389,17 @@ async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
             ..JobContext::new(
                 stack.env.db.clone(),
                 "w1".to_owned(),
-                ImportOptions::default(),
+                burrow_shared::kinds::shipped(ImportOptions::default()),
             )
         },
         2,
     );
     let started = tokio::time::Instant::now();
     let flaky = stack
-        .enqueue("flaky.xlsx", fixture(&mock_file_name(4)))
+        .enqueue_upload("flaky.xlsx", fixture(&mock_file_name(4)))
         .await;
     let good = stack
-        .enqueue("MOCK_DATA_5.xlsx", fixture(&mock_file_name(5)))
+        .enqueue_upload("MOCK_DATA_5.xlsx", fixture(&mock_file_name(5)))
         .await;
 
     let mut seen_retrying = false;
@@ -360,7 +418,7 @@ async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
         if job.status.is_terminal() {
             break job;
         }
-        assert!(started.elapsed() < JOB_DEADLINE, "still {}", job.status);
+        assert!(started.elapsed() < DEADLINE, "still {}", job.status);
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let elapsed = started.elapsed();
@@ -376,7 +434,7 @@ async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
     let least = policy.jittered(1, 1.0) + policy.jittered(2, 1.0);
     assert!(elapsed >= least, "retries waited: {elapsed:?} < {least:?}");
 
-    let good = stack.wait_until_ended(good).await;
+    let good = stack.env.wait_until_ended(good).await;
     assert_eq!(good.status, JobStatus::Succeeded, "other jobs kept flowing");
 
     assert_eq!(
@@ -419,21 +477,15 @@ async fn hostile_files_fail_cleanly_and_the_worker_keeps_consuming() {
     stack.start_worker("w1", 2, Duration::ZERO);
     // The api refuses a zip bomb before storing anything.
     let bomb = HostileFixture::ZipBomb.bytes().expect("bomb");
-    let response = stack.upload("bomb.xlsx", bomb).await;
+    let response = stack.upload("bomb.xlsx", bomb, &[]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // The worker does not trust the api: the same files stored directly still fail cleanly.
     let channel = stack.confirm_channel().await;
     let mut hostile = Vec::new();
     for fixture in HostileFixture::ALL {
-        let job = NewJob {
-            file_name: Some(fixture.file_name().to_owned()),
-            ..NewJob::new(KIND_IMPORT_XLSX)
-        };
-        let mut tx = stack.env.db.begin().await.expect("tx");
-        jobs::insert_job_with_file(&mut tx, &job, &fixture.bytes().expect("file"))
-            .await
-            .expect("insert");
-        tx.commit().await.expect("commit");
+        let job =
+            NewJob::new(KIND_IMPORT_XLSX).file(fixture.file_name(), fixture.bytes().expect("file"));
+        let job = stack.env.insert_job(job).await.expect("insert");
         let message = JobMessage::new(job.id, KIND_IMPORT_XLSX, job.correlation_id);
         publish_job(&channel, &stack.env.topology, &message)
             .await
@@ -441,10 +493,10 @@ async fn hostile_files_fail_cleanly_and_the_worker_keeps_consuming() {
         hostile.push((fixture, job.id));
     }
     let good = stack
-        .enqueue("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
+        .enqueue_upload("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
         .await;
     for (fixture, id) in hostile {
-        let job = stack.wait_until_ended(id).await;
+        let job = stack.env.wait_until_ended(id).await;
         assert_eq!(
             job.status,
             JobStatus::Failed,
@@ -454,9 +506,9 @@ async fn hostile_files_fail_cleanly_and_the_worker_keeps_consuming() {
         );
     }
     assert_eq!(
-        stack.wait_until_ended(good).await.status,
+        stack.env.wait_until_ended(good).await.status,
         JobStatus::Succeeded,
         "still consuming"
     );
-    assert_eq!(stack.total_imported().await, 200);
+    assert_eq!(stack.env.count("imported_rows").await, 200);
 }

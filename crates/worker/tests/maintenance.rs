@@ -1,8 +1,8 @@
 //! Scheduled maintenance against a real Postgres: recurring jobs run once per slot across
 //! replicas, and retention deletes only what is finished and old enough.
 
-use burrow_shared::jobs::{self, NewJob};
 use burrow_shared::testing::TestEnv;
+use burrow_shared::NewJob;
 use burrow_worker::maintenance::recurring::{enqueue_due, parse_recurring};
 use burrow_worker::maintenance::retention::delete_expired;
 use chrono::{DateTime, Utc};
@@ -23,7 +23,7 @@ async fn count(env: &TestEnv, sql: &str) -> i64 {
 #[tokio::test]
 async fn a_recurring_slot_is_enqueued_once_however_many_replicas_tick() {
     let env = TestEnv::new().await.expect("services");
-    let registry = burrow_shared::kinds::registry(Default::default());
+    let registry = burrow_shared::kinds::shipped(Default::default());
     let json =
         r#"[{"name": "heartbeat", "cron": "0 * * * * *", "kind": "sleep", "payload": {"ms": 1}}]"#;
     let schedules = parse_recurring(json, &registry).expect("valid");
@@ -79,13 +79,8 @@ async fn retention_deletes_only_old_finished_jobs_with_everything_of_theirs() {
     let env = TestEnv::new().await.expect("services");
     let mut ids = Vec::new();
     for _ in 0..4 {
-        let job = NewJob::new("noop");
-        let mut tx = env.db.begin().await.expect("tx");
-        jobs::insert_job_with_file(&mut tx, &job, b"bytes")
-            .await
-            .expect("insert");
-        tx.commit().await.expect("commit");
-        ids.push(job.id);
+        let job = NewJob::new("noop").file("f.xlsx", b"bytes".to_vec());
+        ids.push(env.insert_job(job).await.expect("insert").id);
     }
     let set = |id, status: &str, days: i32| {
         sqlx::query(

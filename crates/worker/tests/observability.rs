@@ -151,12 +151,8 @@ fn sample(page: &str, series: &str) -> Option<f64> {
 
 /// Creates a JSON job of `kind` with `payload`; its id.
 async fn enqueue_json(stack: &Stack, kind: &str, payload: Value) -> Uuid {
-    let (status, job, _) = stack
-        .post_json(
-            "/api/jobs",
-            &json!({ "kind": kind, "payload": payload }),
-            None,
-        )
+    let (status, job) = stack
+        .post_json("/api/jobs", &json!({ "kind": kind, "payload": payload }))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     job["id"]
@@ -175,23 +171,26 @@ async fn a_worker_process_counts_its_jobs_in_metrics_and_answers_its_probes() {
         noops.push(enqueue_json(&stack, "noop", json!({})).await);
     }
     let bad = stack
-        .enqueue(
+        .enqueue_upload(
             "bad_non_numeric_id.xlsx",
             fixture("bad_non_numeric_id.xlsx"),
         )
         .await;
     let good = stack
-        .enqueue("MOCK_DATA_1.xlsx", fixture("MOCK_DATA_1.xlsx"))
+        .enqueue_upload("MOCK_DATA_1.xlsx", fixture("MOCK_DATA_1.xlsx"))
         .await;
     for id in &noops {
         assert_eq!(
-            stack.wait_until_ended(*id).await.status,
+            stack.env.wait_until_ended(*id).await.status,
             JobStatus::Succeeded
         );
     }
-    assert_eq!(stack.wait_until_ended(bad).await.status, JobStatus::Failed);
     assert_eq!(
-        stack.wait_until_ended(good).await.status,
+        stack.env.wait_until_ended(bad).await.status,
+        JobStatus::Failed
+    );
+    assert_eq!(
+        stack.env.wait_until_ended(good).await.status,
         JobStatus::Succeeded
     );
 
@@ -223,7 +222,10 @@ async fn a_worker_process_counts_its_jobs_in_metrics_and_answers_its_probes() {
             r#"burrow_job_duration_seconds_count{kind="import_xlsx",outcome="failed"}"#.to_owned(),
             1.0,
         ),
-        ("burrow_rows_imported_total".to_owned(), 200.0),
+        (
+            r#"burrow_job_rows_total{kind="import_xlsx"}"#.to_owned(),
+            200.0,
+        ),
         ("burrow_jobs_in_flight".to_owned(), 0.0),
         (
             format!(r#"burrow_queue_messages{{queue="{work_queue}"}}"#),
@@ -247,15 +249,17 @@ async fn a_worker_process_counts_its_jobs_in_metrics_and_answers_its_probes() {
             .then_some(page)
     })
     .await;
-    for absent in [
+    // Nothing was retried, dead-lettered or cancelled: those counters stay at 0 (they are on
+    // the page from start-up).
+    for counter in [
         "burrow_jobs_retried_total",
         "burrow_jobs_dead_lettered_total",
         "burrow_jobs_cancelled_total",
     ] {
-        assert!(
-            !page.lines().any(|line| line.starts_with(absent)),
-            "{absent} in {page}"
-        );
+        for kind in ["noop", "import_xlsx"] {
+            let series = format!(r#"{counter}{{kind="{kind}"}}"#);
+            assert_eq!(sample(&page, &series), Some(0.0), "{series} in {page}");
+        }
     }
     assert!(
         page.contains("# TYPE burrow_job_duration_seconds histogram"),
@@ -312,6 +316,7 @@ async fn readyz_is_degraded_while_the_backlog_passes_the_threshold() {
     // One long job holds the only slot; the two behind it stay ready in the work queue.
     let sleeper = enqueue_json(&stack, "sleep", json!({ "ms": 60_000 })).await;
     stack
+        .env
         .wait_for_job(sleeper, "the sleeper to start", |job| {
             job.status == JobStatus::Processing
         })
@@ -333,4 +338,33 @@ async fn readyz_is_degraded_while_the_backlog_passes_the_threshold() {
             .any(|r| r.as_str().is_some_and(|r| r.starts_with("backlog"))),
         "{ready}"
     );
+}
+
+#[tokio::test]
+async fn a_fresh_worker_shows_every_counter_at_zero_before_any_job() {
+    let stack = Stack::new().await;
+    let worker = spawn_worker(&stack, &[]).await;
+
+    let (status, page) = worker.get("/metrics").await.expect("the worker answers");
+    assert_eq!(status, StatusCode::OK);
+    let mut series = vec![r#"burrow_jobs_dead_lettered_total{kind="unknown"}"#.to_owned()];
+    let counters = [
+        "burrow_jobs_started_total",
+        "burrow_jobs_succeeded_total",
+        "burrow_jobs_failed_total",
+        "burrow_jobs_retried_total",
+        "burrow_jobs_dead_lettered_total",
+        "burrow_jobs_cancelled_total",
+        "burrow_job_rows_total",
+    ];
+    for kind in ["export_xlsx", "import_xlsx", "noop", "sleep"] {
+        for counter in counters {
+            series.push(format!(r#"{counter}{{kind="{kind}"}}"#));
+        }
+    }
+    let missing: Vec<_> = series
+        .iter()
+        .filter(|series| sample(&page, series) != Some(0.0))
+        .collect();
+    assert!(missing.is_empty(), "not at 0: {missing:#?}\n{page}");
 }

@@ -9,10 +9,28 @@ use std::time::Duration;
 use burrow_shared::fixtures::{mock_data, mock_file_name, BadFixture};
 use burrow_shared::JobStatus;
 use calamine::{Data, Reader, Xlsx};
-use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{fixture, Stack};
 use uuid::Uuid;
+
+/// POSTs `body` as JSON to `path`, with an `Idempotency-Key` header when `key` is given; the
+/// status, the JSON answer and the headers.
+async fn post_keyed(
+    stack: &Stack,
+    path: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> (StatusCode, Value, HeaderMap) {
+    let mut request = stack.request(Method::POST, path).json(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.expect("request");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, response.json().await.unwrap_or_default(), headers)
+}
 
 fn id_of(job: &Value) -> Uuid {
     job["id"]
@@ -52,17 +70,16 @@ async fn json_jobs_run_and_invalid_ones_are_422_with_nothing_stored() {
         (json!({"payload": {}}), "kind"),
     ];
     for (body, expected) in invalid {
-        let (status, answer, _) = stack.post_json("/api/jobs", &body, None).await;
+        let (status, answer) = stack.post_json("/api/jobs", &body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let message = answer["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{body}: {message}");
     }
-    assert_eq!(stack.job_count().await, 0, "nothing stored");
+    assert_eq!(stack.env.count("jobs").await, 0, "nothing stored");
 
     stack.start_worker("w1", 2, Duration::ZERO);
-    let (status, job, headers) = stack
-        .post_json("/api/jobs", &json!({"kind": "noop", "priority": 5}), None)
-        .await;
+    let noop = json!({"kind": "noop", "priority": 5});
+    let (status, job, headers) = post_keyed(&stack, "/api/jobs", &noop, None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(
         headers["location"].to_str().ok(),
@@ -72,7 +89,7 @@ async fn json_jobs_run_and_invalid_ones_are_422_with_nothing_stored() {
         (job["kind"].as_str(), job["priority"].as_i64()),
         (Some("noop"), Some(5))
     );
-    let done = stack.wait_until_ended(id_of(&job)).await;
+    let done = stack.env.wait_until_ended(id_of(&job)).await;
     assert_eq!(
         (done.status, done.message.as_deref()),
         (JobStatus::Succeeded, Some("Done"))
@@ -84,8 +101,8 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
     let mut stack = Stack::new().await;
     let mut jobs: Vec<Value> = (0..3).map(|_| json!({"kind": "noop"})).collect();
     jobs.push(json!({"kind": "sleep", "payload": {}}));
-    let (status, answer, _) = stack
-        .post_json("/api/jobs/batch", &json!({ "jobs": jobs }), None)
+    let (status, answer) = stack
+        .post_json("/api/jobs/batch", &json!({ "jobs": jobs }))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
@@ -95,13 +112,13 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
             .starts_with("jobs[3]: "),
         "{answer}"
     );
-    assert_eq!(stack.job_count().await, 0);
+    assert_eq!(stack.env.count("jobs").await, 0);
 
     let jobs: Vec<Value> = (0..20)
         .map(|ms| json!({"kind": "sleep", "payload": {"ms": ms}}))
         .collect();
-    let (status, answer, _) = stack
-        .post_json("/api/jobs/batch", &json!({ "jobs": jobs }), None)
+    let (status, answer) = stack
+        .post_json("/api/jobs/batch", &json!({ "jobs": jobs }))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let ids: Vec<Uuid> = answer["jobs"]
@@ -114,7 +131,7 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
     stack.start_worker("w1", 4, Duration::ZERO);
     for id in ids {
         assert_eq!(
-            stack.wait_until_ended(id).await.status,
+            stack.env.wait_until_ended(id).await.status,
             JobStatus::Succeeded
         );
     }
@@ -124,23 +141,18 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
 async fn the_same_idempotency_key_returns_the_same_job() {
     let stack = Stack::new().await;
     let body = json!({"kind": "noop", "user_id": "alice"});
-    let (first, job, headers) = stack.post_json("/api/jobs", &body, Some("order-42")).await;
+    let (first, job, headers) = post_keyed(&stack, "/api/jobs", &body, Some("order-42")).await;
     assert_eq!(first, StatusCode::ACCEPTED);
     assert!(headers.get("idempotent-replayed").is_none());
-    let (again, same, headers) = stack.post_json("/api/jobs", &body, Some("order-42")).await;
+    let (again, same, headers) = post_keyed(&stack, "/api/jobs", &body, Some("order-42")).await;
     assert_eq!(again, StatusCode::ACCEPTED);
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(id_of(&same), id_of(&job));
     // Keys are scoped by owner tag: bob's "order-42" is another job.
-    let (_, other, _) = stack
-        .post_json(
-            "/api/jobs",
-            &json!({"kind": "noop", "user_id": "bob"}),
-            Some("order-42"),
-        )
-        .await;
+    let bob = json!({"kind": "noop", "user_id": "bob"});
+    let (_, other, _) = post_keyed(&stack, "/api/jobs", &bob, Some("order-42")).await;
     assert_ne!(id_of(&other), id_of(&job));
-    assert_eq!(stack.job_count().await, 2);
+    assert_eq!(stack.env.count("jobs").await, 2);
     assert_eq!(
         stack
             .wait_for_ready(&stack.env.topology.work_queue, 2)
@@ -153,9 +165,7 @@ async fn the_same_idempotency_key_returns_the_same_job() {
 #[tokio::test]
 async fn cancel_stops_queued_jobs_at_once_and_running_ones_at_their_next_step() {
     let mut stack = Stack::new().await;
-    let (_, queued, _) = stack
-        .post_json("/api/jobs", &json!({"kind": "noop"}), None)
-        .await;
+    let (_, queued) = stack.post_json("/api/jobs", &json!({"kind": "noop"})).await;
     let (status, cancelled) = stack
         .post(&format!("/api/jobs/{}/cancel", id_of(&queued)))
         .await;
@@ -165,15 +175,15 @@ async fn cancel_stops_queued_jobs_at_once_and_running_ones_at_their_next_step() 
     );
 
     stack.start_worker("w1", 2, Duration::ZERO);
-    let (_, long, _) = stack
+    let (_, long) = stack
         .post_json(
             "/api/jobs",
             &json!({"kind": "sleep", "payload": {"ms": 30_000}}),
-            None,
         )
         .await;
     let id = id_of(&long);
     stack
+        .env
         .wait_for_job(id, "processing", |j| j.status == JobStatus::Processing)
         .await;
     let (status, asked) = stack.post(&format!("/api/jobs/{id}/cancel")).await;
@@ -181,11 +191,11 @@ async fn cancel_stops_queued_jobs_at_once_and_running_ones_at_their_next_step() 
         (status, asked["cancel_requested"].as_bool()),
         (StatusCode::ACCEPTED, Some(true))
     );
-    let ended = stack.wait_until_ended(id).await;
+    let ended = stack.env.wait_until_ended(id).await;
     assert_eq!(ended.status, JobStatus::Cancelled);
 
     let detail: Value = stack
-        .get(&format!("/api/jobs/{id}"))
+        .get_response(&format!("/api/jobs/{id}"))
         .await
         .json()
         .await
@@ -217,7 +227,7 @@ async fn cancel_stops_queued_jobs_at_once_and_running_ones_at_their_next_step() 
             .ok(),
         Some(0)
     );
-    let first = stack.wait_until_ended(id_of(&queued)).await;
+    let first = stack.env.wait_until_ended(id_of(&queued)).await;
     assert_eq!((first.status, first.attempts), (JobStatus::Cancelled, 0));
 }
 
@@ -226,18 +236,21 @@ async fn retry_runs_a_failed_job_again_and_keeps_its_history() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 1, Duration::ZERO);
     let id = stack
-        .enqueue("bad.xlsx", BadFixture::NonNumericId.bytes())
+        .enqueue_upload("bad.xlsx", BadFixture::NonNumericId.bytes())
         .await;
-    assert_eq!(stack.wait_until_ended(id).await.status, JobStatus::Failed);
+    assert_eq!(
+        stack.env.wait_until_ended(id).await.status,
+        JobStatus::Failed
+    );
     let (status, job) = stack.post(&format!("/api/jobs/{id}/retry")).await;
     assert_eq!(
         (status, job["status"].as_str()),
         (StatusCode::ACCEPTED, Some("queued"))
     );
-    let again = stack.wait_until_ended(id).await;
+    let again = stack.env.wait_until_ended(id).await;
     assert_eq!((again.status, again.attempts), (JobStatus::Failed, 1));
     let detail: Value = stack
-        .get(&format!("/api/jobs/{id}"))
+        .get_response(&format!("/api/jobs/{id}"))
         .await
         .json()
         .await
@@ -270,9 +283,9 @@ async fn retry_runs_a_failed_job_again_and_keeps_its_history() {
     );
 
     let ok = stack
-        .enqueue(&mock_file_name(2), fixture(&mock_file_name(2)))
+        .enqueue_upload(&mock_file_name(2), fixture(&mock_file_name(2)))
         .await;
-    stack.wait_until_ended(ok).await;
+    stack.env.wait_until_ended(ok).await;
     let (status, _) = stack.post(&format!("/api/jobs/{ok}/retry")).await;
     assert_eq!(
         status,
@@ -286,17 +299,19 @@ async fn an_export_writes_the_filtered_rows_as_a_downloadable_xlsx() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 2, Duration::ZERO);
     let source = stack
-        .enqueue(&mock_file_name(1), fixture(&mock_file_name(1)))
+        .enqueue_upload(&mock_file_name(1), fixture(&mock_file_name(1)))
         .await;
-    let response = stack.get(&format!("/api/jobs/{source}/result")).await;
+    let response = stack
+        .get_response(&format!("/api/jobs/{source}/result"))
+        .await;
     assert!(matches!(
         response.status(),
         StatusCode::CONFLICT | StatusCode::NOT_FOUND
     ));
-    stack.wait_until_ended(source).await;
+    stack.env.wait_until_ended(source).await;
     assert_eq!(
         stack
-            .get(&format!("/api/jobs/{source}/result"))
+            .get_response(&format!("/api/jobs/{source}/result"))
             .await
             .status(),
         StatusCode::NOT_FOUND
@@ -304,8 +319,8 @@ async fn an_export_writes_the_filtered_rows_as_a_downloadable_xlsx() {
 
     let body =
         json!({"kind": "export_xlsx", "payload": {"source_job_id": source, "gender": "female"}});
-    let (_, export, _) = stack.post_json("/api/jobs", &body, None).await;
-    let export = stack.wait_until_ended(id_of(&export)).await;
+    let (_, export) = stack.post_json("/api/jobs", &body).await;
+    let export = stack.env.wait_until_ended(id_of(&export)).await;
     assert_eq!(export.status, JobStatus::Succeeded, "{:?}", export.message);
     let expected: Vec<_> = mock_data(1)
         .into_iter()
@@ -314,7 +329,9 @@ async fn an_export_writes_the_filtered_rows_as_a_downloadable_xlsx() {
     assert!(!expected.is_empty());
     assert_eq!(export.rows_imported, Some(expected.len() as i64));
 
-    let response = stack.get(&format!("/api/jobs/{}/result", export.id)).await;
+    let response = stack
+        .get_response(&format!("/api/jobs/{}/result", export.id))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-disposition"]
         .to_str()
@@ -338,15 +355,14 @@ async fn an_export_writes_the_filtered_rows_as_a_downloadable_xlsx() {
 async fn job_events_stream_progress_until_the_job_ends() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 1, Duration::ZERO);
-    let (_, job, _) = stack
+    let (_, job) = stack
         .post_json(
             "/api/jobs",
             &json!({"kind": "sleep", "payload": {"ms": 1500}}),
-            None,
         )
         .await;
     let mut response = stack
-        .get(&format!("/api/jobs/{}/events", id_of(&job)))
+        .get_response(&format!("/api/jobs/{}/events", id_of(&job)))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"]
@@ -382,7 +398,7 @@ async fn job_events_stream_progress_until_the_job_ends() {
 
     // The finished job keeps its final figures; its live row is gone.
     let finished: Value = stack
-        .get(&format!("/api/jobs/{}", id_of(&job)))
+        .get_response(&format!("/api/jobs/{}", id_of(&job)))
         .await
         .json()
         .await
@@ -408,15 +424,11 @@ async fn run_at_holds_a_job_until_its_time() {
     let mut stack = Stack::new().await;
     stack.start_worker("w1", 1, Duration::ZERO);
     let run_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let (status, job, _) = stack
-        .post_json(
-            "/api/jobs",
-            &json!({"kind": "noop", "run_at": run_at}),
-            None,
-        )
+    let (status, job) = stack
+        .post_json("/api/jobs", &json!({"kind": "noop", "run_at": run_at}))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let done = stack.wait_until_ended(id_of(&job)).await;
+    let done = stack.env.wait_until_ended(id_of(&job)).await;
     assert_eq!(done.status, JobStatus::Succeeded);
     let started = done.started_at.expect("started");
     assert!(

@@ -30,8 +30,8 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 /// Stores `jobs` in one batch; their ids, in order.
 async fn enqueue_batch(stack: &Stack, jobs: Vec<Value>) -> Vec<Uuid> {
-    let (status, answer, _) = stack
-        .post_json("/api/jobs/batch", &json!({ "jobs": jobs }), None)
+    let (status, answer) = stack
+        .post_json("/api/jobs/batch", &json!({ "jobs": jobs }))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     answer["jobs"]

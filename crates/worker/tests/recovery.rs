@@ -8,11 +8,12 @@ use burrow_shared::fixtures::mock_file_name;
 use burrow_shared::import::ImportOptions;
 use burrow_shared::job_lock::JobLock;
 use burrow_shared::jobs;
+use burrow_shared::leader::Chore;
 use burrow_shared::redrive::{redrive, RedriveReport};
 use burrow_shared::retry::RetryPolicy;
 use burrow_shared::JobStatus;
 use burrow_worker::process::JobContext;
-use burrow_worker::sweeper::{sweep_once, SweepReport, SWEEPER_LOCK};
+use burrow_worker::sweeper::{sweep_once, SweepReport};
 use lapin::options::{BasicPublishOptions, QueuePurgeOptions};
 use lapin::BasicProperties;
 use support::{fixture, Stack};
@@ -40,7 +41,7 @@ async fn the_sweeper_requeues_only_jobs_whose_worker_is_gone_past_the_lease() {
     for n in 1..=4 {
         ids.push(
             stack
-                .enqueue(&mock_file_name(n), fixture(&mock_file_name(n)))
+                .enqueue_upload(&mock_file_name(n), fixture(&mock_file_name(n)))
                 .await,
         );
     }
@@ -69,15 +70,9 @@ async fn the_sweeper_requeues_only_jobs_whose_worker_is_gone_past_the_lease() {
         .expect("free");
 
     let policy = RetryPolicy::default();
-    let report = sweep_once(
-        &stack.env.db,
-        &stack.env.amqp,
-        &stack.env.topology,
-        &policy,
-        LEASE,
-    )
-    .await
-    .expect("sweep");
+    let report = sweep_once(&stack.env.db, &policy, LEASE)
+        .await
+        .expect("sweep");
     assert_eq!(
         report,
         SweepReport {
@@ -88,7 +83,7 @@ async fn the_sweeper_requeues_only_jobs_whose_worker_is_gone_past_the_lease() {
     );
 
     stack.start_worker("w1", 2, Duration::ZERO);
-    let done = stack.wait_until_ended(stuck).await;
+    let done = stack.env.wait_until_ended(stuck).await;
     assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.message);
     assert_eq!(done.attempts, 2, "the lost attempt counts");
     let dead = jobs::find_job(&stack.env.db, exhausted)
@@ -97,6 +92,21 @@ async fn the_sweeper_requeues_only_jobs_whose_worker_is_gone_past_the_lease() {
         .expect("job");
     assert_eq!(dead.status, JobStatus::Dead);
     assert!(dead.message.unwrap_or_default().contains("worker was lost"));
+    // Each move of the sweeper is in the job's history.
+    let db = &stack.env.db;
+    let history = |id| async move {
+        jobs::list_events(db, id)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.event)
+            .collect::<Vec<_>>()
+    };
+    assert!(history(stuck).await.contains(&"requeued".to_owned()));
+    assert_eq!(
+        history(exhausted).await.last().map(String::as_str),
+        Some("dead")
+    );
     for untouched in [recent, running] {
         let job = jobs::find_job(&stack.env.db, untouched)
             .await
@@ -112,32 +122,20 @@ async fn only_one_replica_sweeps_at_a_time() {
     let stack = Stack::new().await;
     let mut other = stack.env.db.begin().await.expect("tx");
     let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(SWEEPER_LOCK)
+        .bind(Chore::Sweeper.key())
         .fetch_one(&mut *other)
         .await
         .expect("lock");
     assert!(leader);
     let policy = RetryPolicy::default();
-    let report = sweep_once(
-        &stack.env.db,
-        &stack.env.amqp,
-        &stack.env.topology,
-        &policy,
-        LEASE,
-    )
-    .await
-    .expect("sweep");
+    let report = sweep_once(&stack.env.db, &policy, LEASE)
+        .await
+        .expect("sweep");
     assert!(!report.swept, "another replica holds the sweeper lock");
     other.rollback().await.expect("release");
-    let report = sweep_once(
-        &stack.env.db,
-        &stack.env.amqp,
-        &stack.env.topology,
-        &policy,
-        LEASE,
-    )
-    .await
-    .expect("sweep");
+    let report = sweep_once(&stack.env.db, &policy, LEASE)
+        .await
+        .expect("sweep");
     assert!(report.swept);
 }
 
@@ -155,15 +153,15 @@ async fn redrive_moves_dead_jobs_back_and_leaves_garbage_in_the_dlq() {
             ..JobContext::new(
                 stack.env.db.clone(),
                 "flaky".to_owned(),
-                ImportOptions::default(),
+                burrow_shared::kinds::shipped(ImportOptions::default()),
             )
         },
         1,
     );
     let id = stack
-        .enqueue("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
+        .enqueue_upload("MOCK_DATA_1.xlsx", fixture(&mock_file_name(1)))
         .await;
-    let dead = stack.wait_until_ended(id).await;
+    let dead = stack.env.wait_until_ended(id).await;
     assert_eq!(dead.status, JobStatus::Dead);
     stack.stop_workers().await;
 
@@ -196,16 +194,46 @@ async fn redrive_moves_dead_jobs_back_and_leaves_garbage_in_the_dlq() {
         .expect("db")
         .expect("job");
     assert_eq!((queued.status, queued.attempts), (JobStatus::Queued, 0));
+    let events = jobs::list_events(&stack.env.db, id).await.expect("events");
+    assert_eq!(events.last().map(|e| e.event.as_str()), Some("redriven"));
 
     stack.start_worker("healthy", 1, Duration::ZERO);
-    let done = stack.wait_until_ended(id).await;
+    let done = stack.env.wait_until_ended(id).await;
     assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.message);
     assert_eq!(done.rows_imported, Some(200));
+
+    // A stale copy of the job's message in the DLQ does not move a job that is not dead.
+    let stale =
+        burrow_shared::JobMessage::new(id, burrow_shared::KIND_IMPORT_XLSX, done.correlation_id);
+    channel
+        .basic_publish(
+            "".into(),
+            stack.env.topology.dead_letter_queue.as_str().into(),
+            BasicPublishOptions::default(),
+            &stale.encode(),
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    stack
+        .wait_for_ready(&stack.env.topology.dead_letter_queue, 2)
+        .await;
+    let report = redrive(&stack.env.db, &channel, &stack.env.topology, 100)
+        .await
+        .expect("redrive");
+    assert_eq!(report, RedriveReport { moved: 0, left: 2 });
+    let after = jobs::find_job(&stack.env.db, id)
+        .await
+        .expect("db")
+        .expect("job");
+    assert_eq!((after.status, after.attempts), (JobStatus::Succeeded, 1));
     assert_eq!(
         stack
-            .wait_for_ready(&stack.env.topology.dead_letter_queue, 1)
+            .wait_for_ready(&stack.env.topology.dead_letter_queue, 2)
             .await,
-        1,
-        "garbage stays"
+        2,
+        "the garbage and the stale copy stay"
     );
 }

@@ -32,18 +32,88 @@ after(async () => {
   await browser?.close();
 });
 
-/** Uploads `files` through the file picker as `user`; returns the result lines, newest first. */
+/** Uploads `files` through the file picker as `user`; returns the result lines, newest first.
+ * Each file is previewed first (the dashboard's default): the caller imports or discards it. */
 async function uploadThroughPicker(page, user, files) {
   await page.fill("#upload-user", user);
   const chooser = page.waitForEvent("filechooser");
   await page.click("#pick-files");
   await (await chooser).setFiles(files);
-  return page.locator("#upload-results li");
+  return page.locator("#upload-results > li");
 }
+
+/** Waits for the preview on `line` and chooses Import. */
+async function importAfterPreview(line) {
+  const button = line.locator(".preview-import");
+  await button.waitFor({ timeout: JOB_TIMEOUT_MS });
+  await button.click();
+}
+
+/** Mockaroo's default columns (lower case, `ip_address`, …), as the reference articles' files
+ * have them, with `rows` people and one extra column the people profile does not use. */
+function mockarooCsv(rows) {
+  const lines = ["id,first_name,last_name,email,gender,ip_address,favourite_colour"];
+  for (let i = 1; i <= rows; i++) {
+    lines.push(`${i},Ada${i},Lovelace,ada${i}@example.com,Female,10.0.${Math.floor(i / 256)}.${i % 256},teal`);
+  }
+  return Buffer.from(lines.join("\r\n") + "\r\n");
+}
+
+test("an upload shows how its columns map and its first rows, and imports only when asked", async () => {
+  const page = await openDashboard(browser);
+  const user = uniqueUser("preview");
+  const file = { name: "MOCK_DATA.csv", mimeType: "text/csv", buffer: mockarooCsv(30) };
+  let results = await uploadThroughPicker(page, user, [file]);
+  const line = results.first();
+  const preview = line.locator(".preview");
+  await preview.waitFor();
+  assert.match(await line.locator(".outcome").textContent(), /sheet “csv”, header in row 1; 30 rows read, all valid/);
+  const mapping = await preview.locator(".preview-mapping tbody tr").evaluateAll((rows) =>
+    rows.map((row) => [...row.children].map((cell) => cell.textContent)),
+  );
+  assert.deepEqual(mapping, [
+    // The table's columns, * marking the required ones, each with the header that feeds it.
+    ["id *", "id", "A1"],
+    ["first_name", "first_name", "B1"],
+    ["last_name", "last_name", "C1"],
+    ["email *", "email", "D1"],
+    ["gender", "gender", "E1"],
+    ["ip_address *", "ip_address", "F1"],
+  ]);
+  assert.match(await preview.locator(".preview-notes").textContent(), /Ignored headers: favourite_colour/);
+  assert.equal(await preview.locator(".preview-sample tbody tr").count(), 20, "the first 20 rows");
+  assert.deepEqual(await preview.locator(".preview-sample tbody tr").first().locator("td").allTextContents(), [
+    "1",
+    "Ada1",
+    "Lovelace",
+    "ada1@example.com",
+    "Female",
+    "10.0.0.1",
+  ]);
+  await screenshot(page, "00-upload-preview", { fullPage: true });
+  // Nothing is stored while the user looks, nor after Discard.
+  const jobsOf = async () => (await apiCall("GET", `/api/jobs?user_id=${user}`)).body.jobs.length;
+  assert.equal(await jobsOf(), 0, "no job before the user decides");
+  await line.locator(".preview-discard").click();
+  await line.locator(".outcome", { hasText: "discarded" }).waitFor();
+  assert.equal(await line.locator(".preview").count(), 0);
+  assert.equal(await jobsOf(), 0, "no job after Discard");
+
+  results = await uploadThroughPicker(page, user, [file]);
+  await importAfterPreview(results.first());
+  const id = await acceptedJobId(results.first());
+  const job = await jobReaches(id, "succeeded", "failed");
+  assert.equal(job.status, "succeeded", job.message);
+  assert.equal(job.rows_imported, 30);
+  assert.equal(await jobsOf(), 1);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
 
 test("an uploaded workbook is imported live and its page shows the history", async () => {
   const page = await openDashboard(browser);
   const results = await uploadThroughPicker(page, uniqueUser("upload"), [fixture("MOCK_DATA_1.xlsx")]);
+  await importAfterPreview(results.first());
   const id = await acceptedJobId(results.first());
   await assert.doesNotReject(results.first().locator("text=accepted").waitFor());
 
@@ -88,7 +158,10 @@ test("several files dropped on the drop zone become one job each", async () => {
       zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
     }
   }, files);
-  const results = page.locator("#upload-results li");
+  const results = page.locator("#upload-results > li");
+  // Previewed one after the other, in the order dropped (the newest line is on top).
+  await importAfterPreview(results.nth(1));
+  await importAfterPreview(results.nth(0));
   const ids = [await acceptedJobId(results.nth(0)), await acceptedJobId(results.nth(1))];
   assert.notEqual(ids[0], ids[1]);
   for (const id of ids) {
@@ -98,15 +171,16 @@ test("several files dropped on the drop zone become one job each", async () => {
   await page.context().close();
 });
 
-test("a file that is not a workbook is refused with the api's reason", async () => {
+test("a file that is not a spreadsheet is refused with the api's reason", async () => {
   const page = await openDashboard(browser);
+  // Text would be read as CSV: a PDF is no spreadsheet by content, whatever its name.
   const results = await uploadThroughPicker(page, uniqueUser("refused"), [
-    { name: "notes.xlsx", mimeType: "text/plain", buffer: Buffer.from("just some text, not a zip") },
+    { name: "notes.xlsx", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.7\n%\xE2\xE3\n1 0 obj\n") },
   ]);
   const line = results.first();
   await line.locator(".outcome", { hasText: "415" }).waitFor();
   assert.match(await line.getAttribute("class"), /error/);
-  assert.match(await line.textContent(), /notes\.xlsx.*415 Unsupported Media Type: .+/s);
+  assert.match(await line.textContent(), /notes\.xlsx.*415 Unsupported Media Type: the file is a PDF/s);
   await screenshot(page, "03-upload-refused");
   await page.context().close();
 });
@@ -114,6 +188,9 @@ test("a file that is not a workbook is refused with the api's reason", async () 
 test("a failed import names row and column, and Retry runs it again", async () => {
   const page = await openDashboard(browser);
   const results = await uploadThroughPicker(page, uniqueUser("bad"), [fixture("bad_non_numeric_id.xlsx")]);
+  // The preview already names the bad cell; imported anyway, the job fails with it.
+  await results.first().locator(".preview-errors li", { hasText: "row 7, column Id (cell A7)" }).waitFor();
+  await importAfterPreview(results.first());
   const id = await acceptedJobId(results.first());
   await page.locator(`#jobs-body tr[data-id="${id}"] .pill-failed`).waitFor({ timeout: JOB_TIMEOUT_MS });
 
@@ -145,7 +222,7 @@ test("the failures page groups failed jobs by error and retries a whole group", 
     await jobReaches(job.id, "failed");
   }
   const page = await openDashboard(browser, { hash: "#/failures" });
-  const group = page.locator(".group", { hasText: "column Id" });
+  const group = page.locator(".group", { hasText: "column Id (cell" });
   await group.waitFor();
   assert.match(await group.locator(".group-error").textContent(), /row #, column Id \(cell A#\)/);
   const count = Number((await group.locator(".group-count").textContent()).match(/\d+/)[0]);
@@ -160,7 +237,7 @@ test("the failures page groups failed jobs by error and retries a whole group", 
   // They fail again, and the group comes back with the same count.
   await eventually("the group to fail again", async () => {
     const { body } = await apiCall("GET", "/api/failures");
-    const again = body.groups.find((g) => g.error.includes("column Id"));
+    const again = body.groups.find((g) => g.error.includes("column Id (cell"));
     return again?.count === count;
   });
   assert.deepEqual(page.problems, []);

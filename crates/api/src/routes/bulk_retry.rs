@@ -20,6 +20,9 @@ pub const MAX_IDS: usize = 1000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryMany {
+    /// 1 to 1000 job ids; each is answered on its own, so one that is not a UUID is a
+    /// `bad_request` result, not a refused request.
+    #[schema(min_items = 1, max_items = 1000)]
     ids: Vec<String>,
 }
 
@@ -63,6 +66,7 @@ pub struct RetryManyResponse {
     responses(
         (status = 200, description = "One result per id, in request order", body = RetryManyResponse),
         (status = 403, description = "The key is not an admin key", body = ApiError),
+        (status = 413, description = "The body is larger than 2 MiB", body = ApiError),
         (status = 422, description = "Malformed body, or not 1 to 1000 ids", body = ApiError),
         (status = 500, description = "Database error (jobs retried before it stay retried)", body = ApiError),
     )
@@ -73,7 +77,7 @@ pub async fn retry_jobs(
     body: Result<Json<RetryMany>, JsonRejection>,
 ) -> Result<Json<RetryManyResponse>, ApiError> {
     caller.require_admin()?;
-    let Json(body) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
+    let Json(body) = body.map_err(|e| ApiError::from_json_rejection(e, super::JSON_BODY_LIMIT))?;
     if body.ids.is_empty() || body.ids.len() > MAX_IDS {
         return Err(ApiError::Unprocessable(format!(
             "`ids` holds 1 to {MAX_IDS} job ids"

@@ -3,8 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use burrow_shared::jobs::{self, JobRow};
-use burrow_shared::{outbox, JobMessage, JobStatus};
+use burrow_shared::enqueue::{requeue, EnqueueError};
+use burrow_shared::jobs::JobRow;
+use burrow_shared::state::{self, Transition};
+use burrow_shared::JobStatus;
 use uuid::Uuid;
 
 use super::jobs::{find, parse_id};
@@ -36,11 +38,11 @@ pub async fn cancel_job(
 ) -> Result<(StatusCode, Json<JobRow>), ApiError> {
     let id = parse_id(&id)?;
     super::jobs::find_visible(&state, &caller, id).await?;
-    if jobs::cancel_waiting(&state.db, id).await? {
+    if state::apply(&state.db, id, Transition::CancelWaiting).await? {
         // Its message is still queued; the worker that gets it finds the job ended and acks.
         return Ok((StatusCode::OK, Json(find(&state, id).await?)));
     }
-    if jobs::request_cancel(&state.db, id).await? {
+    if state::request_cancel(&state.db, id).await? {
         return Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?)));
     }
     let job = find(&state, id).await?;
@@ -95,16 +97,20 @@ pub async fn retry(state: &AppState, id: Uuid) -> Result<JobRow, ApiError> {
         )));
     }
     let mut tx = state.db.begin().await?;
-    if !jobs::requeue_finished(&mut *tx, id, "Retried on request").await? {
+    let restart = Transition::Restart {
+        why: "Retried on request",
+    };
+    let moved = requeue(&mut tx, id, restart, 1)
+        .await
+        .map_err(|e| match e {
+            EnqueueError::Database(e) => ApiError::from(e),
+            other => ApiError::Internal(other.into()),
+        })?;
+    if !moved {
         return Err(ApiError::Conflict(format!(
             "job {id} changed meanwhile; try again"
         )));
     }
-    let message = JobMessage {
-        priority: u8::try_from(job.priority.clamp(0, 9)).unwrap_or(0),
-        ..JobMessage::new(id, &job.kind, job.correlation_id)
-    };
-    outbox::add(&mut tx, &message).await?;
     tx.commit().await?;
     state.publisher.wake_relay();
     find(state, id).await

@@ -2,52 +2,152 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
 use axum::Json;
-use burrow_shared::jobs::NewJob;
+use burrow_shared::enqueue::NewJob;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+use super::job_request::{accepted, check_idempotency_key, idempotency_key, owner_tag};
 use super::upload::create_upload_job;
 use crate::auth::Caller;
-use crate::enqueue::{enqueue, enqueue_all, Enqueued, JobRequest};
+use crate::enqueue::{enqueue, enqueue_all};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Most jobs in one batch request.
 pub const MAX_BATCH: usize = 1000;
-/// Longest accepted `Idempotency-Key`, in bytes.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Highest priority.
 const MAX_PRIORITY: i16 = 9;
-/// Header set on a response that returns an earlier job for a repeated `Idempotency-Key`.
-pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
 /// A job as JSON: `{"kind": "sleep", "payload": {"ms": 50}, "priority": 5, "run_at": "…"}`.
+//
+// Its schema has what every kind shares: the served document (`openapi::document`) makes it one
+// variant per kind of the registry, each with its kind's payload.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// Which handler runs it, e.g. `sleep`; kinds made by an upload (`import_xlsx`) are refused.
+    #[schema(min_length = 1)]
     kind: String,
-    /// The kind's parameters, checked by its handler (default `{}`).
+    /// The kind's parameters: a JSON object, checked by its handler (default `{}`).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     payload: Value,
     /// 0 (normal, the default) to 9 (most urgent).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 0, maximum = 9)]
     priority: i16,
     /// Not before this time (RFC 3339).
     run_at: Option<DateTime<Utc>>,
-    /// The owner tag, at most 128 printable characters.
+    /// The owner tag: at most 128 characters, none of them a control character; trimmed, and
+    /// blank means none.
+    #[schema(max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     user_id: Option<String>,
-    /// Only in batches; a single job takes the `Idempotency-Key` header instead.
+    /// Only in batches (1 to 255 visible ASCII characters); a single job takes the
+    /// `Idempotency-Key` header instead.
+    #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
     idempotency_key: Option<String>,
 }
 
 fn empty_object() -> Value {
     json!({})
+}
+
+/// An `i16` written as `9` or `9.0`: JSON Schema's `integer` (what the document says) is any
+/// number without a fractional part, and serde's integers take only the first form.
+fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i16, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    as_integer(&number)
+        .and_then(|n| i16::try_from(n).ok())
+        .ok_or_else(|| D::Error::custom(format!("{number} is not an integer of -32768 to 32767")))
+}
+
+/// `number` as an integer, if it has no fractional part and fits an `i64`.
+fn as_integer(number: &serde_json::Number) -> Option<i64> {
+    // Beyond 2^53 a float is not exact; such numbers are no priority or duration anyway.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+            .map(|f| f as i64)
+    })
+}
+
+/// Whether a string or a field name anywhere in `value` holds U+0000, which Postgres's `jsonb`
+/// refuses.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(name, field)| name.contains('\0') || holds_nul(field)),
+        _ => false,
+    }
+}
+
+/// Whether every number of `value` reads back after Postgres stores it. `jsonb` keeps a number
+/// as an exact decimal and prints it without an exponent (`1.7976931348623157e308` comes back
+/// as 309 digits), and serde_json refuses some of those as out of range: such a job could be
+/// stored but never read again.
+fn numbers_survive_jsonb(value: &Value) -> bool {
+    match value {
+        Value::Number(number) => number.as_f64().is_none_or(|f| {
+            let plain = plain_decimal(f);
+            serde_json::from_str::<Value>(&plain).is_ok()
+        }),
+        Value::Array(items) => items.iter().all(numbers_survive_jsonb),
+        Value::Object(fields) => fields.values().all(numbers_survive_jsonb),
+        _ => true,
+    }
+}
+
+/// `f` written as Postgres's `numeric` prints it: every digit, no exponent.
+fn plain_decimal(f: f64) -> String {
+    let scientific = format!("{f:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i64 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // The point sits after the first digit, then moves `exponent` places.
+    let point = 1 + exponent;
+    if point <= 0 {
+        format!(
+            "{sign}0.{}{digits}",
+            "0".repeat(point.unsigned_abs() as usize)
+        )
+    } else if point as usize >= digits.len() {
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(point as usize - digits.len())
+        )
+    } else {
+        let (whole, fraction) = digits.split_at(point as usize);
+        format!("{sign}{whole}.{fraction}")
+    }
+}
+
+/// Rewrites every number of `value` that has no fractional part (`50.0`) as an integer (`50`),
+/// so a kind's handler, whose integer fields serde reads, takes what the document's `integer`
+/// allows. The stored payload is the rewritten one: the same numbers.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            if let Some(integer) = as_integer(number) {
+                *value = Value::from(integer);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// `POST /api/jobs`: a JSON job, or (multipart/form-data) an uploaded file to import.
@@ -56,14 +156,14 @@ fn empty_object() -> Value {
     path = "/api/jobs",
     tag = "jobs",
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "1 to 255 visible ASCII characters; a key seen before (per `user_id`) answers with the earlier job"),
     ),
     request_body(
         description = "A job as JSON, or (multipart/form-data) an .xlsx file to import",
         content(
             (JobSpec = "application/json"),
-            (super::openapi::UploadForm = "multipart/form-data"),
+            (super::schemas::UploadForm = "multipart/form-data"),
         ),
     ),
     responses(
@@ -73,8 +173,8 @@ fn empty_object() -> Value {
                 ("Location" = String, description = "`/api/jobs/{id}`"),
                 ("Idempotent-Replayed" = String, description = "`true` when the job is an earlier one"),
             )),
-        (status = 400, description = "Malformed `Idempotency-Key` or multipart body, no `file` field, bad `user_id` or `on_error`", body = ApiError),
-        (status = 413, description = "The upload is larger than `UPLOAD_MAX_BYTES`", body = ApiError),
+        (status = 400, description = "Malformed `Idempotency-Key` or multipart body, no `file` field or an unknown one, bad `user_id` or `on_error`", body = ApiError),
+        (status = 413, description = "The upload (or the JSON body) is larger than `UPLOAD_MAX_BYTES`", body = ApiError),
         (status = 415, description = "Neither JSON nor multipart, or the file is not an .xlsx by content", body = ApiError),
         (status = 422, description = "Unknown kind, invalid payload, priority or user_id, or a malformed workbook package", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
@@ -104,7 +204,7 @@ pub async fn create_job(
     let headers = request.headers().clone();
     let Json(spec) = Json::<JobSpec>::from_request(request, &state)
         .await
-        .map_err(|e| ApiError::Unprocessable(e.body_text()))?;
+        .map_err(|e| ApiError::from_json_rejection(e, state.upload_max_bytes))?;
     if spec.idempotency_key.is_some() {
         return Err(ApiError::Unprocessable(
             "use the Idempotency-Key header for a single job".to_owned(),
@@ -113,7 +213,7 @@ pub async fn create_job(
     let mut job = validate(&state, spec)?;
     job.user_id = caller.owner_tag(job.user_id);
     job.idempotency_key = idempotency_key(&headers)?;
-    let enqueued = enqueue(&state, JobRequest { job, file: None }).await?;
+    let enqueued = enqueue(&state, job).await?;
     Ok(accepted(enqueued))
 }
 
@@ -121,6 +221,8 @@ pub async fn create_job(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSpec {
+    /// 1 to 1000 jobs, each with its own optional `idempotency_key`.
+    #[schema(min_items = 1, max_items = 1000)]
     jobs: Vec<JobSpec>,
 }
 
@@ -132,7 +234,8 @@ pub struct BatchSpec {
     tag = "jobs",
     request_body = BatchSpec,
     responses(
-        (status = 202, description = "All jobs accepted, in request order", body = super::openapi::JobList),
+        (status = 202, description = "All jobs accepted, in request order", body = super::schemas::JobList),
+        (status = 413, description = "The body is larger than 2 MiB", body = ApiError),
         (status = 422, description = "Malformed body, not 1 to 1000 jobs, or an invalid job (`jobs[3]: …`); nothing is stored", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
@@ -142,7 +245,7 @@ pub async fn create_batch(
     caller: Caller,
     body: Result<Json<BatchSpec>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(batch) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
+    let Json(batch) = body.map_err(|e| ApiError::from_json_rejection(e, super::JSON_BODY_LIMIT))?;
     if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
         return Err(ApiError::Unprocessable(format!(
             "a batch holds 1 to {MAX_BATCH} jobs"
@@ -154,12 +257,9 @@ pub async fn create_batch(
         check_idempotency_key(key.as_deref()).map_err(|e| at(index, e))?;
         let mut job = validate(&state, spec).map_err(|e| at(index, e))?;
         job.user_id = caller.owner_tag(job.user_id);
-        requests.push(JobRequest {
-            job: NewJob {
-                idempotency_key: key,
-                ..job
-            },
-            file: None,
+        requests.push(NewJob {
+            idempotency_key: key,
+            ..job
         });
     }
     let jobs: Vec<_> = enqueue_all(&state, requests)
@@ -171,7 +271,7 @@ pub async fn create_batch(
 }
 
 /// Checks kind, payload, priority and owner tag; the job to store.
-fn validate(state: &AppState, spec: JobSpec) -> Result<NewJob, ApiError> {
+fn validate(state: &AppState, mut spec: JobSpec) -> Result<NewJob, ApiError> {
     let handler = state.registry.get(&spec.kind).ok_or_else(|| {
         let known: Vec<&str> = state.registry.kinds().collect();
         ApiError::Unprocessable(format!(
@@ -186,6 +286,25 @@ fn validate(state: &AppState, spec: JobSpec) -> Result<NewJob, ApiError> {
             spec.kind
         )));
     }
+    if !spec.payload.is_object() {
+        // serde would read a struct from an array too (`[50]` as `{"ms": 50}`): refuse it here.
+        return Err(ApiError::Unprocessable(
+            "`payload` must be a JSON object".to_owned(),
+        ));
+    }
+    if holds_nul(&spec.payload) {
+        return Err(ApiError::Unprocessable(
+            "`payload` may hold no U+0000 character (Postgres cannot store it)".to_owned(),
+        ));
+    }
+    if !numbers_survive_jsonb(&spec.payload) {
+        return Err(ApiError::Unprocessable(
+            "`payload` holds a number too close to the limits of a double to be stored and read \
+             back (e.g. 1.7976931348623157e308)"
+                .to_owned(),
+        ));
+    }
+    integral_numbers_as_integers(&mut spec.payload);
     handler
         .validate(&spec.payload)
         .map_err(ApiError::Unprocessable)?;
@@ -194,18 +313,7 @@ fn validate(state: &AppState, spec: JobSpec) -> Result<NewJob, ApiError> {
             "`priority` must be 0 to {MAX_PRIORITY}"
         )));
     }
-    let user_id = spec
-        .user_id
-        .map(|u| u.trim().to_owned())
-        .filter(|u| !u.is_empty());
-    if user_id
-        .as_ref()
-        .is_some_and(|u| u.chars().count() > 128 || u.chars().any(char::is_control))
-    {
-        return Err(ApiError::Unprocessable(
-            "`user_id` must be at most 128 printable characters".to_owned(),
-        ));
-    }
+    let user_id = owner_tag(spec.user_id.as_deref()).map_err(ApiError::Unprocessable)?;
     Ok(NewJob {
         payload: spec.payload,
         priority: spec.priority,
@@ -224,54 +332,23 @@ fn at(index: usize, error: ApiError) -> ApiError {
     }
 }
 
-/// The `Idempotency-Key` header, if present and well-formed.
-///
-/// # Errors
-/// 400 when it is empty, longer than 255 bytes or not visible ASCII.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value.to_str().map_err(|_| bad_key())?.to_owned();
-    check_idempotency_key(Some(&key)).map_err(|_| bad_key())?;
-    Ok(Some(key))
-}
+#[cfg(test)]
+mod jsonb_numbers {
+    use super::*;
 
-fn check_idempotency_key(key: Option<&str>) -> Result<(), ApiError> {
-    match key {
-        Some(k)
-            if k.is_empty()
-                || k.len() > MAX_IDEMPOTENCY_KEY
-                || !k.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Err(ApiError::Unprocessable(format!(
-                "an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-            )))
-        }
-        _ => Ok(()),
+    #[test]
+    fn numbers_are_written_as_postgres_prints_them() {
+        assert_eq!(plain_decimal(1.5e3), "1500");
+        assert_eq!(plain_decimal(-12.25), "-12.25");
+        assert_eq!(plain_decimal(1e-3), "0.001");
+        assert_eq!(plain_decimal(0.0), "0");
     }
-}
 
-fn bad_key() -> ApiError {
-    ApiError::BadRequest(format!(
-        "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-    ))
-}
-
-/// `202 Accepted`, `Location: /api/jobs/{id}` and the job; a replayed `Idempotency-Key` also
-/// gets `Idempotent-Replayed: true`.
-pub fn accepted(enqueued: Enqueued) -> Response {
-    let location = format!("/api/jobs/{}", enqueued.job.id);
-    let mut response = (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(enqueued.job),
-    )
-        .into_response();
-    if !enqueued.created {
-        response
-            .headers_mut()
-            .insert(REPLAYED, HeaderValue::from_static("true"));
+    #[test]
+    fn a_number_jsonb_would_print_unreadably_is_refused() {
+        let max = serde_json::json!({"a": f64::MAX});
+        assert!(!numbers_survive_jsonb(&max));
+        let fine = serde_json::json!({"a": [1e308, 5e-324, -2.5, 7]});
+        assert!(numbers_survive_jsonb(&fine));
     }
-    response
 }

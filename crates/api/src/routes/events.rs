@@ -28,7 +28,7 @@ const POLL: Duration = Duration::from_millis(250);
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, description = "Server-Sent Events: an `event: job` whose data is the job JSON (`JobRow`) on every change of status, attempt or progress; the stream ends after the job's final state",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = super::schemas::JobStreamEvent),
         (status = 400, description = "The id is not a UUID", body = ApiError),
         (status = 404, description = "No such job", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),

@@ -20,7 +20,7 @@ const POSTGRES_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
     tag = "health",
     security(),
     responses(
-        (status = 200, description = "The process serves requests", body = super::openapi::Health),
+        (status = 200, description = "The process serves requests", body = super::schemas::Health),
     )
 )]
 pub async fn healthz() -> Json<Value> {
@@ -43,8 +43,8 @@ pub async fn healthz() -> Json<Value> {
     tag = "health",
     security(),
     responses(
-        (status = 200, description = "`ready`, or `degraded` with `reasons` (jobs are still accepted)", body = super::openapi::Readiness),
-        (status = 503, description = "`unavailable`: Postgres is down, no job can be stored", body = super::openapi::Readiness),
+        (status = 200, description = "`ready`, or `degraded` with `reasons` (jobs are still accepted)", body = super::schemas::Readiness),
+        (status = 503, description = "`unavailable`: Postgres is down, no job can be stored", body = super::schemas::Readiness),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

@@ -28,11 +28,18 @@ pub struct JobDetail {
     pub events: Vec<JobEvent>,
 }
 
-/// Parses a job id from the path: 400 when it is not a UUID.
+/// Parses a job id from the path: 400 when it is not a UUID in its hyphenated form (the
+/// document's `format: uuid`; the simple, braced and URN forms are refused too).
 pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id)
-        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a job id (a UUID)")))
+    let not_an_id = || ApiError::BadRequest(format!("{id:?} is not a job id (a UUID)"));
+    if id.len() != HYPHENATED_UUID_LEN {
+        return Err(not_an_id());
+    }
+    Uuid::parse_str(id).map_err(|_| not_an_id())
 }
+
+/// Characters of a hyphenated UUID (`8-4-4-4-12` hex digits).
+const HYPHENATED_UUID_LEN: usize = 36;
 
 /// The job, or 404.
 pub async fn find(state: &AppState, id: Uuid) -> Result<JobRow, ApiError> {
@@ -82,12 +89,15 @@ pub struct ListQuery {
     /// Only jobs in this status.
     #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
-    /// Only jobs with this owner tag.
+    /// Only jobs with this owner tag (the rules of an upload's `user_id`: at most 128
+    /// characters, no control character; trimmed, blank means any).
+    #[param(max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     user_id: Option<String>,
     /// Jobs per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page, as it was given.
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$")]
     cursor: Option<String>,
 }
 
@@ -108,7 +118,7 @@ pub struct JobPage {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of jobs, newest first", body = JobPage),
-        (status = 400, description = "Unknown status, `limit` out of range or invalid cursor", body = ApiError),
+        (status = 400, description = "Unknown status, `limit` out of range, invalid cursor, or a `user_id` with a control character or over 128 characters", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]
@@ -131,11 +141,14 @@ pub async fn list_jobs(
         )));
     }
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // A NUL would reach Postgres, which refuses it in text (a 500): checked like an upload's.
+    let wanted_owner = super::job_request::owner_tag(query.user_id.as_deref())
+        .map_err(|e| ApiError::BadRequest(format!("`user_id`: {e}")))?;
     let filter = JobFilter {
         status,
         // A non-admin lists its own jobs only, whatever `user_id` it asks for.
         user_id: if caller.admin {
-            query.user_id
+            wanted_owner
         } else {
             caller.user_id.clone()
         },
@@ -158,9 +171,16 @@ fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     format!("{}_{}", created_at.timestamp_micros(), id.simple())
 }
 
+/// Reads a cursor [`encode_cursor`] made, and only such: 1 to 16 digits (until the year 2286),
+/// `_`, 32 lower-case hex digits, the document's `pattern`.
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let invalid = || ApiError::BadRequest(format!("invalid cursor {cursor:?}"));
     let (micros, id) = cursor.split_once('_').ok_or_else(invalid)?;
+    let micros_ok = (1..=16).contains(&micros.len()) && micros.bytes().all(|b| b.is_ascii_digit());
+    let id_ok = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !micros_ok || !id_ok {
+        return Err(invalid());
+    }
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
     let id = Uuid::parse_str(id).map_err(|_| invalid())?;
@@ -177,6 +197,22 @@ mod tests {
         let id = Uuid::now_v7();
         assert_eq!(decode_cursor(&encode_cursor(at, id)).ok(), Some((at, id)));
         assert!(decode_cursor("nope").is_err());
+        assert!(decode_cursor("").is_err());
         assert!(decode_cursor("12_notauuid").is_err());
+        // Only the form encode_cursor makes: no sign, no other UUID form.
+        let simple = id.simple().to_string();
+        assert!(decode_cursor(&format!("+12_{simple}")).is_err());
+        assert!(decode_cursor(&format!("12_{}", simple.to_uppercase())).is_err());
+        assert!(decode_cursor(&format!("12_{}", id.hyphenated())).is_err());
+        assert!(decode_cursor(&format!("12345678901234567_{simple}")).is_err());
+    }
+
+    #[test]
+    fn job_ids_are_hyphenated_uuids_only() {
+        let id = Uuid::now_v7();
+        assert_eq!(parse_id(&id.hyphenated().to_string()).ok(), Some(id));
+        assert!(parse_id(&id.simple().to_string()).is_err());
+        assert!(parse_id(&id.braced().to_string()).is_err());
+        assert!(parse_id(&id.urn().to_string()).is_err());
     }
 }

@@ -8,13 +8,19 @@ mod dead_letters;
 mod events;
 mod failures;
 mod health;
+mod import_preview;
+mod import_profiles;
+mod job_request;
 mod jobs;
 mod metrics;
 mod openapi;
+mod openapi_kinds;
 mod result;
+mod schemas;
 mod simulate;
 mod stats;
 mod upload;
+mod upload_form;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -26,7 +32,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use openapi::ApiDoc;
+pub use openapi::{document, ApiDoc};
 
 /// Every (method, path) [`router`] serves, in router order: the one list kept next to the
 /// router. `tests/openapi.rs` checks that the OpenAPI document ([`ApiDoc`]) has exactly these
@@ -42,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/jobs/{id}/cancel"),
     ("POST", "/api/jobs/{id}/retry"),
     ("POST", "/api/simulate"),
+    ("POST", "/api/imports/preview"),
+    ("GET", "/api/import-profiles"),
     ("POST", "/api/dead-letters/redrive"),
     ("POST", "/api/jobs/retry"),
     ("GET", "/api/failures"),
@@ -57,11 +65,17 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// Longest a request may take to get its response (uploads included), in seconds.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Largest JSON body of the routes other than `POST /api/jobs` (which takes the upload limit),
+/// in bytes: axum's default, set here so that the 413 names it.
+pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// Room for multipart boundaries and small fields around the file, in bytes.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 
-/// All routes, with `state`.
+/// All routes, with `state`. Registers the api's counters at 0 for the kinds of
+/// `state.registry` ([`crate::metrics::zero_known`]), so `/metrics` shows them from the start.
 pub fn router(state: AppState) -> Router {
+    crate::metrics::zero_known(state.registry.kinds());
     let upload_body_limit =
         DefaultBodyLimit::max(state.upload_max_bytes + MULTIPART_OVERHEAD_BYTES);
     Router::new()
@@ -79,6 +93,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/retry", post(control::retry_job))
         .route("/api/simulate", post(simulate::simulate))
         .route(
+            "/api/imports/preview",
+            post(import_preview::preview_import).layer(upload_body_limit),
+        )
+        .route("/api/import-profiles", get(import_profiles::list_profiles))
+        .route(
             "/api/dead-letters/redrive",
             post(dead_letters::redrive_dead_letters),
         )
@@ -92,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // Producing a response may take this long (an SSE stream's body is not limited; an
         // upload's body is read inside it, so the limit bounds slow uploads too): then 408.
         .layer(TimeoutLayer::with_status_code(

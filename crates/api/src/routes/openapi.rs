@@ -7,19 +7,27 @@
 //!
 //! Most schemas come from the types themselves (`JobRow`, `JobDetail`, …). A few answers are
 //! built with `serde_json::json!`; their shapes are written down here as schema-only types
-//! ([`JobList`], [`Health`], [`Readiness`]), and so are the multipart form of an upload
-//! ([`UploadForm`]) and the body of every error ([`ApiError`]'s schema, [`ErrorBody`]).
+//! ([`schemas`](super::schemas): `JobList`, `Health`, `Readiness`), and so are the multipart form of an upload
+//! (`UploadForm`), one event of a job's event stream (`JobStreamEvent`) and the body of
+//! every error (`ApiError`'s schema, `ErrorBody`).
+//!
+//! [`ApiDoc`] is what every build shares; the api serves [`document`]: that, with the job kinds
+//! of its registry (see [`super::openapi_kinds`]), so a custom registry is what the document
+//! shows. `just contract` (schemathesis) checks that the api accepts what the document allows
+//! and refuses what it does not.
 
+use axum::extract::State;
 use axum::Json;
-use burrow_shared::import::OnError;
-use burrow_shared::jobs::JobRow;
+use burrow_shared::handler::Registry;
+use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The security scheme of an API key sent as `Authorization: Bearer <key>` (the `security` of
 /// [`ApiDoc`] names it too).
@@ -52,6 +60,8 @@ pub const HEADER_SCHEME: &str = "x_api_key";
         super::failures::failures,
         super::stats::stats,
         super::simulate::simulate,
+        super::import_preview::preview_import,
+        super::import_profiles::list_profiles,
         super::dead_letters::redrive_dead_letters,
         super::health::healthz,
         super::health::readyz,
@@ -140,6 +150,17 @@ impl Modify for ApiKeys {
     }
 }
 
+/// The document this api serves: [`ApiDoc`] with the kinds of `registry` (their names, and the
+/// payload of each, see [`super::openapi_kinds`]) in the job schemas.
+pub fn document(registry: &Registry) -> Value {
+    // Serialising a document utoipa built cannot fail: every value in it is JSON already.
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // utoipa says this for types with serde's `deny_unknown_fields`; the form is no serde type.
+    document["components"]["schemas"]["UploadForm"]["additionalProperties"] = Value::Bool(false);
+    super::openapi_kinds::specialise(&mut document, registry);
+    document
+}
+
 /// This document.
 #[utoipa::path(
     get,
@@ -150,110 +171,6 @@ impl Modify for ApiKeys {
         (status = 200, description = "The OpenAPI document of this api", body = Object)
     )
 )]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
-/// The JSON body of every error answer (4xx and 5xx): the schema of `ApiError`.
-#[derive(ToSchema)]
-#[allow(
-    dead_code,
-    reason = "a schema only: ApiError's IntoResponse writes the body"
-)]
-pub struct ErrorBody {
-    /// A stable code: `bad_request` (400), `unauthorized` (401), `forbidden` (403),
-    /// `not_found` (404), `conflict` (409), `payload_too_large` (413),
-    /// `unsupported_media_type` (415), `unprocessable` (422), `too_many_requests` (429),
-    /// `internal` (500), `broker_unavailable` (503).
-    #[schema(example = "not_found")]
-    error: String,
-    /// The reason in words, for people (500s say only `internal error`).
-    #[schema(example = "no job 01a1fca3-194d-70b7-906a-3004eabb129d")]
-    message: String,
-}
-
-impl PartialSchema for ApiError {
-    fn schema() -> RefOr<Schema> {
-        ErrorBody::schema()
-    }
-}
-
-impl ToSchema for ApiError {}
-
-/// The multipart/form-data body of an upload (`POST /api/jobs`), which makes an `import_xlsx`
-/// job. Other fields are ignored.
-#[derive(ToSchema)]
-#[allow(
-    dead_code,
-    reason = "a schema only: the upload handler reads the fields one by one"
-)]
-pub struct UploadForm {
-    /// Exactly one `.xlsx` workbook (checked by content, not by name), at most
-    /// `UPLOAD_MAX_BYTES` bytes.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// The owner tag, at most 128 printable characters.
-    user_id: Option<String>,
-    /// What to do with invalid rows (default `reject`).
-    on_error: Option<OnError>,
-}
-
-/// A file's bytes (`type: string, format: binary`), e.g. a job's result file.
-pub struct Binary;
-
-impl PartialSchema for Binary {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
-            .into()
-    }
-}
-
-impl ToSchema for Binary {}
-
-/// Jobs just accepted: `{"jobs": [...]}`, in request order.
-#[derive(ToSchema)]
-#[allow(
-    dead_code,
-    reason = "a schema only: the handlers build the body with json!"
-)]
-pub struct JobList {
-    /// The accepted jobs.
-    jobs: Vec<JobRow>,
-}
-
-/// The answer of `GET /healthz`.
-#[derive(ToSchema)]
-#[allow(
-    dead_code,
-    reason = "a schema only: the handler builds the body with json!"
-)]
-pub struct Health {
-    /// Always `ok`.
-    #[schema(example = "ok")]
-    status: String,
-}
-
-/// The answer of `GET /readyz`: 200 with `ready` or `degraded` while Postgres answers, 503
-/// with `unavailable` (and only `postgres` and `rabbitmq`) while it does not.
-#[derive(ToSchema)]
-#[allow(
-    dead_code,
-    reason = "a schema only: the handler builds the body with json!"
-)]
-pub struct Readiness {
-    /// `ready`, `degraded` (see `reasons`) or `unavailable` (Postgres is down).
-    #[schema(example = "ready")]
-    status: String,
-    /// `up` or `down`.
-    postgres: String,
-    /// `up` or `down`, as last seen by the outbox relay.
-    rabbitmq: String,
-    /// Accepted jobs whose message is not published yet, across replicas.
-    outbox_pending: Option<i64>,
-    /// Jobs queued and due.
-    jobs_waiting: Option<u64>,
-    /// Why the api is `degraded`; empty when `ready`.
-    reasons: Option<Vec<String>>,
+pub async fn openapi_json(State(state): State<AppState>) -> Json<Value> {
+    Json(document(&state.registry))
 }

@@ -18,7 +18,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The result file as an attachment, with its own content type (an export or an error report is an .xlsx)",
-            content_type = "application/octet-stream", body = inline(super::openapi::Binary),
+            content_type = "application/octet-stream", body = inline(super::schemas::Binary),
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"…\"`"))),
         (status = 400, description = "The id is not a UUID", body = ApiError),
         (status = 404, description = "No such job, or it has no result file", body = ApiError),

@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use burrow_shared::jobs::NewJob;
+use burrow_shared::enqueue::NewJob;
 use burrow_shared::KIND_IMPORT_XLSX;
 
 use crate::auth::Caller;
-use crate::enqueue::{enqueue_all, JobRequest};
+use crate::enqueue::enqueue_all;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -43,7 +43,7 @@ const FIXTURES: [(&str, &[u8]); 5] = [
     path = "/api/simulate",
     tag = "operations",
     responses(
-        (status = 202, description = "The five fixture imports, accepted", body = super::openapi::JobList),
+        (status = 202, description = "The five fixture imports, accepted", body = super::schemas::JobList),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]
@@ -53,13 +53,9 @@ pub async fn simulate(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let requests = FIXTURES
         .iter()
-        .map(|(file_name, bytes)| JobRequest {
-            job: NewJob {
-                file_name: Some((*file_name).to_owned()),
-                user_id: caller.owner_tag(Some("simulate".to_owned())),
-                ..NewJob::new(KIND_IMPORT_XLSX)
-            },
-            file: Some(bytes.to_vec()),
+        .map(|(file_name, bytes)| NewJob {
+            user_id: caller.owner_tag(Some("simulate".to_owned())),
+            ..NewJob::new(KIND_IMPORT_XLSX).file(*file_name, bytes.to_vec())
         })
         .collect();
     let jobs: Vec<_> = enqueue_all(&state, requests)

@@ -5,13 +5,24 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// Not a zip, a damaged zip entry, or malformed sheet XML.
-    #[error("the file is not a readable .xlsx workbook: {0}")]
+    #[error("the file cannot be read as a spreadsheet: {0}")]
     Unreadable(String),
+    /// Not a format burrow reads (recognised by content; see `format.rs`).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The sheet asked for is not in the workbook.
+    #[error("the workbook has no sheet {wanted}; its sheets: {sheets}")]
+    NoSuchSheet {
+        /// The sheet asked for, as asked.
+        wanted: String,
+        /// The workbook's sheet names.
+        sheets: String,
+    },
     /// The workbook has no worksheet to read.
     #[error("the workbook has no worksheet")]
     NoWorksheet,
     /// The sheet has no cells at all.
-    #[error("sheet {sheet:?} is empty: expected a header row (Id, FirstName, LastName, Email, Gender, IpAddress)")]
+    #[error("sheet {sheet:?} is empty: expected a header row and data rows under it")]
     EmptySheet {
         /// The sheet read.
         sheet: String,
@@ -37,32 +48,20 @@ pub enum ImportError {
     DuplicateColumn {
         /// Spreadsheet row number of the header (1-based).
         row: u32,
-        /// The repeated column.
-        column: &'static str,
+        /// The repeated column's header.
+        column: String,
     },
-    /// A cell's value does not fit its column.
-    #[error("row {row}, column {column} (cell {cell}): {reason}")]
-    InvalidCell {
-        /// Spreadsheet row number (1-based; the header is row 1).
-        row: u32,
-        /// The column's header name, e.g. `Id`.
-        column: &'static str,
-        /// The A1-style cell reference, e.g. `A7`.
-        cell: String,
-        /// The value found, described briefly (for error reports).
-        value: String,
-        /// What is wrong with the value.
-        reason: String,
-    },
-    /// Rows are invalid and `on_error` is `reject`: the first ones are listed.
-    #[error("{}", invalid_rows_message(.total, .first, .complete))]
+    /// Rows are invalid and `on_error` is `reject`: the message lists the first
+    /// [`super::FIRST_ERRORS`]; all of them (up to [`super::REPORT_CAP`]) are kept for the
+    /// error report ([`super::rejection_report`]).
+    #[error("{}", invalid_rows_message(.total, .rejected))]
     InvalidRows {
-        /// Invalid rows found (a lower bound when `complete` is false).
+        /// Invalid rows in the file (the whole file is read).
         total: u64,
-        /// The first [`super::FIRST_ERRORS`] of them.
-        first: Vec<super::Rejection>,
-        /// Whether the whole file was scanned.
-        complete: bool,
+        /// The invalid rows, up to [`super::REPORT_CAP`], with their cells.
+        rejected: Vec<super::Rejection>,
+        /// The header row's cells as written (the report's header).
+        header: Vec<String>,
     },
     /// The file exceeds one of the [`super::ImportLimits`].
     #[error("the file exceeds a limit: {0}")]
@@ -73,12 +72,41 @@ pub enum ImportError {
     /// The job was cancelled; nothing was committed.
     #[error("the import was cancelled")]
     Cancelled,
+    /// The table refused the rows or the profile's statement: a value its column cannot take
+    /// (SQLSTATE class 22), a constraint (class 23), or a table or column the profile names
+    /// that does not exist (class 42). Trying again cannot help.
+    #[error("the table refused the import: {0}")]
+    TableRefused(String),
     /// Postgres failed while writing; the file itself may be fine.
     #[error("database error during import: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl ImportError {
+    /// Sorts an error of the COPY or the final statement: the table's refusals
+    /// ([`ImportError::TableRefused`]) from failures worth a retry.
+    pub fn from_copy(error: sqlx::Error) -> ImportError {
+        let refused = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| {
+                ["22", "23", "42"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            });
+        if refused {
+            // The message of a data error names the value and the COPY line; \0 never occurs
+            // (COPY text cannot carry it), so it can be stored as the job's message.
+            let message = error
+                .as_database_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            ImportError::TableRefused(message)
+        } else {
+            ImportError::Database(error)
+        }
+    }
+
     /// Whether the same file can never import: retrying is pointless and the job must fail.
     /// Only database errors are transient (and a cancellation is neither).
     pub fn is_permanent(&self) -> bool {
@@ -87,15 +115,15 @@ impl ImportError {
 }
 
 /// One invalid row reads as its own error (`row 7, column Id (cell A7): …`); more are counted
-/// and listed.
-fn invalid_rows_message(total: &u64, first: &[super::Rejection], complete: &bool) -> String {
-    if let ([only], true) = (first, *complete) {
+/// and the first [`super::FIRST_ERRORS`] listed.
+fn invalid_rows_message(total: &u64, rejected: &[super::Rejection]) -> String {
+    if let ([only], 1) = (rejected, *total) {
         return only.to_string();
     }
-    let at_least = if *complete { "" } else { "at least " };
+    let first = &rejected[..rejected.len().min(super::FIRST_ERRORS)];
     let listed: Vec<String> = first.iter().map(ToString::to_string).collect();
     format!(
-        "{at_least}{total} rows are invalid; the first {}: {}",
+        "{total} rows are invalid; the first {}: {}",
         first.len(),
         listed.join("; ")
     )

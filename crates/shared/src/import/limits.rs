@@ -140,6 +140,51 @@ fn unique_count(head: &[u8]) -> Option<u64> {
     largest
 }
 
+/// The package limits as settings (`IMPORT_*` environment variables or flags), for the api,
+/// which checks an upload before storing it, and the worker, which checks it again: both must
+/// read the same values, or a file the api accepts is refused by the worker.
+#[cfg(feature = "cli")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportLimitArgs {
+    /// An upload's zip entries may inflate to this many bytes in all.
+    #[arg(long, env = "IMPORT_MAX_UNCOMPRESSED_BYTES", default_value_t = ImportLimits::default().max_uncompressed_bytes)]
+    pub import_max_uncompressed_bytes: u64,
+    /// Largest inflated:compressed ratio of a zip entry over 1 MiB.
+    #[arg(long, env = "IMPORT_MAX_COMPRESSION_RATIO", default_value_t = ImportLimits::default().max_compression_ratio)]
+    pub import_max_compression_ratio: u64,
+    /// Largest real inflated size of an upload's shared-strings table, in bytes.
+    #[arg(long, env = "IMPORT_MAX_SHARED_STRINGS_BYTES", default_value_t = ImportLimits::default().max_shared_strings_bytes)]
+    pub import_max_shared_strings_bytes: u64,
+    /// A directory of import profiles, one `*.toml` file each (see `import/profile.rs`);
+    /// `people` is built in. The api and the workers must be given the same directory.
+    #[arg(long, env = "IMPORT_PROFILES_DIR")]
+    pub import_profiles_dir: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "cli")]
+impl ImportLimitArgs {
+    /// The limits: these settings, the defaults for the rest (rows, columns, cells).
+    pub fn limits(&self) -> ImportLimits {
+        ImportLimits {
+            max_uncompressed_bytes: self.import_max_uncompressed_bytes,
+            max_compression_ratio: self.import_max_compression_ratio,
+            max_shared_strings_bytes: self.import_max_shared_strings_bytes,
+            ..ImportLimits::default()
+        }
+    }
+
+    /// The import profiles: `people`, plus those of `IMPORT_PROFILES_DIR` when set.
+    ///
+    /// # Errors
+    /// [`super::ProfileError`] naming the file that is wrong; a process should not start.
+    pub fn profiles(&self) -> Result<super::Profiles, super::ProfileError> {
+        match &self.import_profiles_dir {
+            Some(dir) => super::Profiles::load_dir(dir),
+            None => Ok(super::Profiles::default()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

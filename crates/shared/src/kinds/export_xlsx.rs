@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt as _;
 use rust_xlsxwriter::Workbook;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::handler::{JobError, JobHandler, JobOutput, ResultFile, RunContext};
@@ -21,7 +21,7 @@ pub struct ExportXlsx;
 
 /// `{"source_job_id": "…", "gender": "Female", "email_domain": "example.com"}`; the filters are
 /// optional and case-insensitive.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportPayload {
     /// The `import_xlsx` job whose rows to export.

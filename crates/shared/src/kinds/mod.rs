@@ -1,5 +1,6 @@
-//! The job kinds burrow ships. Adding one: a file here implementing
-//! [`JobHandler`](crate::handler::JobHandler), and one line in [`registry`].
+//! The kinds burrow ships (the product, beside the engine). The engine registers none: the
+//! burrow binaries register these ([`shipped`]); an app registers whichever it wants next to
+//! its own ([`crate::handler::Registry`]).
 
 mod export_xlsx;
 mod import_xlsx;
@@ -8,14 +9,17 @@ mod sleep;
 
 pub use export_xlsx::{ExportPayload, ExportXlsx};
 pub use import_xlsx::{ImportPayload, ImportXlsx};
-pub use noop::Noop;
+pub use noop::{Noop, NoopPayload};
 pub use sleep::{Sleep, SleepPayload};
 
-use crate::handler::Registry;
+use crate::handler::{JobHandler, Registry};
 use crate::import::ImportOptions;
 
-/// Every kind this build runs; `import` configures `import_xlsx`.
-pub fn registry(import: ImportOptions) -> Registry {
+/// The kind of an uploaded spreadsheet import.
+pub const KIND_IMPORT_XLSX: &str = <ImportXlsx as JobHandler>::KIND;
+
+/// Every shipped kind; `import` configures `import_xlsx`.
+pub fn shipped(import: ImportOptions) -> Registry {
     Registry::default()
         .register(ImportXlsx { options: import })
         .register(ExportXlsx)

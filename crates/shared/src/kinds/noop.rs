@@ -1,6 +1,6 @@
 //! `noop`: does nothing and succeeds; measures the system's per-job overhead.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::handler::{JobError, JobHandler, JobOutput, RunContext};
 
@@ -9,7 +9,7 @@ use crate::handler::{JobError, JobHandler, JobOutput, RunContext};
 pub struct Noop;
 
 /// Any object; its fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct NoopPayload {}
 
 impl JobHandler for Noop {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::handler::{JobError, JobHandler, JobOutput, RunContext};
@@ -17,7 +17,7 @@ const STEP: Duration = Duration::from_millis(100);
 pub struct Sleep;
 
 /// `{"ms": 50}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SleepPayload {
     /// Milliseconds to sleep, at most [`MAX_SLEEP_MS`].

@@ -8,7 +8,6 @@ pub mod retention;
 use std::time::Duration;
 
 use burrow_shared::retry::RetryPolicy;
-use burrow_shared::Topology;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -23,10 +22,6 @@ pub const RECURRING_TICK: Duration = Duration::from_secs(1);
 pub struct Maintenance {
     /// The job store.
     pub db: PgPool,
-    /// For the sweeper's messages.
-    pub amqp: deadpool_lapin::Pool,
-    /// Where the sweeper publishes.
-    pub topology: Topology,
     /// Attempts budget (the sweeper buries jobs that used it up).
     pub retry: RetryPolicy,
     /// A `processing` job with no live worker this long is stuck.
@@ -63,15 +58,7 @@ impl Maintenance {
     }
 
     async fn sweep_and_expire(&self) {
-        match sweep_once(
-            &self.db,
-            &self.amqp,
-            &self.topology,
-            &self.retry,
-            self.lease,
-        )
-        .await
-        {
+        match sweep_once(&self.db, &self.retry, self.lease).await {
             Ok(report) if report.requeued + report.buried > 0 => {
                 info!(
                     requeued = report.requeued,

@@ -2,7 +2,7 @@
 //!
 //! Each tick, under a transaction-level advisory lock (one replica at a time), every schedule's
 //! cursor (`recurring_schedules.last_slot`) is compared with the clock. The latest slot that has
-//! come due is enqueued as a job (row and outbox message, published by the api's relay) and the
+//! come due is enqueued as a job (row and outbox message, published by any process's relay, the worker's own included) and the
 //! cursor moves to it, in one transaction: each slot runs exactly once, and a worker fleet that
 //! was down for a while enqueues one catch-up job per schedule, not one per missed slot.
 
@@ -10,14 +10,11 @@ use std::str::FromStr as _;
 
 use anyhow::Context as _;
 use burrow_shared::handler::Registry;
-use burrow_shared::jobs::{self, NewJob};
-use burrow_shared::{outbox, JobMessage};
+use burrow_shared::leader::{try_lead, Chore};
+use burrow_shared::{enqueue, NewJob};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
-
-/// Advisory lock key of the recurring scheduler ("burrowRC").
-pub const RECURRING_LOCK: i64 = 0x6275_7272_6f77_5243;
 
 /// One recurring job as configured:
 /// `{"name": "nightly-export", "cron": "0 0 3 * * *", "kind": "noop", "payload": {}}`.
@@ -118,11 +115,7 @@ pub async fn enqueue_due(
         return Ok(0);
     }
     let mut tx = db.begin().await?;
-    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(RECURRING_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !leader {
+    if !try_lead(&mut tx, Chore::Recurring).await? {
         return Ok(0);
     }
     let mut enqueued = 0;
@@ -146,16 +139,12 @@ pub async fn enqueue_due(
             .await?;
         let job = NewJob {
             payload: recurring.spec.payload.clone(),
-            user_id: Some(format!("recurring:{}", recurring.name())),
             ..NewJob::new(&recurring.spec.kind)
-        };
-        if jobs::insert_job(&mut tx, &job).await?.is_some() {
-            outbox::add(
-                &mut tx,
-                &JobMessage::new(job.id, &job.kind, job.correlation_id),
-            )
-            .await?;
-            tracing::info!(schedule = recurring.name(), %slot, job.id = %job.id, "recurring job enqueued");
+        }
+        .user_id(format!("recurring:{}", recurring.name()));
+        let stored = enqueue(&mut tx, job).await?;
+        if stored.created {
+            tracing::info!(schedule = recurring.name(), %slot, job.id = %stored.job.id, "recurring job enqueued");
             enqueued += 1;
         }
     }
@@ -175,7 +164,7 @@ mod tests {
 
     #[test]
     fn only_the_latest_due_slot_is_taken() {
-        let registry = burrow_shared::kinds::registry(Default::default());
+        let registry = burrow_shared::kinds::shipped(Default::default());
         let json = r#"[{"name": "every-minute", "cron": "0 * * * * *", "kind": "noop"}]"#;
         let schedules = parse_recurring(json, &registry).expect("valid");
         let every_minute = &schedules[0];
@@ -197,7 +186,7 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        let registry = burrow_shared::kinds::registry(Default::default());
+        let registry = burrow_shared::kinds::shipped(Default::default());
         let cases = [
             (
                 r#"[{"name": "a", "cron": "nope", "kind": "noop"}]"#,

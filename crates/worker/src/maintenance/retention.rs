@@ -1,10 +1,9 @@
 //! Retention: deletes finished jobs (with their files, rows, results and history) once they are
 //! older than `RETENTION_DAYS`, a batch per tick, one replica at a time.
 
+use burrow_shared::leader::{try_lead, Chore};
+use burrow_shared::JobStatus;
 use sqlx::PgPool;
-
-/// Advisory lock key of retention ("burrowRT").
-pub const RETENTION_LOCK: i64 = 0x6275_7272_6f77_5254;
 /// Jobs deleted per tick at most, so one tick never holds locks for long.
 pub const RETENTION_BATCH: i64 = 1000;
 
@@ -19,20 +18,16 @@ pub async fn delete_expired(db: &PgPool, days: u32) -> Result<u64, sqlx::Error> 
         return Ok(0);
     }
     let mut tx = db.begin().await?;
-    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(RETENTION_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !leader {
+    if !try_lead(&mut tx, Chore::Retention).await? {
         return Ok(0);
     }
-    let deleted = sqlx::query(
+    let deleted = sqlx::query(&format!(
         "DELETE FROM jobs WHERE id IN ( \
              SELECT id FROM jobs \
-             WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled') \
-               AND completed_at < now() - make_interval(days => $1) \
+             WHERE status IN ({ended}) AND completed_at < now() - make_interval(days => $1) \
              LIMIT $2)",
-    )
+        ended = JobStatus::sql_list(&JobStatus::TERMINAL),
+    ))
     .bind(i32::try_from(days).unwrap_or(i32::MAX))
     .bind(RETENTION_BATCH)
     .execute(&mut *tx)

@@ -9,13 +9,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use burrow_api::testing::{fixture, ApiClient, TestEnv};
 use burrow_shared::fixtures::{mock_data, mock_file_name, Person};
 use burrow_shared::jobs::{self, JobFilter, JobRow};
 use burrow_shared::retry::RetryPolicy;
-use burrow_shared::testing::TestEnv;
 use burrow_shared::JobStatus;
 use chrono::{DateTime, Utc};
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -60,8 +59,8 @@ pub struct ProcId(usize);
 /// An api process of a rig.
 #[derive(Debug, Clone)]
 pub struct Api {
-    /// `http://127.0.0.1:{port}`.
-    pub base: String,
+    /// Requests to it (each bounded by the upload timeout).
+    pub client: ApiClient,
     /// Its process.
     pub proc: ProcId,
 }
@@ -77,7 +76,6 @@ pub struct Rig {
     name: &'static str,
     /// `target/chaos/{name}/`.
     logs: PathBuf,
-    http: reqwest::Client,
     /// What the final count holds the jobs to.
     expected: Expected,
     /// When the fault was injected.
@@ -111,10 +109,6 @@ impl Rig {
             env,
             name,
             logs,
-            http: reqwest::Client::builder()
-                .timeout(UPLOAD_TIMEOUT)
-                .build()
-                .expect("an HTTP client"),
             expected: Expected::default(),
             fault_at: None,
             uploads: 0,
@@ -128,7 +122,7 @@ impl Rig {
         let (proc, base) = start_api(&self.env, &self.logs, name, vars).await;
         self.procs.push(proc);
         Api {
-            base,
+            client: ApiClient::new(base, UPLOAD_TIMEOUT),
             proc: ProcId(self.procs.len() - 1),
         }
     }
@@ -171,14 +165,11 @@ impl Rig {
     /// # Errors
     /// The status or request error of a refused upload (not counted as accepted).
     pub async fn upload_as(&mut self, api: &Api, name: &str, n: u32) -> Result<Uuid, String> {
-        let bytes = fixture(n);
+        let bytes = fixture(&mock_file_name(n));
         self.expected.file(name, mock_data(n));
-        let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
-        let response = self
-            .http
-            .post(format!("{}/api/jobs", api.base))
-            .multipart(form)
-            .send()
+        let response = api
+            .client
+            .send_upload(name, bytes, &[])
             .await
             .map_err(|e| format!("request failed: {e}"))?;
         if response.status() != StatusCode::ACCEPTED {
@@ -364,14 +355,4 @@ impl Rig {
             notes,
         }
     }
-}
-
-/// The committed bytes of `fixtures/MOCK_DATA_{n}.xlsx`.
-fn fixture(n: u32) -> Vec<u8> {
-    let path = format!(
-        "{}/../../fixtures/{}",
-        env!("CARGO_MANIFEST_DIR"),
-        mock_file_name(n)
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

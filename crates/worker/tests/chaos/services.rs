@@ -2,6 +2,13 @@
 //! back: an outage guard restores its service when dropped unless the scenario already did
 //! (a failed assertion, a panic, a scenario timeout), and [`ServicesGuard`] checks both once
 //! more when the whole suite ends.
+//!
+//! The services are this machine's unless the environment names other commands (words split on
+//! white space), as `deploy/containers/matrix.sh` does for RabbitMQ and Postgres in containers:
+//! `BURROW_CHAOS_RABBITMQCTL` stands for `rabbitmqctl` (e.g. `podman exec NAME rabbitmqctl`),
+//! `BURROW_CHAOS_POSTGRES_RESTART` and `BURROW_CHAOS_POSTGRES_START` for `pg_ctlcluster …
+//! restart|start` (e.g. `podman restart NAME`), and Postgres' readiness is asked at
+//! `BURROW_TEST_DATABASE_URL` (default: 127.0.0.1:5432).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,41 +20,77 @@ const RABBITMQCTL_DEADLINE: Duration = Duration::from_secs(90);
 /// Longest wait for `pg_ctlcluster … restart`, and then for Postgres to accept connections.
 const POSTGRES_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs `program args…` to completion within `within`.
+/// Runs the command line `argv` to completion within `within`.
 ///
 /// # Errors
 /// Its stderr if it fails, or a timeout.
-async fn run(program: &str, args: &[&str], within: Duration) -> Result<(), String> {
-    let output = Command::new(program)
-        .args(args)
+async fn run(argv: &[String], within: Duration) -> Result<(), String> {
+    let line = argv.join(" ");
+    let output = Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(within, output).await {
         Ok(Ok(output)) if output.status.success() => Ok(()),
         Ok(Ok(output)) => Err(format!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
+            "`{line}` failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         )),
-        Ok(Err(e)) => Err(format!("`{program}` could not run: {e}")),
-        Err(_) => Err(format!(
-            "`{program} {}` took longer than {within:?}",
-            args.join(" ")
-        )),
+        Ok(Err(e)) => Err(format!("`{line}` could not run: {e}")),
+        Err(_) => Err(format!("`{line}` took longer than {within:?}")),
     }
 }
 
 /// The same, blocking, for `Drop`: `timeout` bounds it.
-fn run_blocking(program: &str, args: &[&str], within: Duration) -> bool {
+fn run_blocking(argv: &[String], within: Duration) -> bool {
     std::process::Command::new("timeout")
         .arg(within.as_secs().to_string())
-        .arg(program)
-        .args(args)
+        .args(argv)
         .stdin(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// The words of the environment variable `var`, if it is set and not blank.
+fn command_from_env(var: &str) -> Option<Vec<String>> {
+    let words: Vec<String> = std::env::var(var)
+        .ok()?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (!words.is_empty()).then_some(words)
+}
+
+/// `rabbitmqctl args…`, or `$BURROW_CHAOS_RABBITMQCTL args…`.
+fn rabbitmqctl(args: &[&str]) -> Vec<String> {
+    let mut argv = command_from_env("BURROW_CHAOS_RABBITMQCTL")
+        .unwrap_or_else(|| vec!["rabbitmqctl".to_owned()]);
+    argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+    argv
+}
+
+/// `pg_ctlcluster … ACTION` on the newest local cluster, or the command `var` names.
+fn postgres_command(var: &str, action: &str) -> Vec<String> {
+    command_from_env(var).unwrap_or_else(|| {
+        [
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            &postgres_version(),
+            "main",
+            action,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    })
+}
+
+/// `pg_isready` against the test's Postgres server.
+fn pg_isready() -> Vec<String> {
+    let url = std::env::var("BURROW_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    ["pg_isready", "-q", "-d", &url].map(str::to_owned).to_vec()
 }
 
 /// RabbitMQ with its application stopped (`rabbitmqctl stop_app`); started again by
@@ -64,7 +107,7 @@ impl RabbitDown {
     pub async fn stop() -> RabbitDown {
         // The guard exists before the command runs: even a half-done stop is undone.
         let guard = RabbitDown { restored: false };
-        if let Err(e) = run("rabbitmqctl", &["-q", "stop_app"], RABBITMQCTL_DEADLINE).await {
+        if let Err(e) = run(&rabbitmqctl(&["-q", "stop_app"]), RABBITMQCTL_DEADLINE).await {
             panic!("stopping RabbitMQ: {e}");
         }
         guard
@@ -75,13 +118,8 @@ impl RabbitDown {
     /// # Errors
     /// The failing command's error; the guard then tries again when dropped.
     pub async fn start(mut self) -> Result<(), String> {
-        run("rabbitmqctl", &["-q", "start_app"], RABBITMQCTL_DEADLINE).await?;
-        run(
-            "rabbitmqctl",
-            &["-q", "await_startup"],
-            RABBITMQCTL_DEADLINE,
-        )
-        .await?;
+        run(&rabbitmqctl(&["-q", "start_app"]), RABBITMQCTL_DEADLINE).await?;
+        run(&rabbitmqctl(&["-q", "await_startup"]), RABBITMQCTL_DEADLINE).await?;
         self.restored = true;
         Ok(())
     }
@@ -121,16 +159,16 @@ pub struct PostgresRestart {
 impl PostgresRestart {
     /// Starts restarting the newest local cluster; returns at once, while it restarts.
     pub fn begin() -> PostgresRestart {
-        let version = postgres_version();
-        let command = Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+        let argv = postgres_command("BURROW_CHAOS_POSTGRES_RESTART", "restart");
+        let command = Command::new(&argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             // Never killed half-way: a restart cut short could leave Postgres stopped.
             .kill_on_drop(false)
             .spawn()
-            .expect("running pg_ctlcluster");
+            .expect("running the Postgres restart command");
         PostgresRestart {
             command,
             finished: false,
@@ -150,10 +188,10 @@ impl PostgresRestart {
     pub async fn finish(mut self) -> Result<(), String> {
         let status = tokio::time::timeout(POSTGRES_DEADLINE, self.command.wait())
             .await
-            .map_err(|_| format!("pg_ctlcluster restart took longer than {POSTGRES_DEADLINE:?}"))?
-            .map_err(|e| format!("pg_ctlcluster: {e}"))?;
+            .map_err(|_| format!("the restart took longer than {POSTGRES_DEADLINE:?}"))?
+            .map_err(|e| format!("the restart command: {e}"))?;
         if !status.success() {
-            return Err(format!("pg_ctlcluster restart failed ({status})"));
+            return Err(format!("the restart failed ({status})"));
         }
         let deadline = tokio::time::Instant::now() + POSTGRES_DEADLINE;
         while !postgres_ready().await {
@@ -201,34 +239,20 @@ fn postgres_version() -> String {
 }
 
 async fn postgres_ready() -> bool {
-    run(
-        "pg_isready",
-        &["-q", "-h", "127.0.0.1", "-p", "5432"],
-        Duration::from_secs(5),
-    )
-    .await
-    .is_ok()
+    run(&pg_isready(), Duration::from_secs(5)).await.is_ok()
 }
 
 /// Blocking: waits for Postgres (a restart may still be under way), starts it if it stays down.
 fn ensure_postgres_running() {
-    let ready = || {
-        run_blocking(
-            "pg_isready",
-            &["-q", "-h", "127.0.0.1"],
-            Duration::from_secs(5),
-        )
-    };
+    let ready = || run_blocking(&pg_isready(), Duration::from_secs(5));
     for _ in 0..100 {
         if ready() {
             return;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let version = postgres_version();
     run_blocking(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &version, "main", "start"],
+        &postgres_command("BURROW_CHAOS_POSTGRES_START", "start"),
         POSTGRES_DEADLINE,
     );
     if !ready() {
@@ -238,12 +262,8 @@ fn ensure_postgres_running() {
 
 /// Blocking: `start_app` (a no-op on a running node) and `await_startup`.
 fn ensure_rabbitmq_running() {
-    let started = run_blocking("rabbitmqctl", &["-q", "start_app"], RABBITMQCTL_DEADLINE)
-        && run_blocking(
-            "rabbitmqctl",
-            &["-q", "await_startup"],
-            RABBITMQCTL_DEADLINE,
-        );
+    let started = run_blocking(&rabbitmqctl(&["-q", "start_app"]), RABBITMQCTL_DEADLINE)
+        && run_blocking(&rabbitmqctl(&["-q", "await_startup"]), RABBITMQCTL_DEADLINE);
     if !started {
         eprintln!("chaos: RabbitMQ may still be down; run `just services`");
     }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use burrow_api::testing::imported_people;
 use burrow_shared::fixtures::Person;
 use burrow_shared::jobs::{self, JobFilter, JobRow};
 use burrow_shared::JobStatus;
@@ -196,44 +197,10 @@ async fn check_rows(
         ));
     } else if want > 0 {
         let file: Vec<(i32, Person)> = (2..).zip(people.iter().cloned()).collect();
-        if imported_rows(db, job.id).await != file {
+        if imported_people(db, job.id).await != file {
             count
                 .failures
                 .push(format!("{label}: the rows differ from the file"));
         }
     }
-}
-
-/// A job's imported rows in spreadsheet order (the header is row 1), as people.
-async fn imported_rows(db: &PgPool, id: Uuid) -> Vec<(i32, Person)> {
-    type Columns = (
-        i32,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Columns> = sqlx::query_as(
-        "SELECT row_number, id, first_name, last_name, email, gender, ip_address \
-         FROM imported_rows WHERE job_id = $1 ORDER BY row_number",
-    )
-    .bind(id)
-    .fetch_all(db)
-    .await
-    .expect("imported rows");
-    rows.into_iter()
-        .map(|(row, id, first, last, email, gender, ip)| {
-            let person = Person {
-                id,
-                first_name: first.unwrap_or_default(),
-                last_name: last.unwrap_or_default(),
-                email: email.unwrap_or_default(),
-                gender: gender.unwrap_or_default(),
-                ip_address: ip.unwrap_or_default(),
-            };
-            (row, person)
-        })
-        .collect()
 }

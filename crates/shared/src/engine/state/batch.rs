@@ -1,0 +1,120 @@
+//! State changes of many jobs in one statement, so a worker pays one statement and one commit
+//! for a batch of small jobs instead of several per job (group commit). The moves and events
+//! are those of the table in [`super`].
+
+use sqlx::{FromRow as _, PgConnection, PgExecutor, Row as _};
+use uuid::Uuid;
+
+use crate::engine::handler::JobOutput;
+use crate::engine::job_lock::lock_key;
+use crate::engine::jobs::{JobRow, JOB_COLUMNS};
+use crate::engine::status::JobStatus;
+
+/// One turn of a worker's lock session, in one statement (one round trip, one commit):
+/// releases the locks of `release` (jobs that ended), takes the advisory lock of each job of
+/// `claim` without waiting, and claims every locked job that has not ended for `worker` —
+/// status `processing`, attempt counted, `processing` event, leftover progress removed. A
+/// redelivery after a crash finds its job `processing` and claims it again (the run it left
+/// behind never committed).
+///
+/// Session locks stack, so never ask for a job this session holds. Returns the ids locked
+/// and the rows claimed; a locked id without a row has ended or does not exist ([`crate::job_batch::statuses`]
+/// tells which) and stays locked until released.
+///
+/// # Errors
+/// The database error; nothing is claimed then (the session may hold locks it took: close
+/// it).
+pub async fn release_lock_and_claim(
+    conn: &mut PgConnection,
+    release: &[Uuid],
+    claim: &[Uuid],
+    worker: &str,
+) -> Result<(Vec<Uuid>, Vec<JobRow>), sqlx::Error> {
+    let keys = |ids: &[Uuid]| ids.iter().map(|id| lock_key(*id)).collect::<Vec<i64>>();
+    if claim.is_empty() {
+        // The statement below reads `released` only while joining it to the ids to lock: with
+        // none, Postgres would never run the unlocks.
+        crate::job_batch::unlock(conn, release).await?;
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // `released` is a one-row aggregate joined into `locked`, so every release happens before
+    // the first lock: a job released and asked for again in the same turn is locked once, not
+    // twice. "Not ended" is spelled NOT IN on purpose: the status index cannot serve it, so
+    // the ids are looked up by primary key (see [`open_session`]).
+    let rows = sqlx::query(&format!(
+        "WITH released AS ( \
+             SELECT count(pg_advisory_unlock(key)) FROM unnest($1::bigint[]) AS key), \
+         locked AS ( \
+             SELECT r.id FROM unnest($2::uuid[], $3::bigint[]) AS r(id, key), released \
+             WHERE pg_try_advisory_lock(r.key)), \
+         live AS (DELETE FROM job_progress WHERE job_id IN (SELECT id FROM locked)), \
+         claimed AS ( \
+             UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $4, \
+                    started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
+                    progress_done = NULL, progress_total = NULL \
+             WHERE id IN (SELECT id FROM locked) \
+               AND status NOT IN ({terminal}) \
+             RETURNING {JOB_COLUMNS}), \
+         event AS ( \
+             INSERT INTO job_events (job_id, event, attempt, worker) \
+             SELECT id, 'processing', attempts, worker FROM claimed) \
+         SELECT locked.id AS locked_id, claimed.* FROM locked LEFT JOIN claimed USING (id)",
+        terminal = JobStatus::sql_list(&JobStatus::TERMINAL),
+    ))
+    .bind(keys(release))
+    .bind(claim)
+    .bind(keys(claim))
+    .bind(worker)
+    .fetch_all(conn)
+    .await?;
+    let mut locked = Vec::with_capacity(rows.len());
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        locked.push(row.try_get("locked_id")?);
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            claimed.push(JobRow::from_row(&row)?);
+        }
+    }
+    Ok((locked, claimed))
+}
+
+/// Marks every `processing` job of `done` succeeded with its output's message and rows, in one
+/// statement (one commit): [`super::succeed`] for runs that wrote nothing and made
+/// no result file. Returns the ids that changed; the others were no longer `processing`.
+///
+/// # Errors
+/// The database error; nothing is marked then.
+pub async fn succeed_many(
+    db: impl PgExecutor<'_>,
+    done: &[(Uuid, JobOutput)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let ids: Vec<Uuid> = done.iter().map(|(id, _)| *id).collect();
+    let messages: Vec<&str> = done.iter().map(|(_, o)| o.message.as_str()).collect();
+    let rows: Vec<Option<i64>> = done
+        .iter()
+        .map(|(_, o)| o.rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX)))
+        .collect();
+    sqlx::query_scalar(
+        "WITH done AS ( \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS d(id, message, rows)), \
+         live AS ( \
+             DELETE FROM job_progress WHERE job_id = ANY($1) RETURNING job_id, total), \
+         changed AS ( \
+             UPDATE jobs j SET status = 'succeeded', rows_imported = d.rows, message = d.message, \
+                    completed_at = clock_timestamp(), \
+                    progress_done = coalesce(d.rows, l.total, j.progress_done), \
+                    progress_total = coalesce(d.rows, l.total, j.progress_total) \
+             FROM done d LEFT JOIN live l ON l.job_id = d.id \
+             WHERE j.id = d.id AND j.status = 'processing' \
+             RETURNING j.id, j.attempts, j.worker, d.message), \
+         event AS ( \
+             INSERT INTO job_events (job_id, event, attempt, worker, detail) \
+             SELECT id, 'succeeded', attempts, worker, message FROM changed) \
+         SELECT id FROM changed",
+    )
+    .bind(&ids)
+    .bind(&messages)
+    .bind(&rows)
+    .fetch_all(db)
+    .await
+}

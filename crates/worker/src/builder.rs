@@ -1,0 +1,383 @@
+//! [`Worker`]: the engine as a library. An app registers its kinds, sets what it wants, and
+//! runs the worker in its own binary (the `burrow-worker` binary is one such app, registering
+//! the shipped kinds from environment variables).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use burrow_shared::handler::{JobHandler, Registry};
+use burrow_shared::readiness::ReadinessRules;
+use burrow_shared::relay::OutboxRelay;
+use burrow_shared::retry::RetryPolicy;
+use burrow_shared::{JobStatus, Topology};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{consume, ConsumerSettings, HARD_STOP_GRACE};
+use crate::http::{self, HttpState};
+use crate::maintenance::{recurring, Maintenance};
+use crate::process::JobContext;
+use crate::{metrics, queue_stats};
+
+/// Broker connections in the pool: the consumer and the outbox relay keep one each, the queue
+/// gauges borrow one every few seconds, one is spare.
+const AMQP_POOL_SIZE: usize = 4;
+
+/// How often the idle mode ([`WorkerBuilder::stop_when_idle`]) looks at the job table.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
+
+/// Builds a [`Worker`]; start with [`Worker::builder`].
+pub struct WorkerBuilder {
+    db: PgPool,
+    amqp_url: String,
+    registry: Registry,
+    worker_id: Option<String>,
+    queue_prefix: String,
+    retry: RetryPolicy,
+    settings: ConsumerSettings,
+    http: Option<(SocketAddr, ReadinessRules)>,
+    metrics: bool,
+    relay: bool,
+    stop_when_idle: bool,
+    lease: Duration,
+    sweep_interval: Duration,
+    retention_days: u32,
+    recurring: Option<String>,
+    failpoint_file: Option<String>,
+}
+
+/// A worker ready to run: consumer, outbox relay, maintenance and (if asked) its HTTP port.
+pub struct Worker {
+    ctx: JobContext,
+    amqp: deadpool_lapin::Pool,
+    topology: Topology,
+    settings: ConsumerSettings,
+    http: Option<(SocketAddr, ReadinessRules)>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    relay: bool,
+    stop_when_idle: bool,
+    maintenance: Maintenance,
+}
+
+impl Worker {
+    /// A builder for a worker over `db` (migrated: [`burrow_shared::db::connect`]) and the
+    /// broker at `amqp_url` (`amqp://user:pass@host:5672/%2f`). Defaults: concurrency 64,
+    /// prefetch 128, the default [`RetryPolicy`], queue prefix `burrow`, drain timeout 30 s,
+    /// no HTTP port, no metrics recorder, an outbox relay, no kinds.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use burrow_shared::kinds::{Noop, Sleep};
+    /// use burrow_worker::Worker;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// # async fn example(db: sqlx::PgPool) -> anyhow::Result<()> {
+    /// let worker = Worker::builder(db, "amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .register(Noop)
+    ///     .register(Sleep)
+    ///     .concurrency(16)
+    ///     .drain_timeout(Duration::from_secs(10))
+    ///     .build()
+    ///     .await?;
+    /// let shutdown = CancellationToken::new();
+    /// // e.g. cancel `shutdown` on SIGTERM
+    /// worker.run(shutdown).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(db: PgPool, amqp_url: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            db,
+            amqp_url: amqp_url.into(),
+            registry: Registry::default(),
+            worker_id: None,
+            queue_prefix: burrow_shared::topology::DEFAULT_PREFIX.to_owned(),
+            retry: RetryPolicy::default(),
+            settings: ConsumerSettings {
+                concurrency: 64,
+                prefetch: 128,
+                drain_timeout: Duration::from_secs(30),
+                hard_stop_grace: HARD_STOP_GRACE,
+            },
+            http: None,
+            metrics: false,
+            relay: true,
+            stop_when_idle: false,
+            lease: Duration::from_secs(600),
+            sweep_interval: Duration::from_secs(30),
+            retention_days: 30,
+            recurring: None,
+            failpoint_file: None,
+        }
+    }
+
+    /// The worker's job context (its kinds, retry policy, id).
+    pub fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    /// Runs until `shutdown` is cancelled (or, in [`WorkerBuilder::stop_when_idle`] mode, until
+    /// no job waits or runs). Then the soft stop: no new deliveries, in-flight jobs finish for
+    /// up to the drain timeout; then the hard stop: the runs' tokens are cancelled and what
+    /// is left goes back to the queue. The outbox relay and maintenance stop last.
+    ///
+    /// # Errors
+    /// If the consumer fails in a way it cannot recover from (none today: broker failures
+    /// are retried with backoff until shutdown).
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Worker {
+            ctx,
+            amqp,
+            topology,
+            settings,
+            http,
+            metrics,
+            relay,
+            stop_when_idle,
+            maintenance,
+        } = self;
+        let db = ctx.db.clone();
+        let health = ctx.health.clone();
+        // Background parts stop after the consumer has drained, not with the signal.
+        let background = CancellationToken::new();
+        let consuming = shutdown.child_token();
+        if stop_when_idle {
+            tokio::spawn(cancel_when_idle(db.clone(), consuming.clone()));
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(maintenance.run(background.clone()));
+        if relay {
+            let relay = OutboxRelay::new(db.clone(), amqp.clone(), topology.clone());
+            tasks.spawn(relay.run(background.clone()));
+        }
+        if let Some((addr, rules)) = http {
+            let state = HttpState {
+                db: db.clone(),
+                health: health.clone(),
+                rules,
+                metrics: metrics.clone(),
+            };
+            tasks.spawn(http::run_http(addr, state, background.clone()));
+        }
+        tasks.spawn(queue_stats::run_queue_stats(
+            amqp.clone(),
+            topology.clone(),
+            health,
+            background.clone(),
+        ));
+        if let Some(handle) = metrics {
+            tasks.spawn(crate::metrics::run_upkeep(handle, background.clone()));
+        }
+        let result = consume(&amqp, &topology, ctx, &settings, consuming).await;
+        background.cancel();
+        while tasks.join_next().await.is_some() {}
+        amqp.close();
+        result
+    }
+}
+
+impl WorkerBuilder {
+    /// Runs jobs of `handler`'s kind (replacing an earlier handler of the same kind).
+    #[must_use]
+    pub fn register<H: JobHandler>(mut self, handler: H) -> Self {
+        self.registry = self.registry.register(handler);
+        self
+    }
+
+    /// Runs every kind of `registry` too (e.g. [`burrow_shared::kinds::shipped`]).
+    #[must_use]
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = self.registry.merge(registry);
+        self
+    }
+
+    /// Jobs run at once by this process (at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, jobs: usize) -> Self {
+        self.settings.concurrency = jobs.max(1);
+        self
+    }
+
+    /// `basic.qos` prefetch count per work queue, in messages
+    /// (<https://www.rabbitmq.com/docs/consumer-prefetch>); at least the concurrency, so a
+    /// finished job's slot is refilled without a round trip.
+    #[must_use]
+    pub fn prefetch(mut self, messages: u16) -> Self {
+        self.settings.prefetch = messages;
+        self
+    }
+
+    /// The retry policy of kinds without one of their own.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Prefix of exchange and queue names (`burrow`): separate installations, or tests, on one
+    /// broker.
+    #[must_use]
+    pub fn queue_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.queue_prefix = prefix.into();
+        self
+    }
+
+    /// The soft stop: how long in-flight jobs may take to finish after shutdown (30 s).
+    #[must_use]
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.drain_timeout = timeout;
+        self
+    }
+
+    /// The hard stop: after the drain timeout, how long cancelled runs may take to return
+    /// (5 s) before the channel closes anyway.
+    #[must_use]
+    pub fn hard_stop_grace(mut self, grace: Duration) -> Self {
+        self.settings.hard_stop_grace = grace;
+        self
+    }
+
+    /// The name recorded on each job this process runs (default `{hostname}:{pid}`).
+    #[must_use]
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = Some(id.into());
+        self
+    }
+
+    /// Serve `/healthz`, `/readyz` (by `rules`) and `/metrics` on `addr`.
+    #[must_use]
+    pub fn http(mut self, addr: SocketAddr, rules: ReadinessRules) -> Self {
+        self.http = Some((addr, rules));
+        self
+    }
+
+    /// Install the process's Prometheus recorder (once per process) for `/metrics`.
+    #[must_use]
+    pub fn metrics(mut self, install: bool) -> Self {
+        self.metrics = install;
+        self
+    }
+
+    /// Run an outbox relay in this process (the default): jobs enqueued here, by recurring
+    /// schedules or the sweeper are published even when no api runs.
+    #[must_use]
+    pub fn relay(mut self, run: bool) -> Self {
+        self.relay = run;
+        self
+    }
+
+    /// Stop by itself once no job is `queued`, `processing` or `retrying` and no message waits
+    /// in the outbox (then drain as on shutdown): for tests and one-off batch runs. Start it
+    /// after enqueueing, or it stops at once.
+    #[must_use]
+    pub fn stop_when_idle(mut self, stop: bool) -> Self {
+        self.stop_when_idle = stop;
+        self
+    }
+
+    /// The sweeper: a `processing` job without a live worker for `lease` is re-enqueued;
+    /// it looks every `interval` (one replica at a time).
+    #[must_use]
+    pub fn sweeper(mut self, lease: Duration, interval: Duration) -> Self {
+        self.lease = lease;
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// Finished jobs are deleted after `days` days (0: kept for ever).
+    #[must_use]
+    pub fn retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// Recurring jobs: a JSON array of `{"name", "cron", "kind", "payload"}` (cron with
+    /// seconds, UTC), checked against the registered kinds at [`WorkerBuilder::build`].
+    #[must_use]
+    pub fn recurring(mut self, json: impl Into<String>) -> Self {
+        self.recurring = Some(json.into());
+        self
+    }
+
+    /// Test-only fault injection: jobs whose file has this name fail transiently every time.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn failpoint_transient_file(mut self, file_name: Option<String>) -> Self {
+        self.failpoint_file = file_name;
+        self
+    }
+
+    /// The worker. Starts its batcher tasks, so call it inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// An invalid AMQP URL or recurring-jobs declaration (unknown kind, bad cron, bad payload).
+    /// The broker need not be up yet: the consumer connects with backoff.
+    pub async fn build(self) -> anyhow::Result<Worker> {
+        let amqp =
+            burrow_shared::amqp::amqp_pool(&self.amqp_url, AMQP_POOL_SIZE).context("AMQP URL")?;
+        let recurring = match &self.recurring {
+            Some(json) => recurring::parse_recurring(json, &self.registry)?,
+            None => Vec::new(),
+        };
+        let metrics = self.metrics.then(|| {
+            let handle = metrics::install();
+            // Every series this worker can record, at 0 from the start.
+            metrics::zero_known(self.registry.kinds());
+            handle
+        });
+        let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
+        let ctx = JobContext {
+            retry: self.retry.clone(),
+            always_transient_file: self.failpoint_file,
+            ..JobContext::new(self.db.clone(), worker_id, self.registry)
+        };
+        let maintenance = Maintenance {
+            db: self.db,
+            retry: self.retry,
+            lease: self.lease,
+            interval: self.sweep_interval,
+            retention_days: self.retention_days,
+            recurring,
+        };
+        Ok(Worker {
+            ctx,
+            amqp,
+            topology: Topology::with_prefix(&self.queue_prefix),
+            settings: self.settings,
+            http: self.http,
+            metrics,
+            relay: self.relay,
+            stop_when_idle: self.stop_when_idle,
+            maintenance,
+        })
+    }
+}
+
+/// `{hostname}:{pid}`.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Cancels `stop` once no job waits or runs and the outbox is empty.
+async fn cancel_when_idle(db: PgPool, stop: CancellationToken) {
+    let busy = format!(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE status NOT IN ({ended})) \
+             OR EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)",
+        ended = JobStatus::sql_list(&JobStatus::TERMINAL)
+    );
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(IDLE_CHECK) => {}
+        }
+        if let Ok(false) = sqlx::query_scalar::<_, bool>(&busy).fetch_one(&db).await {
+            tracing::info!("no job waits or runs; stopping (stop_when_idle)");
+            stop.cancel();
+            return;
+        }
+    }
+}
