@@ -846,6 +846,7 @@ function renderJob(job) {
     ["Last error", job.last_error && job.last_error !== failedText ? job.last_error : null],
     ["Priority", job.priority ? String(job.priority) : null],
     ["Result", job.result_file_name],
+    ["Trace id", job.trace_id],
   ].filter(([, value]) => value != null && value !== "");
   const { events, ...jobOnly } = job;
   render($("#job-facts"), JSON.stringify(jobOnly) + (job.status === "processing" ? Date.now() : ""), () =>

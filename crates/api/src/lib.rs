@@ -26,6 +26,7 @@ pub mod error;
 pub mod failpoint;
 pub mod metrics;
 pub mod publisher;
+pub mod request_span;
 pub mod routes;
 pub mod startup;
 pub mod state;

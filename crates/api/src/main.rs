@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use burrow_api::config::ApiConfig;
 use burrow_api::Application;
+use burrow_shared::telemetry::{self, TelemetryConfig};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +54,13 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    let telemetry = telemetry::init(TelemetryConfig::from_env("burrow-api"))?;
+    let result = run(cli).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config.database_url).await,
         Command::Keys(command) => keys(&cli.config.database_url, command).await,
@@ -112,20 +119,6 @@ async fn migrate(database_url: &str) -> anyhow::Result<()> {
     burrow_shared::db::migrate(&db).await.context("migrating")?;
     tracing::info!("migrations applied");
     Ok(())
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `LOG_FORMAT=json` for JSON lines.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

@@ -12,9 +12,11 @@
 //! - [`api_keys`]: API keys (hashed) and their owners.
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
+//! - [`telemetry`]: the trace context jobs carry across processes and, with feature
+//!   `telemetry`, the subscriber the binaries install (logs, OTLP span export).
 //! - `testing` (feature `test-support`): isolated databases and queue names for tests.
 //!
-//! No web framework, runtime set-up or tracing subscriber lives here.
+//! No web framework or runtime set-up lives here.
 
 pub mod amqp;
 pub mod api_keys;
@@ -25,6 +27,7 @@ pub mod fixtures;
 pub mod import;
 pub mod kinds;
 pub mod people_sheet;
+pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -435,6 +435,7 @@ prop_compose! {
                     None => 0,
                     Some(f) => f.value.ok_or(Expected::Malformed)?,
                 },
+                trace: None,
             };
             if message.v != MESSAGE_VERSION {
                 return Err(Expected::UnsupportedVersion(message.v));
@@ -558,6 +559,7 @@ fn valid_message() -> impl Strategy<Value = JobMessage> {
                 correlation_id: Uuid::from_u128(correlation_id),
                 run_at,
                 priority,
+                trace: None,
             },
         )
 }

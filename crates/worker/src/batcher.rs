@@ -18,8 +18,9 @@
 use std::collections::{HashMap, HashSet};
 
 use burrow_shared::handler::JobOutput;
-use burrow_shared::job_batch::{self, Claim};
+use burrow_shared::job_batch::{self, Claim, ClaimRequest};
 use burrow_shared::state;
+use burrow_shared::telemetry::TraceContext;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -36,7 +37,7 @@ pub struct Batcher {
 }
 
 enum SessionRequest {
-    Claim(Uuid, oneshot::Sender<Result<Claim, String>>),
+    Claim(ClaimRequest, oneshot::Sender<Result<Claim, String>>),
     Release(Uuid),
 }
 
@@ -56,15 +57,16 @@ impl Batcher {
         Batcher { session, completer }
     }
 
-    /// Locks and claims job `id`. On [`Claim::Claimed`] the caller must [`Batcher::release`]
-    /// the job once its outcome is recorded.
+    /// Locks and claims job `id` for a run whose span has the trace context `run` (kept on
+    /// the job, for the next run's link). On [`Claim::Claimed`] the caller must
+    /// [`Batcher::release`] the job once its outcome is recorded.
     ///
     /// # Errors
     /// The database error, as text; nothing is held then.
-    pub async fn claim(&self, id: Uuid) -> Result<Claim, String> {
+    pub async fn claim(&self, id: Uuid, run: Option<TraceContext>) -> Result<Claim, String> {
         let (reply, answer) = oneshot::channel();
         self.session
-            .send(SessionRequest::Claim(id, reply))
+            .send(SessionRequest::Claim(ClaimRequest { id, run }, reply))
             .map_err(|_| "the worker is stopping".to_owned())?;
         answer
             .await
@@ -120,7 +122,7 @@ async fn run_session(
         let mut released = Vec::new();
         for request in gather(first, &mut requests) {
             match request {
-                SessionRequest::Claim(id, reply) => claims.push((id, reply)),
+                SessionRequest::Claim(request, reply) => claims.push((request, reply)),
                 SessionRequest::Release(id) => released.push(id),
             }
         }
@@ -169,7 +171,12 @@ impl LockSession {
     }
 
     /// Releases the locks of jobs that ended, then answers the claims.
-    async fn turn(&mut self, released: &[Uuid], claims: Vec<(Uuid, ClaimReply)>, worker: &str) {
+    async fn turn(
+        &mut self,
+        released: &[Uuid],
+        claims: Vec<(ClaimRequest, ClaimReply)>,
+        worker: &str,
+    ) {
         for id in released {
             self.held.remove(id);
         }
@@ -177,11 +184,12 @@ impl LockSession {
         let mut asked = HashSet::new();
         let mut fresh = Vec::new();
         let mut replies = Vec::new();
-        for (id, reply) in claims {
+        for (request, reply) in claims {
+            let id = request.id;
             if self.held.contains(&id) || !asked.insert(id) {
                 let _ = reply.send(Ok(Claim::Busy));
             } else {
-                fresh.push(id);
+                fresh.push(request);
                 replies.push((id, reply));
             }
         }
@@ -211,18 +219,18 @@ impl LockSession {
     async fn release_and_claim(
         &mut self,
         released: &[Uuid],
-        ids: &[Uuid],
+        claims: &[ClaimRequest],
         worker: &str,
     ) -> Result<HashMap<Uuid, Claim>, sqlx::Error> {
-        if released.is_empty() && ids.is_empty() {
+        if released.is_empty() && claims.is_empty() {
             return Ok(HashMap::new());
         }
         let conn = self.conn().await?;
         let (locked, claimed) =
-            state::batch::release_lock_and_claim(conn, released, ids, worker).await?;
+            state::batch::release_lock_and_claim(conn, released, claims, worker).await?;
         let mut found: HashMap<Uuid, Claim> = claimed
             .into_iter()
-            .map(|job| (job.id, Claim::Claimed(Box::new(job))))
+            .map(|run| (run.job.id, Claim::Claimed(Box::new(run))))
             .collect();
         let unclaimed: Vec<Uuid> = locked
             .into_iter()

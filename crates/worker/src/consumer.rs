@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use backon::BackoffBuilder as _;
 use burrow_shared::publish::open_confirm_channel;
+use burrow_shared::telemetry::TraceContext;
 use burrow_shared::Topology;
 use futures::StreamExt as _;
 use lapin::options::BasicQosOptions;
@@ -155,7 +156,8 @@ async fn consume_session(
         let (ctx, publisher, topology) = (ctx.clone(), publisher.clone(), topology.clone());
         in_flight.spawn(async move {
             let _gauge = metrics::InFlight::enter();
-            let outcome = process_delivery(&ctx, &delivery.data).await;
+            let trace = TraceContext::from_amqp(delivery.properties.headers().as_ref());
+            let outcome = process_delivery(&ctx, &delivery.data, trace).await;
             ctx.health.delivery_finished();
             match outcome.apply(&delivery, &publisher, &topology).await {
                 Ok(true) => {}

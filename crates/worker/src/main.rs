@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use burrow_shared::import::ImportOptions;
+use burrow_shared::telemetry::{self, TelemetryConfig};
 use burrow_worker::config::WorkerConfig;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +36,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    let telemetry = telemetry::init(TelemetryConfig::from_env("burrow-worker"))?;
+    let result = run(cli).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let shutdown = CancellationToken::new();
@@ -58,20 +65,6 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `LOG_FORMAT=json` for JSON lines.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

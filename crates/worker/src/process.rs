@@ -39,6 +39,7 @@ use burrow_shared::jobs::JobRow;
 use burrow_shared::progress::Progress;
 use burrow_shared::retry::RetryPolicy;
 use burrow_shared::state::{self, Transition};
+use burrow_shared::telemetry::TraceContext;
 use burrow_shared::JobMessage;
 use chrono::Utc;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -124,10 +125,17 @@ impl JobContext {
 /// Runs the job a delivery body points at and returns what to tell the broker. Writes to
 /// Postgres (the job's state), never to the broker.
 ///
+/// The run's span continues `trace` (the delivery's `traceparent` header), else the trace
+/// context in the body, and links to the job's previous run, if that was traced.
+///
 /// Never panics on input and never returns without a decision: every path ends the job
 /// (succeeded, failed, cancelled or dead), schedules its retry, parks it, or dead-letters
 /// the message.
-pub async fn process_delivery(ctx: &JobContext, body: &[u8]) -> Outcome {
+pub async fn process_delivery(
+    ctx: &JobContext,
+    body: &[u8],
+    trace: Option<TraceContext>,
+) -> Outcome {
     let message = match JobMessage::decode(body) {
         Ok(message) => message,
         Err(e) => {
@@ -139,13 +147,22 @@ pub async fn process_delivery(ctx: &JobContext, body: &[u8]) -> Outcome {
             };
         }
     };
+    // Named and kinded as OpenTelemetry's messaging conventions ask for a consumer's span
+    // (https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/).
     let span = tracing::info_span!(
         "job",
+        otel.name = %format_args!("process {}", message.kind),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
         job.id = %message.job_id,
         job.kind = %message.kind,
-        attempt = message.attempt,
+        job.attempt = message.attempt,
         correlation_id = %message.correlation_id,
     );
+    if let Some(parent) = trace.as_ref().or(message.trace.as_ref()) {
+        parent.adopt_as_parent_of(&span);
+    }
     decide(ctx, message).instrument(span).await
 }
 
@@ -161,8 +178,18 @@ async fn decide(ctx: &JobContext, message: JobMessage) -> Outcome {
         }
         slot => slot,
     };
-    let job = match ctx.batcher.claim(message.job_id).await {
-        Ok(Claim::Claimed(job)) => job,
+    let run_span = tracing::Span::current();
+    let claim = ctx
+        .batcher
+        .claim(message.job_id, TraceContext::of_span(&run_span))
+        .await;
+    let job = match claim {
+        Ok(Claim::Claimed(claimed)) => {
+            if let Some(previous) = &claimed.previous_run {
+                previous.link_from(&run_span);
+            }
+            claimed.job
+        }
         Ok(Claim::Busy) => {
             info!("another delivery of this job is running; parking this one");
             return Outcome::park_for(message, DUPLICATE_PARK);
@@ -426,10 +453,14 @@ async fn run_handler(
         // A result file to store: that needs a transaction after all.
         None => ctx.db.begin().await.map_err(database)?,
     };
-    state::succeed(&mut tx, job.id, &output)
-        .await
-        .map_err(database)?;
-    tx.commit().await.map_err(database)?;
+    // A span of its own: for an import, the commit is a phase as long as the COPY.
+    async {
+        state::succeed(&mut tx, job.id, &output).await?;
+        tx.commit().await
+    }
+    .instrument(tracing::info_span!("commit"))
+    .await
+    .map_err(database)?;
     Ok(output)
 }
 

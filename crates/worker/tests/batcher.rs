@@ -38,7 +38,7 @@ async fn a_job_is_claimed_once_and_free_again_once_released() {
     let batcher = Batcher::start(env.db.clone(), "w1".to_owned());
 
     // Two copies asking at once: one runs, the other is told the job is busy.
-    let (first, second) = tokio::join!(batcher.claim(id), batcher.claim(id));
+    let (first, second) = tokio::join!(batcher.claim(id, None), batcher.claim(id, None));
     let claims = [first.expect("claim"), second.expect("claim")];
     let claimed = claims
         .iter()
@@ -49,10 +49,13 @@ async fn a_job_is_claimed_once_and_free_again_once_released() {
     let Some(Claim::Claimed(job)) = claims.iter().find(|c| matches!(c, Claim::Claimed(_))) else {
         unreachable!()
     };
-    assert_eq!((job.status, job.attempts), (JobStatus::Processing, 1));
+    assert_eq!(
+        (job.job.status, job.job.attempts),
+        (JobStatus::Processing, 1)
+    );
 
     // A later copy, and another session, find it locked while it runs.
-    assert_eq!(batcher.claim(id).await.expect("claim"), Claim::Busy);
+    assert_eq!(batcher.claim(id, None).await.expect("claim"), Claim::Busy);
     assert!(!lock_is_free(&env, id).await);
 
     let output = JobOutput {
@@ -81,13 +84,13 @@ async fn a_job_is_claimed_once_and_free_again_once_released() {
     // Afterwards a duplicate finds the job ended (and leaves no lock behind); a second success
     // changes nothing; an unknown id is missing.
     assert_eq!(
-        batcher.claim(id).await.expect("claim"),
+        batcher.claim(id, None).await.expect("claim"),
         Claim::Ended(JobStatus::Succeeded)
     );
     assert!(!batcher.succeeded(id, output).await.expect("succeeded"));
     assert!(lock_is_free(&env, id).await);
     assert_eq!(
-        batcher.claim(Uuid::now_v7()).await.expect("claim"),
+        batcher.claim(Uuid::now_v7(), None).await.expect("claim"),
         Claim::Missing
     );
 }
@@ -101,7 +104,7 @@ async fn a_job_locked_by_another_session_is_busy_until_that_session_lets_go() {
         .expect("db")
         .expect("free");
     let batcher = Batcher::start(env.db.clone(), "w1".to_owned());
-    assert_eq!(batcher.claim(id).await.expect("claim"), Claim::Busy);
+    assert_eq!(batcher.claim(id, None).await.expect("claim"), Claim::Busy);
     let job = jobs::find_job(&env.db, id).await.expect("db").expect("job");
     assert_eq!(
         (job.status, job.attempts),
@@ -110,7 +113,7 @@ async fn a_job_locked_by_another_session_is_busy_until_that_session_lets_go() {
     );
     held.release().await;
     assert!(matches!(
-        batcher.claim(id).await.expect("claim"),
+        batcher.claim(id, None).await.expect("claim"),
         Claim::Claimed(_)
     ));
 }

@@ -120,7 +120,7 @@ impl Harness {
     }
 
     async fn deliver(&self, message: &JobMessage) -> Outcome {
-        process_delivery(&self.ctx, &message.encode()).await
+        process_delivery(&self.ctx, &message.encode(), None).await
     }
 
     async fn row(&self, id: Uuid) -> JobRow {
@@ -151,7 +151,7 @@ async fn start_waiting_run() -> (Harness, Uuid, tokio::task::JoinHandle<Outcome>
     let (id, message) = h.job(Act::WaitForCancel).await;
     let ctx = h.ctx.clone();
     let body = message.encode();
-    let delivery = tokio::spawn(async move { process_delivery(&ctx, &body).await });
+    let delivery = tokio::spawn(async move { process_delivery(&ctx, &body, None).await });
     started.await.expect("the run started");
     (h, id, delivery)
 }
@@ -396,7 +396,7 @@ async fn a_cancel_request_stops_the_run_and_ends_the_job_cancelled() {
 async fn garbage_and_unknown_jobs_are_dead_lettered() {
     let h = Harness::new(Scripted::default(), RetryPolicy::default()).await;
     assert!(matches!(
-        process_delivery(&h.ctx, b"not json").await,
+        process_delivery(&h.ctx, b"not json", None).await,
         Outcome::DeadLetter { attempts: 0, .. }
     ));
     let ghost = JobMessage::new(Uuid::now_v7(), "scripted", Uuid::new_v4());

@@ -4,125 +4,18 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use burrow_shared::JobStatus;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use support::worker_process::spawn_worker;
 use support::{fixture, Stack};
 use uuid::Uuid;
 
 /// Longest wait for the worker's HTTP port to answer, or for metrics to show up (the queue
 /// gauges refresh every 5 s).
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A real worker process with its HTTP port; killed when dropped.
-struct Worker {
-    child: tokio::process::Child,
-    /// `http://127.0.0.1:{port}`.
-    base: String,
-    /// Its stderr (the log).
-    log: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
-/// Starts `burrow-worker` against the stack's database and queues, with JSON info logs, and
-/// waits until its `/healthz` answers.
-async fn spawn_worker(stack: &Stack, vars: &[(&str, &str)]) -> Worker {
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!("burrow-observability-{}.log", Uuid::new_v4()));
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_burrow-worker"))
-        .env_remove("BURROW_FAILPOINT")
-        .env("DATABASE_URL", &stack.env.database_url)
-        .env("AMQP_URL", &stack.env.amqp_url)
-        .env("BURROW_QUEUE_PREFIX", stack.env.topology.prefix())
-        .env("WORKER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("WORKER_ID", "observed")
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "json")
-        .envs(vars.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("the log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn burrow-worker");
-    let worker = Worker {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-        http: reqwest::Client::new(),
-    };
-    eventually("the worker's /healthz", || async {
-        worker
-            .get("/healthz")
-            .await
-            .filter(|(status, _)| *status == StatusCode::OK)
-    })
-    .await;
-    worker
-}
-
-impl Worker {
-    /// GETs `path` from the worker: the status and body, or `None` if nothing answers.
-    async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .ok()?;
-        let status = response.status();
-        Some((status, response.text().await.ok()?))
-    }
-
-    /// GETs `path` and parses the JSON answer.
-    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
-        let (status, body) = self.get(path).await.expect("the worker answers");
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    async fn stop(&mut self) {
-        let pid = self.child.id().expect("the worker runs");
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("running kill");
-        assert!(sent.success());
-        let status = tokio::time::timeout(DEADLINE, self.child.wait())
-            .await
-            .expect("the worker stops in time")
-            .expect("exit status");
-        assert!(status.success(), "{status}");
-    }
-
-    /// The JSON log lines with this `message`.
-    fn log_lines(&self, message: &str) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["fields"]["message"] == message)
-            .collect()
-    }
-}
 
 /// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
 async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T

@@ -118,6 +118,10 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::request_span::request_span)
+                .on_response(crate::request_span::record_status),
+        )
         .with_state(state)
 }

@@ -25,6 +25,7 @@ use crate::engine::jobs::{self, JobRow, JOB_COLUMNS};
 use crate::engine::message::JobMessage;
 use crate::engine::outbox;
 use crate::engine::state::{self, Transition};
+use crate::telemetry::TraceContext;
 
 /// The Postgres `LISTEN` channel an enqueue notifies when it commits; relays listen on it.
 pub const OUTBOX_CHANNEL: &str = "burrow_outbox";
@@ -56,6 +57,9 @@ pub struct NewJob {
     pub file: Option<Vec<u8>>,
     /// Ties request, message and logs together.
     pub correlation_id: Uuid,
+    /// The trace its runs continue; `None`: the span current at [`enqueue`] (if tracing is
+    /// on). Recurring jobs set the span of their schedule's tick.
+    pub trace: Option<TraceContext>,
 }
 
 impl fmt::Debug for NewJob {
@@ -71,6 +75,7 @@ impl fmt::Debug for NewJob {
             .field("file_name", &self.file_name)
             .field("file_bytes", &self.file.as_ref().map(Vec::len))
             .field("correlation_id", &self.correlation_id)
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -89,6 +94,7 @@ impl NewJob {
             file_name: None,
             file: None,
             correlation_id: Uuid::new_v4(),
+            trace: None,
         }
     }
 
@@ -159,6 +165,7 @@ impl NewJob {
     pub fn first_message(&self) -> JobMessage {
         JobMessage {
             run_at: self.run_at,
+            trace: self.trace.clone(),
             priority: u8::try_from(self.priority.clamp(0, MAX_PRIORITY)).unwrap_or(0),
             ..JobMessage::new(self.id, &self.kind, self.correlation_id)
         }
@@ -223,15 +230,25 @@ pub async fn enqueue(conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, E
 /// The message is published by the outbox relay after the commit ([`crate::engine::relay`]),
 /// so this never waits for RabbitMQ and works while it is down.
 ///
+/// Each job keeps the trace context of the span current here (unless it has one), so its runs
+/// continue the caller's trace ([`crate::telemetry`]).
+///
 /// # Errors
 /// [`EnqueueError::Invalid`] for a priority outside 0–9 or an empty kind;
 /// [`EnqueueError::Database`]. Nothing is written then.
 pub async fn enqueue_many(
     conn: &mut PgConnection,
-    jobs: Vec<NewJob>,
+    mut jobs: Vec<NewJob>,
 ) -> Result<Vec<Enqueued>, EnqueueError> {
     for job in &jobs {
         check(job)?;
+    }
+    if jobs.iter().any(|job| job.trace.is_none()) {
+        if let Some(current) = TraceContext::current() {
+            for job in jobs.iter_mut().filter(|job| job.trace.is_none()) {
+                job.trace = Some(current.clone());
+            }
+        }
     }
     if jobs.is_empty() {
         return Ok(Vec::new());
@@ -301,6 +318,8 @@ pub async fn requeue(
     let message = JobMessage {
         priority: u8::try_from(job.priority.clamp(0, MAX_PRIORITY)).unwrap_or(0),
         run_at: job.run_at,
+        // Every attempt continues the trace the job was enqueued in.
+        trace: jobs::trace_context(&mut *tx, id).await?,
         ..JobMessage::new(job.id, job.kind, job.correlation_id).for_attempt(attempt.max(1))
     };
     outbox::add(&mut tx, &message).await?;
@@ -331,9 +350,10 @@ async fn insert(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobRow>, s
     sqlx::query_as::<_, JobRow>(&format!(
         "WITH inserted AS ( \
              INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
-                               run_at, idempotency_key) \
+                               run_at, idempotency_key, traceparent, tracestate) \
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
-                                  $6::jsonb[], $7::int2[], $8::timestamptz[], $9::text[]) \
+                                  $6::jsonb[], $7::int2[], $8::timestamptz[], $9::text[], \
+                                  $14::text[], $15::text[]) \
              ON CONFLICT (coalesce(user_id, ''), idempotency_key) \
                  WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING {JOB_COLUMNS}), \
@@ -370,6 +390,10 @@ async fn insert(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobRow>, s
             .collect::<Vec<_>>(),
     )
     .bind(OUTBOX_CHANNEL)
+    .bind(column(|j| j.trace.as_ref().map(|t| t.traceparent.clone())))
+    .bind(column(|j| {
+        j.trace.as_ref().and_then(|t| t.tracestate.clone())
+    }))
     .fetch_all(&mut *tx)
     .await
 }

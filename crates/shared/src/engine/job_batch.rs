@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::job_lock::lock_key;
 use crate::jobs::JobRow;
 use crate::status::JobStatus;
+use crate::telemetry::TraceContext;
 
 /// Opens a connection of its own (outside the pool's accounting) for the batch statements
 /// below, which look every job up by primary key.
@@ -37,13 +38,33 @@ pub async fn open_session(db: &PgPool) -> Result<PgConnection, sqlx::Error> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// The job is now `processing` by this worker, with its attempt counted and its lock held.
-    Claimed(Box<JobRow>),
+    Claimed(Box<ClaimedRun>),
     /// Another delivery of the job is running (its lock is held elsewhere, or by this worker).
     Busy,
     /// The job already ended (a duplicate or late redelivery): nothing to do.
     Ended(JobStatus),
     /// No such job (deleted, or a message from another installation).
     Missing,
+}
+
+/// A job to claim, and the trace context of the span of the run that claims it (kept on the
+/// job so that the next run can link to this one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// The job.
+    pub id: Uuid,
+    /// The claiming run's span, when tracing is on.
+    pub run: Option<TraceContext>,
+}
+
+/// A job claimed by [`release_lock_and_claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    /// The job, now `processing`.
+    pub job: JobRow,
+    /// The span of the run before this one (a retry's or a redelivery's earlier attempt), when
+    /// that run was traced.
+    pub previous_run: Option<TraceContext>,
 }
 
 /// Takes the advisory lock of each job in `ids` on this session, without waiting; returns the

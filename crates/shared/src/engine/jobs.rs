@@ -8,6 +8,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::status::JobStatus;
+use crate::telemetry::TraceContext;
 
 /// The columns of [`JobRow`], in one place so every query returns the same shape.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, message, attempts, \
@@ -20,7 +21,8 @@ pub(crate) const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, mess
           THEN (SELECT p.total FROM job_progress p WHERE p.job_id = jobs.id) \
           ELSE progress_total END AS progress_total, \
      cancel_requested, \
-     (SELECT r.file_name FROM job_results r WHERE r.job_id = jobs.id) AS result_file_name";
+     (SELECT r.file_name FROM job_results r WHERE r.job_id = jobs.id) AS result_file_name, \
+     substring(traceparent from 4 for 32) AS trace_id";
 
 /// One job as stored, and as the api shows it (timestamps serialise as RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -71,6 +73,9 @@ pub struct JobRow {
     pub cancel_requested: bool,
     /// The result file's name, when the job made one (`GET /api/jobs/{id}/result`).
     pub result_file_name: Option<String>,
+    /// The W3C trace id (32 hex digits) of the request or schedule that enqueued it, when
+    /// tracing was on: every run of the job is a span of this trace.
+    pub trace_id: Option<String>,
 }
 
 /// The job an earlier request created with this owner tag and `Idempotency-Key`.
@@ -144,6 +149,24 @@ pub async fn find_job(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow
         .bind(id)
         .fetch_optional(db)
         .await
+}
+
+/// The trace context job `id` was enqueued with (`None`: no such job, or tracing was off).
+///
+/// # Errors
+/// The database error.
+pub async fn trace_context(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<TraceContext>, sqlx::Error> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT traceparent, tracestate FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.and_then(|(parent, state)| {
+        TraceContext::from_headers(parent.as_deref(), state.as_deref())
+    }))
 }
 
 /// Which jobs to list, newest first.

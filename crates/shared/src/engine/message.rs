@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::telemetry::TraceContext;
+
 /// The only wire version this build writes and reads. A reader rejects any other version
 /// instead of guessing, so a rolling upgrade that changes the shape must bump it.
 pub const MESSAGE_VERSION: u32 = 1;
@@ -34,6 +36,10 @@ pub struct JobMessage {
     /// ([`crate::topology::Lane`]). Also sent as the AMQP `priority` property.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: u8,
+    /// The W3C trace context of the span that enqueued the job (every attempt keeps it), also
+    /// sent as the AMQP `traceparent`/`tracestate` headers. Absent when tracing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 fn is_zero(priority: &u8) -> bool {
@@ -68,6 +74,7 @@ impl JobMessage {
             correlation_id,
             run_at: None,
             priority: 0,
+            trace: None,
         }
     }
 

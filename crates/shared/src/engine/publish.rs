@@ -153,7 +153,7 @@ pub async fn publish_dead_letter(
 }
 
 fn job_properties(message: &JobMessage) -> BasicProperties {
-    BasicProperties::default()
+    let properties = BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_content_type("application/json".into())
         .with_message_id(ShortString::from(message.job_id.to_string()))
@@ -163,7 +163,16 @@ fn job_properties(message: &JobMessage) -> BasicProperties {
         // Informational: the lane (the queue) is what orders jobs. Within one lane even a 4.x
         // quorum queue sees a single level (0–4 normal, 5–9 high), so this changes no order.
         .with_priority(message.priority.min(9))
-        .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default())
+        .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default());
+    // W3C trace context as AMQP headers, where tracing tools and other consumers look for it.
+    match &message.trace {
+        Some(trace) => {
+            let mut headers = FieldTable::default();
+            trace.add_to_amqp(&mut headers);
+            properties.with_headers(headers)
+        }
+        None => properties,
+    }
 }
 
 /// Publishes with `mandatory` and waits for the confirm; unroutable or nacked is an error.

@@ -5,6 +5,7 @@
 //! `sheet`, `header_row` and `on_error` fields).
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use crate::handler::{JobError, JobHandler, JobOutput, ResultFile, RunContext};
 use crate::import::{
@@ -68,6 +69,7 @@ impl JobHandler for ImportXlsx {
     ) -> Result<JobOutput, JobError> {
         let id = ctx.job.id;
         let file = jobs::load_file(ctx.tx.conn().await?, id)
+            .instrument(tracing::info_span!("import read"))
             .await
             .map_err(|e| JobError::Retryable(format!("loading the file: {e}")))?
             .ok_or_else(|| JobError::Permanent("the job has no uploaded file".to_owned()))?;
@@ -97,6 +99,7 @@ impl JobHandler for ImportXlsx {
             &ctx.progress,
             &ctx.cancel,
         )
+        .instrument(tracing::info_span!("import parse and copy", profile = %payload.profile))
         .await
         .map_err(|e| match e {
             ImportError::Cancelled => JobError::Cancelled,

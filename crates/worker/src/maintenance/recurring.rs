@@ -15,6 +15,7 @@ use burrow_shared::{enqueue, NewJob};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
+use tracing::Instrument as _;
 
 /// One recurring job as configured:
 /// `{"name": "nightly-export", "cron": "0 0 3 * * *", "kind": "noop", "payload": {}}`.
@@ -142,7 +143,15 @@ pub async fn enqueue_due(
             ..NewJob::new(&recurring.spec.kind)
         }
         .user_id(format!("recurring:{}", recurring.name()));
-        let stored = enqueue(&mut tx, job).await?;
+        // Each tick starts a trace of its own (no parent), which the job's runs continue.
+        let tick = tracing::info_span!(
+            parent: None,
+            "recurring tick",
+            otel.name = %format!("recurring {}", recurring.name()),
+            schedule = recurring.name(),
+            %slot,
+        );
+        let stored = enqueue(&mut tx, job).instrument(tick).await?;
         if stored.created {
             tracing::info!(schedule = recurring.name(), %slot, job.id = %stored.job.id, "recurring job enqueued");
             enqueued += 1;

@@ -15,6 +15,8 @@ use burrow_worker::consumer::{consume, ConsumerSettings};
 use burrow_worker::process::JobContext;
 use tokio_util::sync::CancellationToken;
 
+pub mod worker_process;
+
 /// A test's api and in-process workers; stops them when dropped. Requests and the test's
 /// environment come through the api ([`TestApi`], which it derefs to).
 pub struct Stack {

@@ -9,6 +9,8 @@ use crate::engine::handler::JobOutput;
 use crate::engine::job_lock::lock_key;
 use crate::engine::jobs::{JobRow, JOB_COLUMNS};
 use crate::engine::status::JobStatus;
+use crate::job_batch::{ClaimRequest, ClaimedRun};
+use crate::telemetry::TraceContext;
 
 /// One turn of a worker's lock session, in one statement (one round trip, one commit):
 /// releases the locks of `release` (jobs that ended), takes the advisory lock of each job of
@@ -27,10 +29,15 @@ use crate::engine::status::JobStatus;
 pub async fn release_lock_and_claim(
     conn: &mut PgConnection,
     release: &[Uuid],
-    claim: &[Uuid],
+    claim: &[ClaimRequest],
     worker: &str,
-) -> Result<(Vec<Uuid>, Vec<JobRow>), sqlx::Error> {
+) -> Result<(Vec<Uuid>, Vec<ClaimedRun>), sqlx::Error> {
     let keys = |ids: &[Uuid]| ids.iter().map(|id| lock_key(*id)).collect::<Vec<i64>>();
+    let ids: Vec<Uuid> = claim.iter().map(|c| c.id).collect();
+    let runs: Vec<Option<String>> = claim
+        .iter()
+        .map(|c| c.run.as_ref().map(|run| run.traceparent.clone()))
+        .collect();
     if claim.is_empty() {
         // The statement below reads `released` only while joining it to the ids to lock: with
         // none, Postgres would never run the unlocks.
@@ -45,16 +52,21 @@ pub async fn release_lock_and_claim(
         "WITH released AS ( \
              SELECT count(pg_advisory_unlock(key)) FROM unnest($1::bigint[]) AS key), \
          locked AS ( \
-             SELECT r.id FROM unnest($2::uuid[], $3::bigint[]) AS r(id, key), released \
+             SELECT r.id, r.run FROM unnest($2::uuid[], $3::bigint[], $5::text[]) \
+                 AS r(id, key, run), released \
              WHERE pg_try_advisory_lock(r.key)), \
+         previous AS (SELECT id, run_traceparent FROM jobs WHERE id IN (SELECT id FROM locked)), \
          live AS (DELETE FROM job_progress WHERE job_id IN (SELECT id FROM locked)), \
          claimed AS ( \
              UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $4, \
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
-                    progress_done = NULL, progress_total = NULL \
+                    progress_done = NULL, progress_total = NULL, \
+                    run_traceparent = (SELECT l.run FROM locked l WHERE l.id = jobs.id) \
              WHERE id IN (SELECT id FROM locked) \
                AND status NOT IN ({terminal}) \
-             RETURNING {JOB_COLUMNS}), \
+             RETURNING {JOB_COLUMNS}, \
+                 (SELECT p.run_traceparent FROM previous p WHERE p.id = jobs.id) \
+                     AS previous_run), \
          event AS ( \
              INSERT INTO job_events (job_id, event, attempt, worker) \
              SELECT id, 'processing', attempts, worker FROM claimed) \
@@ -62,9 +74,10 @@ pub async fn release_lock_and_claim(
         terminal = JobStatus::sql_list(&JobStatus::TERMINAL),
     ))
     .bind(keys(release))
-    .bind(claim)
-    .bind(keys(claim))
+    .bind(&ids)
+    .bind(keys(&ids))
     .bind(worker)
+    .bind(&runs)
     .fetch_all(conn)
     .await?;
     let mut locked = Vec::with_capacity(rows.len());
@@ -72,7 +85,11 @@ pub async fn release_lock_and_claim(
     for row in rows {
         locked.push(row.try_get("locked_id")?);
         if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
-            claimed.push(JobRow::from_row(&row)?);
+            let previous: Option<String> = row.try_get("previous_run")?;
+            claimed.push(ClaimedRun {
+                job: JobRow::from_row(&row)?,
+                previous_run: TraceContext::from_headers(previous.as_deref(), None),
+            });
         }
     }
     Ok((locked, claimed))
