@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/burrow` | Postgres |
 //! | `DATABASE_MAX_CONNECTIONS` | 10 | pool size |
-//! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
+//! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: one URL, or a cluster's nodes separated by commas (`burrow_shared::amqp`) |
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `BIND_ADDR` | `127.0.0.1:8080` | listen address (`0.0.0.0:8080` in a container) |
 //! | `UPLOAD_MAX_BYTES` | 52428800 (50 MiB) | largest accepted upload, enforced while streaming |
@@ -45,7 +45,7 @@ pub struct ApiConfig {
     /// Postgres pool size.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
-    /// RabbitMQ URL.
+    /// RabbitMQ URL, or the URLs of a cluster's nodes separated by commas.
     #[arg(
         long,
         env = "AMQP_URL",

@@ -13,7 +13,7 @@ use crate::failpoint::Failpoint;
 /// Cheap to clone: everything inside is shared.
 #[derive(Clone)]
 pub struct Publisher {
-    amqp: deadpool_lapin::Pool,
+    amqp: burrow_shared::amqp::AmqpPool,
     topology: Topology,
     relay: RelayHandle,
     failpoint: Option<Failpoint>,
@@ -22,7 +22,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher over `amqp` for `topology`, with no failpoint and a fresh relay handle (give
     /// it to the relay: [`burrow_shared::relay::OutboxRelay::with_handle`]).
-    pub fn new(amqp: deadpool_lapin::Pool, topology: Topology) -> Self {
+    pub fn new(amqp: burrow_shared::amqp::AmqpPool, topology: Topology) -> Self {
         Publisher {
             amqp,
             topology,
@@ -39,7 +39,7 @@ impl Publisher {
     }
 
     /// The broker connection pool.
-    pub fn pool(&self) -> &deadpool_lapin::Pool {
+    pub fn pool(&self) -> &burrow_shared::amqp::AmqpPool {
         &self.amqp
     }
 

@@ -111,7 +111,7 @@ pub struct TestEnv {
     /// The broker URL.
     pub amqp_url: String,
     /// A pool of broker connections.
-    pub amqp: deadpool_lapin::Pool,
+    pub amqp: crate::amqp::AmqpPool,
     /// The test's own exchange and queue names, declared.
     pub topology: Topology,
     admin: PgConnectOptions,

@@ -50,7 +50,7 @@ pub struct WorkerBuilder {
 /// A worker ready to run: consumer, outbox relay, maintenance and (if asked) its HTTP port.
 pub struct Worker {
     ctx: JobContext,
-    amqp: deadpool_lapin::Pool,
+    amqp: burrow_shared::amqp::AmqpPool,
     topology: Topology,
     settings: ConsumerSettings,
     http: Option<(SocketAddr, ReadinessRules)>,
@@ -62,7 +62,8 @@ pub struct Worker {
 
 impl Worker {
     /// A builder for a worker over `db` (migrated: [`burrow_shared::db::connect`]) and the
-    /// broker at `amqp_url` (`amqp://user:pass@host:5672/%2f`). Defaults: concurrency 64,
+    /// broker at `amqp_url` (`amqp://user:pass@host:5672/%2f`, or a cluster's nodes separated
+    /// by commas: [`burrow_shared::amqp`]). Defaults: concurrency 64,
     /// prefetch 128, the default [`RetryPolicy`], queue prefix `burrow`, drain timeout 30 s,
     /// no HTTP port, no metrics recorder, an outbox relay, no kinds.
     ///

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/burrow` | Postgres |
 //! | `DATABASE_MAX_CONNECTIONS` | 8 | pool size per worker process (plus 2 connections of its own: the lock session and the completer) |
-//! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
+//! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: one URL, or a cluster's nodes separated by commas (`burrow_shared::amqp`) |
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `WORKER_CONCURRENCY` | 64 | jobs run at once by this process; kinds with a `MAX_CONCURRENCY` (imports, exports: 2) are capped further |
 //! | `WORKER_PREFETCH` | 128 | unacked messages the broker may push (`basic.qos`), per work queue (normal and high priority) |
@@ -44,7 +44,7 @@ pub struct WorkerConfig {
     /// Postgres pool size per worker process.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
-    /// RabbitMQ URL.
+    /// RabbitMQ URL, or the URLs of a cluster's nodes separated by commas.
     #[arg(
         long,
         env = "AMQP_URL",

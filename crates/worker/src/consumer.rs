@@ -48,7 +48,7 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 /// None today: failures are logged and retried until shutdown. The `Result` leaves room for
 /// unrecoverable configuration errors.
 pub async fn consume(
-    amqp: &deadpool_lapin::Pool,
+    amqp: &burrow_shared::amqp::AmqpPool,
     topology: &Topology,
     ctx: JobContext,
     settings: &ConsumerSettings,
@@ -100,7 +100,7 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
 /// unacked. On a failure it does not wait: in-flight jobs finish on
 /// their own and their acks fail, so the broker redelivers them (harmless, jobs are idempotent).
 async fn consume_session(
-    amqp: &deadpool_lapin::Pool,
+    amqp: &burrow_shared::amqp::AmqpPool,
     topology: &Topology,
     ctx: &Arc<JobContext>,
     settings: &ConsumerSettings,

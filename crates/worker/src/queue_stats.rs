@@ -22,7 +22,7 @@ pub const REFRESH: Duration = Duration::from_secs(5);
 /// Refreshes the queue gauges every [`REFRESH`] until `shutdown`. Broker errors are logged at
 /// debug level (the consumer reports outages) and the gauges keep their last values.
 pub async fn run_queue_stats(
-    amqp: deadpool_lapin::Pool,
+    amqp: burrow_shared::amqp::AmqpPool,
     topology: Topology,
     health: WorkerHealth,
     shutdown: CancellationToken,
@@ -40,7 +40,7 @@ pub async fn run_queue_stats(
 
 /// One look at the queues, on a short-lived channel (a failed passive declare closes it).
 async fn refresh(
-    amqp: &deadpool_lapin::Pool,
+    amqp: &burrow_shared::amqp::AmqpPool,
     topology: &Topology,
     health: &WorkerHealth,
 ) -> anyhow::Result<()> {

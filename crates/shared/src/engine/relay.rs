@@ -77,7 +77,7 @@ pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 /// use burrow_shared::Topology;
 /// use tokio_util::sync::CancellationToken;
 ///
-/// # async fn example(db: sqlx::PgPool, amqp: deadpool_lapin::Pool) {
+/// # async fn example(db: sqlx::PgPool, amqp: burrow_shared::amqp::AmqpPool) {
 /// let stop = CancellationToken::new();
 /// let relay = OutboxRelay::new(db, amqp, Topology::default());
 /// let health = relay.handle(); // health.broker_health() for a readiness probe
@@ -89,14 +89,14 @@ pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 /// ```
 pub struct OutboxRelay {
     db: PgPool,
-    amqp: deadpool_lapin::Pool,
+    amqp: crate::amqp::AmqpPool,
     topology: Topology,
     handle: RelayHandle,
 }
 
 impl OutboxRelay {
     /// A relay of `db`'s outbox to the broker behind `amqp`, publishing to `topology`.
-    pub fn new(db: PgPool, amqp: deadpool_lapin::Pool, topology: Topology) -> Self {
+    pub fn new(db: PgPool, amqp: crate::amqp::AmqpPool, topology: Topology) -> Self {
         OutboxRelay {
             db,
             amqp,
@@ -189,7 +189,7 @@ struct Relay {
     /// Where the outbox lives.
     db: PgPool,
     /// The broker.
-    amqp: deadpool_lapin::Pool,
+    amqp: crate::amqp::AmqpPool,
     /// Where messages go.
     topology: Topology,
     /// The wake-up bell and the health record.

@@ -15,13 +15,13 @@ pub(super) struct Link {
     /// In confirm mode, the topology declared on it.
     pub(super) channel: Channel,
     /// Kept checked out of the pool while the channel lives.
-    connection: deadpool_lapin::Object,
+    connection: crate::amqp::AmqpConnection,
 }
 
 /// The open link in `slot`, or a new one (connect, confirm channel, declare the topology).
 pub(super) async fn ensure_link<'a>(
     slot: &'a mut Option<Link>,
-    amqp: &deadpool_lapin::Pool,
+    amqp: &crate::amqp::AmqpPool,
     topology: &Topology,
 ) -> Result<&'a Link, RelayError> {
     if slot.as_ref().is_some_and(|link| !link.is_open()) {
@@ -37,7 +37,7 @@ pub(super) async fn ensure_link<'a>(
 
 impl Link {
     /// Connects (bounded by [`CONNECT_TIMEOUT`]), opens a confirm channel, declares the topology.
-    async fn open(amqp: &deadpool_lapin::Pool, topology: &Topology) -> Result<Link, RelayError> {
+    async fn open(amqp: &crate::amqp::AmqpPool, topology: &Topology) -> Result<Link, RelayError> {
         let open = async {
             let connection = amqp
                 .get()
