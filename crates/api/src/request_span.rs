@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use axum::http::{Request, Response};
-use burrow_shared::telemetry::context::{TraceContext, TRACEPARENT, TRACESTATE};
+use burrow_shared::telemetry::context::{self, TraceContext, TRACEPARENT, TRACESTATE};
 use tracing::Span;
 
 /// The span for `request` (tower-http's `MakeSpan`).
@@ -20,13 +20,19 @@ pub fn request_span(request: &Request<Body>) -> Span {
         .map(MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{method} {}", route.unwrap_or("(no route)")),
-        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
         http.route = route,
         url.path = request.uri().path(),
         http.response.status_code = tracing::field::Empty,
+    );
+    context::describe(
+        &span,
+        || format!("{method} {}", route.unwrap_or("(no route)")),
+        "server",
+        &[],
     );
     let header = |name: &str| {
         request

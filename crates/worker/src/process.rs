@@ -39,7 +39,7 @@ use burrow_shared::jobs::JobRow;
 use burrow_shared::progress::Progress;
 use burrow_shared::retry::RetryPolicy;
 use burrow_shared::state::{self, Transition};
-use burrow_shared::telemetry::TraceContext;
+use burrow_shared::telemetry::{self, TraceContext};
 use burrow_shared::JobMessage;
 use chrono::Utc;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -147,18 +147,25 @@ pub async fn process_delivery(
             };
         }
     };
-    // Named and kinded as OpenTelemetry's messaging conventions ask for a consumer's span
-    // (https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/).
     let span = tracing::info_span!(
         "job",
-        otel.name = %format_args!("process {}", message.kind),
-        otel.kind = "consumer",
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "process",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
         job.id = %message.job_id,
         job.kind = %message.kind,
         job.attempt = message.attempt,
         correlation_id = %message.correlation_id,
+    );
+    // A consumer's span in OpenTelemetry's messaging conventions
+    // (https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/).
+    telemetry::context::describe(
+        &span,
+        || format!("process {}", message.kind),
+        "consumer",
+        &[
+            ("messaging.system", "rabbitmq"),
+            ("messaging.operation.type", "process"),
+        ],
     );
     if let Some(parent) = trace.as_ref().or(message.trace.as_ref()) {
         parent.adopt_as_parent_of(&span);

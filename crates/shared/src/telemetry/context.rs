@@ -8,6 +8,8 @@
 //! [`TraceContext::of_span`] returns `None`, so nothing is stored or sent and the cost is one
 //! look-up in the span's extensions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
@@ -19,6 +21,41 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub const TRACEPARENT: &str = "traceparent";
 /// The header that carries vendors' trace state (`key=value,…`).
 pub const TRACESTATE: &str = "tracestate";
+
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports spans: `telemetry::init` sets it when it installs an exporter
+/// (an app that installs an OpenTelemetry layer of its own calls [`set_exporting`]). burrow's
+/// spans then get the names, kinds and attributes of OpenTelemetry's conventions; without it
+/// they skip that work, and log lines stay as they were.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Tells burrow that spans are exported (see [`exporting`]).
+pub fn set_exporting(on: bool) {
+    EXPORTING.store(on, Ordering::Relaxed);
+}
+
+/// Gives `span` the name, kind (`server`, `consumer`, …) and attributes OpenTelemetry's
+/// semantic conventions ask for, when spans are exported ([`exporting`]); otherwise does
+/// nothing, so neither the work nor the extra log fields are paid for. `span` must declare
+/// `otel.name` and `otel.kind` (as `tracing::field::Empty`) and not be entered yet.
+pub fn describe(
+    span: &tracing::Span,
+    name: impl FnOnce() -> String,
+    kind: &'static str,
+    attributes: &[(&'static str, &'static str)],
+) {
+    if !exporting() {
+        return;
+    }
+    span.record("otel.name", name());
+    span.record("otel.kind", kind);
+    for (key, value) in attributes {
+        span.set_attribute(*key, *value);
+    }
+}
 
 /// One span's W3C trace context, as its two header values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

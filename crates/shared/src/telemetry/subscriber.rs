@@ -133,6 +133,7 @@ pub fn init(config: TelemetryConfig) -> anyhow::Result<Telemetry> {
         .try_init()
         .context("installing the tracing subscriber")?;
     if provider.is_some() {
+        super::context::set_exporting(true);
         tracing::info!("exporting spans over OTLP/HTTP");
     }
     Ok(Telemetry { provider })

@@ -11,7 +11,7 @@ use std::str::FromStr as _;
 use anyhow::Context as _;
 use burrow_shared::handler::Registry;
 use burrow_shared::leader::{try_lead, Chore};
-use burrow_shared::{enqueue, NewJob};
+use burrow_shared::{enqueue, telemetry, NewJob};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -147,9 +147,16 @@ pub async fn enqueue_due(
         let tick = tracing::info_span!(
             parent: None,
             "recurring tick",
-            otel.name = %format!("recurring {}", recurring.name()),
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
             schedule = recurring.name(),
             %slot,
+        );
+        telemetry::context::describe(
+            &tick,
+            || format!("recurring {}", recurring.name()),
+            "internal",
+            &[],
         );
         let stored = enqueue(&mut tx, job).instrument(tick).await?;
         if stored.created {

@@ -44,6 +44,18 @@ pub async fn release_lock_and_claim(
         crate::job_batch::unlock(conn, release).await?;
         return Ok((Vec::new(), Vec::new()));
     }
+    // Each run's span context is kept on its job, and the one kept before comes back, for the
+    // run's link to it. With tracing off (no run has one) neither is looked up.
+    let (previous_cte, run_value, previous_value) = if runs.iter().any(Option::is_some) {
+        (
+            "previous AS (SELECT id, run_traceparent FROM jobs \
+                          WHERE id IN (SELECT id FROM locked)),",
+            "(SELECT l.run FROM locked l WHERE l.id = jobs.id)",
+            "(SELECT p.run_traceparent FROM previous p WHERE p.id = jobs.id)",
+        )
+    } else {
+        ("", "NULL", "NULL::text")
+    };
     // `released` is a one-row aggregate joined into `locked`, so every release happens before
     // the first lock: a job released and asked for again in the same turn is locked once, not
     // twice. "Not ended" is spelled NOT IN on purpose: the status index cannot serve it, so
@@ -55,18 +67,16 @@ pub async fn release_lock_and_claim(
              SELECT r.id, r.run FROM unnest($2::uuid[], $3::bigint[], $5::text[]) \
                  AS r(id, key, run), released \
              WHERE pg_try_advisory_lock(r.key)), \
-         previous AS (SELECT id, run_traceparent FROM jobs WHERE id IN (SELECT id FROM locked)), \
+         {previous_cte} \
          live AS (DELETE FROM job_progress WHERE job_id IN (SELECT id FROM locked)), \
          claimed AS ( \
              UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $4, \
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
                     progress_done = NULL, progress_total = NULL, \
-                    run_traceparent = (SELECT l.run FROM locked l WHERE l.id = jobs.id) \
+                    run_traceparent = {run_value} \
              WHERE id IN (SELECT id FROM locked) \
                AND status NOT IN ({terminal}) \
-             RETURNING {JOB_COLUMNS}, \
-                 (SELECT p.run_traceparent FROM previous p WHERE p.id = jobs.id) \
-                     AS previous_run), \
+             RETURNING {JOB_COLUMNS}, {previous_value} AS previous_run), \
          event AS ( \
              INSERT INTO job_events (job_id, event, attempt, worker) \
              SELECT id, 'processing', attempts, worker FROM claimed) \
