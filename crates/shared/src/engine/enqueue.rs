@@ -57,8 +57,8 @@ pub struct NewJob {
     pub file: Option<Vec<u8>>,
     /// Ties request, message and logs together.
     pub correlation_id: Uuid,
-    /// The trace its runs continue; `None`: the span current at [`enqueue`] (if tracing is
-    /// on). Recurring jobs set the span of their schedule's tick.
+    /// The trace its runs continue; `None`: the one of the span current at [`enqueue`], if
+    /// tracing is on (recurring jobs are enqueued inside their schedule tick's span).
     pub trace: Option<TraceContext>,
 }
 
