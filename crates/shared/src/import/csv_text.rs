@@ -174,7 +174,7 @@ fn unreadable(error: csv::Error) -> ImportError {
     let line = error
         .position()
         .map_or_else(String::new, |p| format!(" on line {}", p.line()));
-    ImportError::Unreadable(format!("malformed CSV{line}: {error}"))
+    ImportError::unreadable(format!("malformed CSV{line}: {error}"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! Why an import failed, and whether trying again could help.
 
+/// The most characters of a text from another library (the spreadsheet parser, the zip
+/// reader, Postgres) that a message keeps: such texts can quote the file — a part name, a
+/// value — at any length, and the message is stored with the job and shown to users.
+pub const MAX_DETAIL_CHARS: usize = 500;
+
 /// An import that did not commit. Display texts are shown to users as the job's message, so
 /// they name the row, the column and the cell the way Excel does.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,11 @@ pub enum ImportError {
 }
 
 impl ImportError {
+    /// [`ImportError::Unreadable`] with `error`'s text, cut to [`MAX_DETAIL_CHARS`].
+    pub fn unreadable(error: impl std::fmt::Display) -> ImportError {
+        ImportError::Unreadable(clip(error.to_string()))
+    }
+
     /// Sorts an error of the COPY or the final statement: the table's refusals
     /// ([`ImportError::TableRefused`]) from failures worth a retry.
     pub fn from_copy(error: sqlx::Error) -> ImportError {
@@ -101,7 +111,7 @@ impl ImportError {
                 .as_database_error()
                 .map(|e| e.message().to_owned())
                 .unwrap_or_default();
-            ImportError::TableRefused(message)
+            ImportError::TableRefused(clip(message))
         } else {
             ImportError::Database(error)
         }
@@ -129,6 +139,14 @@ fn invalid_rows_message(total: &u64, rejected: &[super::Rejection]) -> String {
     )
 }
 
+/// `text`, cut to [`MAX_DETAIL_CHARS`] characters (with "…") when it is longer.
+pub(crate) fn clip(text: String) -> String {
+    match text.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// The A1-style reference of a 0-based `(row, column)` position, e.g. `(6, 0)` → `A7`.
 pub fn cell_reference(row: u32, column: u32) -> String {
     let mut letters = Vec::new();
@@ -145,6 +163,22 @@ pub fn cell_reference(row: u32, column: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_error_texts_are_cut_to_a_readable_length() {
+        let quoted = format!("File not found '{}'", "<v>1e308</v>".repeat(5_455));
+        let message = ImportError::unreadable(&quoted).to_string();
+        assert!(
+            message.chars().count() < MAX_DETAIL_CHARS + 60,
+            "{}",
+            message.len()
+        );
+        assert!(message.ends_with('…'));
+        // Short texts are kept whole, and a cut never splits a character.
+        assert_eq!(clip("short".to_owned()), "short");
+        let wide = "é".repeat(MAX_DETAIL_CHARS + 1);
+        assert_eq!(clip(wide).chars().count(), MAX_DETAIL_CHARS + 1);
+    }
 
     #[test]
     fn cell_references_follow_excel_letters() {

@@ -51,7 +51,7 @@ const SHARED_STRINGS: &str = "xl/sharedStrings.xml";
 /// # Errors
 /// [`ImportError::Limit`] naming the limit, or [`ImportError::Unreadable`] if the zip is damaged.
 pub fn check_package(bytes: &[u8], limits: &ImportLimits) -> Result<(), ImportError> {
-    let unreadable = |e: zip::result::ZipError| ImportError::Unreadable(e.to_string());
+    let unreadable = |e: zip::result::ZipError| ImportError::unreadable(e);
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(unreadable)?;
     let mut total: u64 = 0;
     let mut shared_strings = Vec::new();
@@ -93,7 +93,7 @@ const MIN_STRING_BYTES: u64 = 5;
 /// sizes can lie). Also checks its `uniqueCount`: calamine reserves that many strings up front,
 /// so `uniqueCount="4294967295"` alone would ask for tens of GB (found by the import fuzzer).
 fn check_shared_strings(entry: impl Read, limits: &ImportLimits) -> Result<(), ImportError> {
-    let io = |e: std::io::Error| ImportError::Unreadable(format!("{SHARED_STRINGS}: {e}"));
+    let io = |e: std::io::Error| ImportError::unreadable(format!("{SHARED_STRINGS}: {e}"));
     let limit = limits.max_shared_strings_bytes;
     let mut reader = entry.take(limit + 1);
     let mut head = Vec::new();

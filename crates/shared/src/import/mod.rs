@@ -202,7 +202,7 @@ pub async fn import_file(
     drop(chunks);
     let parsed = parser
         .await
-        .map_err(|e| ImportError::ParserFailed(e.to_string()))
+        .map_err(|e| ImportError::ParserFailed(error::clip(e.to_string())))
         .and_then(|result| result);
 
     if let Some(e) = write_error {

@@ -96,7 +96,7 @@ pub fn read_sheet(
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".to_owned());
-        Err(ImportError::Unreadable(format!("malformed sheet ({what})")))
+        Err(ImportError::unreadable(format!("malformed sheet ({what})")))
     })
 }
 

@@ -42,11 +42,13 @@ impl Workbook {
         let cursor = Cursor::new(file);
         Ok(match format {
             SheetFormat::Xlsx | SheetFormat::Xlsm => {
-                Workbook::Xlsx(Xlsx::new(cursor).map_err(unreadable)?)
+                Workbook::Xlsx(Xlsx::new(cursor).map_err(ImportError::unreadable)?)
             }
-            SheetFormat::Xlsb => Workbook::Xlsb(Xlsb::new(cursor).map_err(unreadable)?),
-            SheetFormat::Xls => Workbook::Xls(Xls::new(cursor).map_err(unreadable)?),
-            SheetFormat::Ods => Workbook::Ods(Ods::new(cursor).map_err(unreadable)?),
+            SheetFormat::Xlsb => {
+                Workbook::Xlsb(Xlsb::new(cursor).map_err(ImportError::unreadable)?)
+            }
+            SheetFormat::Xls => Workbook::Xls(Xls::new(cursor).map_err(ImportError::unreadable)?),
+            SheetFormat::Ods => Workbook::Ods(Ods::new(cursor).map_err(ImportError::unreadable)?),
             SheetFormat::Csv => {
                 let bytes = cursor.into_inner();
                 let text = csv_text::decode_text(&bytes).into_owned();
@@ -92,34 +94,42 @@ impl Workbook {
     ) -> Result<(), ImportError> {
         match self {
             Workbook::Xlsx(book) => {
-                let mut cells = book.worksheet_cells_reader(sheet).map_err(unreadable)?;
+                let mut cells = book
+                    .worksheet_cells_reader(sheet)
+                    .map_err(ImportError::unreadable)?;
                 on_declared(declared_rows(cells.dimensions()))?;
                 let next = || {
                     cells
                         .next_cell()
-                        .map_err(unreadable)
+                        .map_err(ImportError::unreadable)
                         .map(|c| c.map(split_cell))
                 };
                 stream_cells(next, limits, visit)
             }
             // The same cells-reader API as .xlsx, on another type.
             Workbook::Xlsb(book) => {
-                let mut cells = book.worksheet_cells_reader(sheet).map_err(unreadable)?;
+                let mut cells = book
+                    .worksheet_cells_reader(sheet)
+                    .map_err(ImportError::unreadable)?;
                 on_declared(declared_rows(cells.dimensions()))?;
                 let next = || {
                     cells
                         .next_cell()
-                        .map_err(unreadable)
+                        .map_err(ImportError::unreadable)
                         .map(|c| c.map(split_cell))
                 };
                 stream_cells(next, limits, visit)
             }
             Workbook::Xls(book) => {
-                let range = book.worksheet_range(sheet).map_err(unreadable)?;
+                let range = book
+                    .worksheet_range(sheet)
+                    .map_err(ImportError::unreadable)?;
                 visit_range(&range, limits, on_declared, visit)
             }
             Workbook::Ods(book) => {
-                let range = book.worksheet_range(sheet).map_err(unreadable)?;
+                let range = book
+                    .worksheet_range(sheet)
+                    .map_err(ImportError::unreadable)?;
                 visit_range(&range, limits, on_declared, visit)
             }
             Workbook::Csv(text, delimiter) => {
@@ -229,8 +239,4 @@ fn check_column(row: u32, column: u32, limits: &ImportLimits) -> Result<(), Impo
         )));
     }
     Ok(())
-}
-
-fn unreadable(e: impl std::fmt::Display) -> ImportError {
-    ImportError::Unreadable(e.to_string())
 }
