@@ -324,3 +324,83 @@ async fn a_rejected_file_keeps_every_invalid_row_with_its_values_for_the_report(
     assert_eq!(last[6], "61");
     assert!(stored(&env, job).await.is_empty(), "nothing written");
 }
+
+async fn row_count(env: &TestEnv, job: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM imported_rows WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&env.db)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn deleting_a_job_deletes_its_imported_rows_and_no_others() {
+    let env = TestEnv::new().await.expect("services");
+    let (gone, kept) = (new_job(&env).await, new_job(&env).await);
+    let file = people_xlsx(people(5, 1, 30)).expect("xlsx");
+    import(&env, gone, file.clone()).await.expect("imports");
+    import(&env, kept, file).await.expect("imports");
+
+    burrow_shared::jobs::delete_job(&env.db, gone)
+        .await
+        .expect("deleted");
+
+    assert_eq!(row_count(&env, gone).await, 0, "rows went with their job");
+    assert_eq!(row_count(&env, kept).await, 30, "another job's rows stay");
+}
+
+#[tokio::test]
+async fn a_job_is_not_deleted_under_its_running_import_nor_imported_once_gone() {
+    let env = TestEnv::new().await.expect("services");
+    let job = new_job(&env).await;
+    let file = people_xlsx(people(6, 1, 40)).expect("xlsx");
+
+    // An import in progress: its rows written, its transaction open.
+    let mut running = env.db.begin().await.expect("tx");
+    let options = ImportOptions::default();
+    let (progress, cancel) = (Progress::default(), CancellationToken::new());
+    import_people(
+        &mut running,
+        job,
+        file.clone(),
+        &options,
+        &progress,
+        &cancel,
+    )
+    .await
+    .expect("imports");
+
+    // A DELETE of the job waits for the import (refused here by a lock timeout, which proves
+    // the wait without sleeping) instead of leaving its rows behind.
+    let mut deleter = env.db.begin().await.expect("tx");
+    sqlx::query("SET LOCAL lock_timeout = '200ms'")
+        .execute(&mut *deleter)
+        .await
+        .expect("timeout");
+    let refused = sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job)
+        .execute(&mut *deleter)
+        .await
+        .expect_err("the import holds the job");
+    assert_eq!(
+        refused
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("55P03"),
+        "lock_not_available, got {refused}"
+    );
+    deleter.rollback().await.expect("rollback");
+
+    running.commit().await.expect("commit");
+    assert_eq!(row_count(&env, job).await, 40);
+    burrow_shared::jobs::delete_job(&env.db, job)
+        .await
+        .expect("deleted after the import");
+    assert_eq!(row_count(&env, job).await, 0, "and its rows with it");
+
+    // The job is gone: a late import of it writes nothing.
+    let late = import(&env, job, file).await;
+    assert!(late.is_err(), "imported rows of a deleted job: {late:?}");
+    assert_eq!(row_count(&env, job).await, 0);
+}

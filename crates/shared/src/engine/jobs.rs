@@ -126,7 +126,8 @@ pub async fn list_events(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<JobEve
     .await
 }
 
-/// Deletes a job with its file and rows (`ON DELETE CASCADE`) and its live progress.
+/// Deletes a job with its file (`ON DELETE CASCADE`), its imported rows (a trigger on `jobs`,
+/// see the migration `…_imported_rows_without_foreign_key`) and its live progress.
 ///
 /// # Errors
 /// The database error.

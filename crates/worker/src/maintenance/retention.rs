@@ -8,8 +8,8 @@ use sqlx::PgPool;
 pub const RETENTION_BATCH: i64 = 1000;
 
 /// Deletes up to [`RETENTION_BATCH`] jobs that ended more than `days` days ago (everything
-/// of theirs goes too: `ON DELETE CASCADE`). Returns how many; 0 when `days` is 0 (keep
-/// forever) or another replica holds the lock.
+/// of theirs goes too: `ON DELETE CASCADE`, and a trigger for imported rows). Returns how
+/// many; 0 when `days` is 0 (keep forever) or another replica holds the lock.
 ///
 /// # Errors
 /// The database error.
