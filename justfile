@@ -105,9 +105,19 @@ fuzz seconds="60":
         --no-fail-fast -- --nocapture; \
     fi
 
-# Benchmarks side by side with their references from the same run (release build; about 8 min once
-# built): prints a table, writes bench/results/latest.json, exits 1 if a target is missed.
-bench: services
+# The bench's peers (bench/peers/*.py: polars + ADBC, DuckDB) in the venv target/bench-venv, at
+# the versions pinned in bench/peers/requirements.txt (from PyPI); checks that each imports. A
+# failure does not stop `just bench`: a peer that cannot run gets a "not run" row.
+bench-peers:
+    test -x target/bench-venv/bin/python || python3 -m venv target/bench-venv
+    -target/bench-venv/bin/pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
+    -target/bench-venv/bin/python -c 'import polars, fastexcel, pyarrow, adbc_driver_postgresql.dbapi; print("polars", polars.__version__, "fastexcel", fastexcel.__version__)'
+    -target/bench-venv/bin/python -c 'import duckdb, importlib.metadata as m; [next(f for f in m.files(p) if f.name.endswith(".duckdb_extension")) for p in ("duckdb-ext-excel", "duckdb-ext-postgres")]; print("duckdb", duckdb.__version__, "+ excel, postgres extensions")'
+
+# Benchmarks side by side with their references from the same run (release build; about 12 min
+# once built): prints a table, writes bench/results/latest.json, exits 1 if a target is missed.
+bench: services bench-peers
     cargo build --release --bins
     test -f fixtures/big/people-1000000.xlsx || cargo run --release -p burrow-shared --features fixtures --bin burrow-fixtures -- big --rows 1000000 --out fixtures/big/people-1000000.xlsx
+    test -f fixtures/big/people-1000000.csv || cargo run --release -p burrow-shared --features fixtures --bin burrow-fixtures -- big --rows 1000000 --out fixtures/big/people-1000000.csv
     target/release/burrow-bench

@@ -91,7 +91,8 @@ impl ApiClient {
         format!("{}{path}", self.base)
     }
 
-    /// Uploads `bytes` as the file `file_name` (multipart), owned by `user_id`: an import job.
+    /// Uploads `bytes` as the file `file_name` (multipart), owned by `user_id`: an import job
+    /// with the api's default profile.
     ///
     /// # Errors
     /// Unless the api answers `202 Accepted` with the job.
@@ -101,12 +102,36 @@ impl ApiClient {
         bytes: Vec<u8>,
         user_id: &str,
     ) -> anyhow::Result<Job> {
+        self.upload_with_profile(file_name, bytes, user_id, None)
+            .await
+    }
+
+    /// Uploads `bytes` as the file `file_name` (multipart; `text/csv` for a `.csv` name, else
+    /// the xlsx type), owned by `user_id`, naming the import profile `profile` (`profile=`)
+    /// when given.
+    ///
+    /// # Errors
+    /// Unless the api answers `202 Accepted` with the job.
+    pub async fn upload_with_profile(
+        &self,
+        file_name: &str,
+        bytes: Vec<u8>,
+        user_id: &str,
+        profile: Option<&str>,
+    ) -> anyhow::Result<Job> {
+        let mime = if file_name.to_ascii_lowercase().ends_with(".csv") {
+            "text/csv"
+        } else {
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        };
         let part = Part::bytes(bytes)
             .file_name(file_name.to_owned())
-            .mime_str("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")?;
-        let form = Form::new()
-            .text("user_id", user_id.to_owned())
-            .part("file", part);
+            .mime_str(mime)?;
+        let mut form = Form::new().text("user_id", user_id.to_owned());
+        if let Some(profile) = profile {
+            form = form.text("profile", profile.to_owned());
+        }
+        let form = form.part("file", part);
         let response = self
             .http
             .post(self.url("/api/jobs"))

@@ -1,5 +1,7 @@
 //! The bench's settings, read once from flags or environment variables. The defaults are the
-//! sizes the issue asks for and fit in about eight minutes on a 2-core machine.
+//! sizes the issue asks for and fit in about twelve minutes on a 2-core machine. The import rows
+//! (1, 2, 7–10) take their size from the fixtures: point `BENCH_FIXTURE` and `BENCH_CSV_FIXTURE`
+//! at small files (`burrow-fixtures big --rows 20000 --out …`) for a quick run.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -10,15 +12,18 @@
 //! | `BENCH_QUEUE_PREFIX` | `burrow-bench` | the bench's `BURROW_QUEUE_PREFIX` |
 //! | `BENCH_BIN_DIR` | `target/release` | where `burrow-api` and `burrow-worker` are |
 //! | `BENCH_FIXTURE` | `fixtures/big/people-1000000.xlsx` | the big workbook (`just big-fixture`) |
+//! | `BENCH_CSV_FIXTURE` | `fixtures/big/people-1000000.csv` | the same people as CSV (`burrow-fixtures big --out ….csv`) |
 //! | `BENCH_SMALL_FIXTURE` | `fixtures/MOCK_DATA_1.xlsx` | the workbook the retry bench uploads |
+//! | `BENCH_PEERS_PYTHON` | `target/bench-venv/bin/python` | the peers' interpreter (`just bench-peers`) |
+//! | `BENCH_PEERS_DIR` | `bench/peers` | the peers' scripts |
 //! | `BENCH_NOOP_JOBS` | 50000 | noop jobs of the per-job overhead bench (and raw messages) |
 //! | `BENCH_RATE` | 500 | offered `POST /api/jobs` per second in the latency bench |
 //! | `BENCH_RATE_SECS` | 20 | seconds measured at that rate (after 2 s of warm-up) |
 //! | `BENCH_RETRY_JOBS` | 3 | failing jobs whose retry gaps are measured |
 //! | `BENCH_SWEEP_JOBS` | 2000 | noop jobs per point of the prefetch sweep |
-//! | `BENCH_ONLY` | all | comma-separated subset: `import,overhead,retry,sweep,latency` |
+//! | `BENCH_ONLY` | all | comma-separated subset: `import,csv,typed,upsert,peers,overhead,retry,sweep,latency` |
 //! | `BENCH_TRIES` | 2 | runs of one bench when a service restarted under it or it failed |
-//! | `BENCH_DEADLINE_SECS` | 900 | benches not started by then are skipped (and count as missed) |
+//! | `BENCH_DEADLINE_SECS` | 1200 | benches not started by then are skipped (and count as missed) |
 //! | `BENCH_OUT` | `bench/results/latest.json` | the report |
 //! | `BENCH_LOG_DIR` | `target/bench` | logs of the api and worker processes |
 
@@ -33,6 +38,14 @@ use clap::{Parser, ValueEnum};
 pub enum BenchId {
     /// 1 and 2: the big import against calamine + COPY, and the worker's peak RSS.
     Import,
+    /// 7: the same rows as CSV.
+    Csv,
+    /// 8: a typed profile in append mode against calamine + COPY into its table.
+    Typed,
+    /// 9: a profile in upsert mode onto the rows already in its table.
+    Upsert,
+    /// 10: polars and DuckDB on the same workbook, against burrow's import.
+    Peers,
     /// 3: noop jobs through the whole system against a raw lapin loop.
     Overhead,
     /// 5: retry gaps against the configured backoff.
@@ -45,8 +58,12 @@ pub enum BenchId {
 
 impl BenchId {
     /// Every bench, in running order.
-    pub const ALL: [BenchId; 5] = [
+    pub const ALL: [BenchId; 9] = [
         BenchId::Import,
+        BenchId::Csv,
+        BenchId::Typed,
+        BenchId::Upsert,
+        BenchId::Peers,
         BenchId::Overhead,
         BenchId::Retry,
         BenchId::Sweep,
@@ -99,6 +116,23 @@ pub struct BenchConfig {
         default_value = "fixtures/big/people-1000000.xlsx"
     )]
     pub fixture: PathBuf,
+    /// The same people as [`BenchConfig::fixture`], as CSV (row 7).
+    #[arg(
+        long,
+        env = "BENCH_CSV_FIXTURE",
+        default_value = "fixtures/big/people-1000000.csv"
+    )]
+    pub csv_fixture: PathBuf,
+    /// The Python interpreter of the peers' venv (row 10; `just bench-peers` makes it).
+    #[arg(
+        long,
+        env = "BENCH_PEERS_PYTHON",
+        default_value = "target/bench-venv/bin/python"
+    )]
+    pub peers_python: PathBuf,
+    /// The directory of the peers' scripts (row 10).
+    #[arg(long, env = "BENCH_PEERS_DIR", default_value = "bench/peers")]
+    pub peers_dir: PathBuf,
     /// A small valid workbook, uploaded (as `flaky.xlsx`) by the retry bench.
     #[arg(
         long,
@@ -128,7 +162,7 @@ pub struct BenchConfig {
     #[arg(long, env = "BENCH_TRIES", default_value_t = 2)]
     pub tries: u32,
     /// Benches not started this many seconds after the start are skipped.
-    #[arg(long, env = "BENCH_DEADLINE_SECS", default_value_t = 900)]
+    #[arg(long, env = "BENCH_DEADLINE_SECS", default_value_t = 1200)]
     pub deadline_secs: u64,
     /// Where the report goes (JSON).
     #[arg(long, env = "BENCH_OUT", default_value = "bench/results/latest.json")]

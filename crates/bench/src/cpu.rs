@@ -69,6 +69,14 @@ fn pid_ticks(pid: Option<u32>) -> u64 {
         .map_or(0, |(_, own, _)| own)
 }
 
+/// CPU seconds of this process's children that have exited and were waited for
+/// (`cutime + cstime` of `/proc/self/stat`): read before and after a subprocess to get its
+/// CPU time once it is gone.
+pub fn reaped_children_secs() -> f64 {
+    process_ticks(&std::process::id().to_string())
+        .map_or(0.0, |(_, _, children)| children as f64 / ticks_per_second())
+}
+
 /// CPU seconds per component over one measured interval.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CpuBreakdown {

@@ -11,8 +11,9 @@
 //! # Layout
 //! - [`config`]: sizes, rates and paths from flags or `BENCH_*` variables.
 //! - [`run`]: the benches in order, each repeated after a service restart, cleanup always.
-//! - [`benches`]: the six benchmarks, one file each.
-//! - [`reference`]: the peers: calamine + one `COPY`, and a raw lapin loop.
+//! - [`benches`]: the benchmarks, one file each.
+//! - [`reference`]: the references: the file's parser + one `COPY`, a raw lapin loop, and
+//!   the Python peers (polars, DuckDB) as subprocesses.
 //! - [`stack`]: the private installation: database, queues, api and worker processes.
 //! - [`process`]: child processes that are always stopped; peak RSS from `/proc`.
 //! - [`cpu`]: where a run's CPU time went (machine, worker, api, Postgres, RabbitMQ).

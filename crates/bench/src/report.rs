@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::benches::{
-    import::ImportBench, latency::LatencyBench, overhead::OverheadBench, retry::RetryBench,
-    sweep::SweepBench,
+    csv::CsvBench, import::ImportBench, latency::LatencyBench, overhead::OverheadBench,
+    peers::PeersBench, retry::RetryBench, sweep::SweepBench, typed::TypedBench,
+    upsert::UpsertBench,
 };
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::Machine;
@@ -23,6 +24,10 @@ pub enum Verdict {
     Met,
     /// Missed (or the bench could not measure it).
     Missed,
+    /// No target of its own: a figure that another row's target compares with.
+    Context,
+    /// Not measured because an optional tool (a peer) is not installed or failed; not a miss.
+    NotRun,
 }
 
 impl Verdict {
@@ -39,7 +44,7 @@ impl Verdict {
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// The numbering: `1` … `6`.
+    /// The numbering: `1` … `10`, a letter after the number for a row's parts (`10a`).
     pub id: &'static str,
     /// What was measured.
     pub benchmark: String,
@@ -69,6 +74,14 @@ pub enum Measurement {
     Retry(RetryBench),
     /// Benchmark 6.
     Sweep(SweepBench),
+    /// Benchmark 7.
+    Csv(CsvBench),
+    /// Benchmark 8.
+    Typed(TypedBench),
+    /// Benchmark 9.
+    Upsert(UpsertBench),
+    /// Benchmark 10.
+    Peers(PeersBench),
 }
 
 impl Measurement {
@@ -79,6 +92,10 @@ impl Measurement {
             Measurement::Latency(m) => m.rows(),
             Measurement::Retry(m) => m.rows(),
             Measurement::Sweep(m) => m.rows(),
+            Measurement::Csv(m) => m.rows(),
+            Measurement::Typed(m) => m.rows(),
+            Measurement::Upsert(m) => m.rows(),
+            Measurement::Peers(m) => m.rows(),
         }
     }
 
@@ -89,6 +106,10 @@ impl Measurement {
             Measurement::Latency(m) => m.details(),
             Measurement::Retry(m) => m.details(),
             Measurement::Sweep(m) => m.details(),
+            Measurement::Csv(m) => m.details(),
+            Measurement::Typed(m) => m.details(),
+            Measurement::Upsert(m) => m.details(),
+            Measurement::Peers(m) => m.details(),
         }
     }
 }
@@ -140,13 +161,18 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
         target,
         verdict: Verdict::Missed,
     };
-    use crate::benches::{import, latency, overhead, sweep};
+    use crate::benches::{csv, import, latency, overhead, peers, sweep, typed, upsert};
+    use crate::stats::rate;
     match bench {
         BenchId::Import => vec![
             row(
                 "1",
                 "import, upload → succeeded",
-                format!("≥ {:.2}× raw", import::TARGET_RATIO),
+                format!(
+                    "≥ {:.2}× raw and ≥ {} rows/s",
+                    import::TARGET_RATIO,
+                    rate(import::TARGET_ROWS_PER_SEC)
+                ),
             ),
             row("2", "worker peak RSS during 1", "≤ 256.0 MiB".to_owned()),
         ],
@@ -166,7 +192,36 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
             "concurrency × prefetch sweep",
             format!("≥ {:.2}× best", sweep::TARGET_SHARE),
         )],
+        BenchId::Csv => vec![row(
+            "7",
+            "import as .csv, upload → succeeded",
+            format!("≥ {} rows/s", rate(csv::TARGET_ROWS_PER_SEC)),
+        )],
+        BenchId::Typed => vec![row(
+            "8",
+            "import, typed profile (append)",
+            format!("≥ {:.2}× raw", typed::TARGET_RATIO),
+        )],
+        BenchId::Upsert => vec![row(
+            "9",
+            "upsert onto existing rows",
+            format!("≥ {} rows/s", rate(upsert::TARGET_ROWS_PER_SEC)),
+        )],
+        BenchId::Peers => vec![row(
+            "10",
+            "burrow's people import vs the faster peer",
+            format!("≥ {:.2}× the faster peer", peers::TARGET_RATIO),
+        )],
     }
+}
+
+/// Where a row's id sorts: by its number, then its letter (`2` < `9` < `10a` < `10b` < `10`:
+/// the parts of a row come before the row that compares them).
+fn row_order(id: &str) -> (u32, u8, String) {
+    let digits = id.bytes().take_while(u8::is_ascii_digit).count();
+    let number = id[..digits].parse().unwrap_or(u32::MAX);
+    let rest = &id[digits..];
+    (number, u8::from(rest.is_empty()), rest.to_owned())
 }
 
 /// Settings that shape the figures.
@@ -174,6 +229,8 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
 pub struct Settings {
     /// The big workbook.
     pub fixture: String,
+    /// The same rows as CSV (row 7).
+    pub csv_fixture: String,
     /// Jobs of benchmark 3.
     pub noop_jobs: u64,
     /// Offered rate of benchmark 4.
@@ -214,6 +271,7 @@ impl Report {
             duration_secs: 0.0,
             settings: Settings {
                 fixture: cfg.fixture.display().to_string(),
+                csv_fixture: cfg.csv_fixture.display().to_string(),
                 noop_jobs: cfg.noop_jobs,
                 rate: cfg.rate,
                 rate_secs: cfg.rate_secs,
@@ -231,7 +289,7 @@ impl Report {
         self.duration_secs =
             (Utc::now() - self.started_at).num_milliseconds().max(0) as f64 / 1000.0;
         let mut table: Vec<Row> = self.benches.iter().flat_map(BenchRun::rows).collect();
-        table.sort_by_key(|row| row.id);
+        table.sort_by_key(|row| row_order(row.id));
         self.table = table;
     }
 
@@ -285,6 +343,8 @@ impl Report {
                 match row.verdict {
                     Verdict::Met => "met",
                     Verdict::Missed => "**MISSED**",
+                    Verdict::Context => "context",
+                    Verdict::NotRun => "not run",
                 }
             ));
         }
@@ -320,5 +380,17 @@ impl Report {
         std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_sort_by_number_then_parts_before_the_whole() {
+        let mut ids = vec!["10", "2", "10b", "1", "9", "10a", "7"];
+        ids.sort_by_key(|id| row_order(id));
+        assert_eq!(ids, ["1", "2", "7", "9", "10a", "10b", "10"]);
     }
 }

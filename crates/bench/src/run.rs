@@ -7,7 +7,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::benches::{import, latency, overhead, retry, sweep};
+use crate::benches::{csv, import, latency, overhead, peers, retry, sweep, typed, upsert};
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::{load_average, Machine};
 use crate::report::{BenchRun, Measurement, Report};
@@ -140,6 +140,10 @@ async fn measure(stack: &Stack, cfg: &BenchConfig, bench: BenchId) -> BenchRun {
 async fn once(stack: &Stack, cfg: &BenchConfig, bench: BenchId) -> anyhow::Result<Measurement> {
     Ok(match bench {
         BenchId::Import => Measurement::Import(import::run(stack).await?),
+        BenchId::Csv => Measurement::Csv(csv::run(stack).await?),
+        BenchId::Typed => Measurement::Typed(typed::run(stack).await?),
+        BenchId::Upsert => Measurement::Upsert(upsert::run(stack).await?),
+        BenchId::Peers => Measurement::Peers(peers::run(stack).await?),
         BenchId::Overhead => Measurement::Overhead(overhead::run(stack, cfg.noop_jobs).await?),
         BenchId::Retry => Measurement::Retry(retry::run(stack, cfg.retry_jobs).await?),
         BenchId::Sweep => Measurement::Sweep(sweep::run(stack, cfg.sweep_jobs).await?),

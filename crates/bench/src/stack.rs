@@ -151,6 +151,11 @@ impl Stack {
         &self.cfg
     }
 
+    /// `DATABASE_URL` of the bench database (the api's, the workers' and the peers').
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Waits (up to 90 s) until Postgres and RabbitMQ accept connections.
     ///
     /// # Errors

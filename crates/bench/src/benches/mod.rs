@@ -5,9 +5,20 @@
 //! - [`latency`]: 4, `POST /api/jobs` p50/p99 under an open-loop offered rate.
 //! - [`retry`]: 5, retry gaps vs the configured backoff.
 //! - [`sweep`]: 6, worker concurrency × prefetch, the defaults vs the best.
+//! - [`csv`]: 7, the same rows as CSV, end to end (absolute target).
+//! - [`typed`]: 8, a typed append profile vs calamine + COPY into its table.
+//! - [`upsert`]: 9, an upsert profile onto the rows already in its table.
+//! - [`peers`]: 10, polars and DuckDB on the same workbook vs burrow's import.
+//! - [`upload`]: one import end to end (rows 1, 7–10); [`bench_profile`]: the profiles of 8 and 9.
 
+pub mod bench_profile;
+pub mod csv;
 pub mod import;
 pub mod latency;
 pub mod overhead;
+pub mod peers;
 pub mod retry;
 pub mod sweep;
+pub mod typed;
+pub mod upload;
+pub mod upsert;

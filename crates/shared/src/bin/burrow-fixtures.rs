@@ -1,16 +1,18 @@
-//! `burrow-fixtures`: writes the deterministic xlsx fixtures.
+//! `burrow-fixtures`: writes the deterministic xlsx (and big CSV) fixtures.
 //!
 //! - `burrow-fixtures mock [--dir fixtures]`: the committed files,
 //!   `MOCK_DATA_1..5.xlsx` and the five `bad_*.xlsx`.
 //! - `burrow-fixtures big [--rows 1000000] [--out fixtures/big/people-1m.xlsx] [--seed N]`:
-//!   one big people file, streamed in constant memory.
+//!   one big people file, streamed in constant memory: CSV when `--out` ends in `.csv`
+//!   (any case), else xlsx. The same seed and rows give the same people in both.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burrow_shared::fixtures::{
-    mock_data, mock_file_name, people, people_xlsx, write_people_xlsx, BadFixture, MOCK_FILES,
+    mock_data, mock_file_name, people, people_xlsx, write_people_csv, write_people_xlsx,
+    BadFixture, MOCK_FILES,
 };
 use clap::{Parser, Subcommand};
 
@@ -32,10 +34,10 @@ enum Command {
     },
     /// Stream a big people file (ids from 1) in constant memory.
     Big {
-        /// Number of people rows (at most 1,048,575).
+        /// Number of people rows (at most 1,048,575 in an xlsx).
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
-        /// Output file (its directory is created if missing).
+        /// Output file (its directory is created if missing); `.csv` writes CSV, else xlsx.
         #[arg(long, default_value = "fixtures/big/people-1m.xlsx")]
         out: PathBuf,
         /// Seed of the people generator.
@@ -77,8 +79,17 @@ fn write_big(rows: usize, out: &Path, seed: u64) -> anyhow::Result<()> {
     if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    write_people_xlsx(out, people(seed, 1, rows))
-        .with_context(|| format!("writing {}", out.display()))?;
+    let csv = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if csv {
+        write_people_csv(out, people(seed, 1, rows))
+            .with_context(|| format!("writing {}", out.display()))?;
+    } else {
+        write_people_xlsx(out, people(seed, 1, rows))
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
     let bytes = fs::metadata(out)
         .with_context(|| format!("reading the size of {}", out.display()))?
         .len();
