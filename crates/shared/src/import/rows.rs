@@ -151,7 +151,8 @@ type KeySeen = (Vec<usize>, HashMap<Box<str>, u32>);
 pub struct RowEncoder<'p> {
     profile: &'p Profile,
     header: HeaderMap,
-    job_id: Uuid,
+    /// The job column's COPY text with its tab (`<uuid>\t`), formatted once, not per row.
+    job_prefix: Vec<u8>,
     limits: ImportLimits,
     on_error: OnError,
     row_delay: Duration,
@@ -219,7 +220,7 @@ impl<'p> RowEncoder<'p> {
         RowEncoder {
             profile,
             header,
-            job_id,
+            job_prefix: format!("{job_id}\t").into_bytes(),
             limits: limits.clone(),
             on_error,
             row_delay,
@@ -282,10 +283,7 @@ impl<'p> RowEncoder<'p> {
             .is_some_and(|(cap, rows)| rows.len() < *cap)
             .then(Vec::new);
         if profile.job_column.is_some() {
-            let _ = std::fmt::Write::write_fmt(
-                &mut super::coerce::ByteWriter(&mut self.buffer),
-                format_args!("{}\t", self.job_id),
-            );
+            self.buffer.extend_from_slice(&self.job_prefix);
         }
         if profile.row_column.is_some() {
             let _ = std::fmt::Write::write_fmt(
