@@ -114,7 +114,7 @@ bench-peers:
     -target/bench-venv/bin/python -c 'import polars, fastexcel, pyarrow, adbc_driver_postgresql.dbapi; print("polars", polars.__version__, "fastexcel", fastexcel.__version__)'
     -target/bench-venv/bin/python -c 'import duckdb, importlib.metadata as m; [next(f for f in m.files(p) if f.name.endswith(".duckdb_extension")) for p in ("duckdb-ext-excel", "duckdb-ext-postgres")]; print("duckdb", duckdb.__version__, "+ excel, postgres extensions")'
 
-# Benchmarks side by side with their references from the same run (release build; about 12 min
+# Benchmarks side by side with their references from the same run (release build; about 3 min
 # once built): prints a table, writes bench/results/latest.json, exits 1 if a target is missed.
 bench: services bench-peers
     cargo build --release --bins
