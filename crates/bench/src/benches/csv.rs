@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::benches::import::raw_imported_rows;
 use crate::benches::upload::{self, SystemImport, Upload};
-use crate::reference::import::RawImport;
+use crate::reference::import::{self as raw, RawImport};
 use crate::report::{Row, Verdict};
 use crate::stack::Stack;
 use crate::stats::{rate, thousands};
@@ -66,21 +66,14 @@ pub async fn run(stack: &Stack) -> anyhow::Result<CsvBench> {
     .await?;
     let after = raw_imported_rows(stack, &file, "after").await?;
     stack.reset_imported_rows().await?;
-    for raw in [&before, &after] {
-        anyhow::ensure!(
-            burrow.rows == raw.rows,
-            "burrow imported {} rows, the raw floor {}",
-            burrow.rows,
-            raw.rows
-        );
-    }
+    let (raw, raw_rows_per_sec) = raw::bracket(burrow.rows, before, after)?;
     Ok(CsvBench {
         file: file.display().to_string(),
         file_bytes,
         rows: burrow.rows,
         system: burrow.system,
-        raw_rows_per_sec: (before.rows_per_sec + after.rows_per_sec) / 2.0,
-        raw: vec![before, after],
+        raw_rows_per_sec,
+        raw,
     })
 }
 
@@ -111,9 +104,7 @@ impl CsvBench {
     /// The stages and CPU of both sides.
     pub fn details(&self) -> Vec<String> {
         let mut lines = vec![format!("7 burrow stages: {}", self.system.stages())];
-        for (raw, when) in self.raw.iter().zip(["before", "after"]) {
-            lines.push(format!("7 raw floor ({when}): {}", raw.summary()));
-        }
+        lines.extend(raw::detail_lines("7", &self.raw));
         lines
     }
 }

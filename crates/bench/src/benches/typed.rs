@@ -72,21 +72,13 @@ async fn measure(stack: &Stack, profile: &BenchProfile) -> anyhow::Result<TypedB
         profile.table
     );
     let after = raw_into(stack, profile, "after").await?;
-    for raw in [&before, &after] {
-        anyhow::ensure!(
-            burrow.rows == raw.rows,
-            "burrow imported {} rows, the raw floor {}",
-            burrow.rows,
-            raw.rows
-        );
-    }
-    let raw_rows_per_sec = (before.rows_per_sec + after.rows_per_sec) / 2.0;
+    let (raw, raw_rows_per_sec) = raw::bracket(burrow.rows, before, after)?;
     Ok(TypedBench {
         file: file.display().to_string(),
         rows: burrow.rows,
         ratio: burrow.system.rows_per_sec / raw_rows_per_sec,
         system: burrow.system,
-        raw: vec![before, after],
+        raw,
         raw_rows_per_sec,
     })
 }
@@ -104,12 +96,7 @@ async fn raw_into(stack: &Stack, profile: &BenchProfile, when: &str) -> anyhow::
         &Target::Table(profile.table.to_owned()),
     )
     .await?;
-    println!(
-        "    {} rows in {:.1} s: {} rows/s",
-        thousands(raw.rows),
-        raw.secs,
-        rate(raw.rows_per_sec)
-    );
+    println!("{}", raw.progress_line());
     Ok(raw)
 }
 
@@ -141,9 +128,7 @@ impl TypedBench {
     /// The stages and CPU of both sides.
     pub fn details(&self) -> Vec<String> {
         let mut lines = vec![format!("8 burrow stages: {}", self.system.stages())];
-        for (raw, when) in self.raw.iter().zip(["before", "after"]) {
-            lines.push(format!("8 raw floor ({when}): {}", raw.summary()));
-        }
+        lines.extend(raw::detail_lines("8", &self.raw));
         lines
     }
 }

@@ -77,6 +77,16 @@ pub struct RawImport {
 }
 
 impl RawImport {
+    /// `1,000,000 rows in 4.3 s: 231,000 rows/s`, printed as the run ends.
+    pub fn progress_line(&self) -> String {
+        format!(
+            "    {} rows in {:.1} s: {} rows/s",
+            crate::stats::thousands(self.rows),
+            self.secs,
+            rate(self.rows_per_sec)
+        )
+    }
+
     /// `231,000 rows/s in 4.3 s; parser busy 3.1 s, waiting on COPY 0.2 s; CPU s: …`.
     pub fn summary(&self) -> String {
         format!(
@@ -88,6 +98,35 @@ impl RawImport {
             self.cpu.summary()
         )
     }
+}
+
+/// The raw floor's runs before and after burrow's import of the same file, checked to have
+/// written burrow's `rows`: the runs and their mean rows per second (the reference).
+///
+/// # Errors
+/// If a run's row count differs from burrow's.
+pub fn bracket(
+    rows: u64,
+    before: RawImport,
+    after: RawImport,
+) -> anyhow::Result<(Vec<RawImport>, f64)> {
+    for raw in [&before, &after] {
+        anyhow::ensure!(
+            rows == raw.rows,
+            "burrow imported {rows} rows, the raw floor {}",
+            raw.rows
+        );
+    }
+    let mean = (before.rows_per_sec + after.rows_per_sec) / 2.0;
+    Ok((vec![before, after], mean))
+}
+
+/// `{row} raw floor (before): …` and `(after)`: the detail lines of a [`bracket`]'s runs.
+pub fn detail_lines(row: &str, raws: &[RawImport]) -> Vec<String> {
+    raws.iter()
+        .zip(["before", "after"])
+        .map(|(raw, when)| format!("{row} raw floor ({when}): {}", raw.summary()))
+        .collect()
 }
 
 /// `4.3 s before, 4.4 s after`: the times of a reference run before and after burrow's.

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::Stack;
 
@@ -78,11 +77,12 @@ impl Stack {
         })
     }
 
-    /// Empties the job tables (`TRUNCATE jobs CASCADE`: files, rows, results, history, outbox),
-    /// so each bench starts on empty tables. Call it while no worker runs.
+    /// Empties the job tables (`TRUNCATE jobs CASCADE`: files, results, history, outbox), so
+    /// each bench starts on empty tables. Call it while no worker runs. Imported rows have no
+    /// foreign key to `jobs`: [`Self::reset_imported_rows`] empties them.
     ///
-    /// (Not `DELETE FROM jobs`: its cascade to `outbox` scans the whole outbox once per job,
-    /// as `outbox.job_id` has no index; 50,000 jobs take minutes.)
+    /// (`TRUNCATE`, not `DELETE`: it empties each table at once instead of deleting 50,000
+    /// jobs and their cascades row by row.)
     ///
     /// # Errors
     /// The database error.
@@ -104,25 +104,6 @@ impl Stack {
             .await?;
         sqlx::query("CHECKPOINT").execute(&self.db).await?;
         Ok(())
-    }
-
-    /// Inserts a `processing` import job row for the raw reference's rows to belong to
-    /// (`imported_rows.job_id` references `jobs`).
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn insert_placeholder_job(&self, tag: &str) -> anyhow::Result<Uuid> {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, user_id, status, correlation_id) \
-             VALUES ($1, 'import_xlsx', $2, 'processing', $3)",
-        )
-        .bind(id)
-        .bind(tag)
-        .bind(Uuid::new_v4())
-        .execute(&self.db)
-        .await?;
-        Ok(id)
     }
 }
 
