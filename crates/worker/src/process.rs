@@ -445,7 +445,10 @@ async fn run_handler(
         cancel,
         progress,
     };
-    let output = handler.run(run, job.payload.clone()).await?;
+    let output = handler
+        .run(run, job.payload.clone())
+        .await?
+        .within_limits()?;
     let mut tx = match slot {
         Some(tx) => tx,
         None if output.result.is_none() => {

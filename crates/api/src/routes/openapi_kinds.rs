@@ -61,12 +61,11 @@ fn payload_schema(kind: &str) -> Option<PayloadSchema> {
             schema: json!({
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["source_job_id"],
                 "properties": {
                     "source_job_id": {
-                        "type": "string",
+                        "type": ["string", "null"],
                         "format": "uuid",
-                        "description": "The `import_xlsx` job whose rows to export.",
+                        "description": "The `import_xlsx` job whose rows to export; default: the job's `import_xlsx` parent (`depends_on`).",
                     },
                     "gender": {
                         "type": ["string", "null"],

@@ -20,11 +20,13 @@ use serde::Serialize;
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
+use crate::engine::dependencies::{self, LinkError};
 use crate::engine::handler::JobHandler;
 use crate::engine::jobs::{self, JobRow, JOB_COLUMNS};
 use crate::engine::message::JobMessage;
 use crate::engine::outbox;
 use crate::engine::state::{self, Transition};
+use crate::engine::status::JobStatus;
 use crate::telemetry::TraceContext;
 
 /// The Postgres `LISTEN` channel an enqueue notifies when it commits; relays listen on it.
@@ -60,6 +62,14 @@ pub struct NewJob {
     /// The trace its runs continue; `None`: the one of the span current at [`enqueue`], if
     /// tracing is on (recurring jobs are enqueued inside their schedule tick's span).
     pub trace: Option<TraceContext>,
+    /// Jobs that must end before this one runs: stored jobs, or jobs earlier in the same
+    /// [`enqueue_many`] call. Empty: it is queued at once. See [`crate::engine::dependencies`].
+    pub depends_on: Vec<Uuid>,
+    /// Run once every parent has ended, whatever their outcome; `false`: a parent that ends
+    /// failed, dead or cancelled cancels this job.
+    pub run_on_failure: bool,
+    /// The batch it is a member of ([`crate::engine::batches`]).
+    pub batch_id: Option<Uuid>,
 }
 
 impl fmt::Debug for NewJob {
@@ -76,6 +86,9 @@ impl fmt::Debug for NewJob {
             .field("file_bytes", &self.file.as_ref().map(Vec::len))
             .field("correlation_id", &self.correlation_id)
             .field("trace", &self.trace)
+            .field("depends_on", &self.depends_on)
+            .field("run_on_failure", &self.run_on_failure)
+            .field("batch_id", &self.batch_id)
             .finish()
     }
 }
@@ -95,6 +108,9 @@ impl NewJob {
             file: None,
             correlation_id: Uuid::new_v4(),
             trace: None,
+            depends_on: Vec::new(),
+            run_on_failure: false,
+            batch_id: None,
         }
     }
 
@@ -158,6 +174,30 @@ impl NewJob {
     pub fn file(mut self, file_name: impl Into<String>, bytes: Vec<u8>) -> Self {
         self.file_name = Some(file_name.into());
         self.file = Some(bytes);
+        self
+    }
+
+    /// Waiting for `parents` to end first (stored jobs, or jobs earlier in the same
+    /// [`enqueue_many`] call).
+    ///
+    /// # Example
+    /// ```
+    /// use burrow_shared::engine::enqueue::NewJob;
+    ///
+    /// let import = NewJob::new("import_xlsx");
+    /// let notify = NewJob::new("webhook").depends_on([import.id]).run_on_failure();
+    /// assert_eq!(notify.depends_on, [import.id]);
+    /// ```
+    #[must_use]
+    pub fn depends_on(mut self, parents: impl IntoIterator<Item = Uuid>) -> Self {
+        self.depends_on.extend(parents);
+        self
+    }
+
+    /// Runs once its parents have ended even if one failed ([`NewJob::run_on_failure`]).
+    #[must_use]
+    pub fn run_on_failure(mut self) -> Self {
+        self.run_on_failure = true;
         self
     }
 
@@ -240,8 +280,9 @@ pub async fn enqueue_many(
     conn: &mut PgConnection,
     mut jobs: Vec<NewJob>,
 ) -> Result<Vec<Enqueued>, EnqueueError> {
-    for job in &jobs {
+    for (index, job) in jobs.iter().enumerate() {
         check(job)?;
+        check_parents(job, &jobs[index + 1..])?;
     }
     if jobs.iter().any(|job| job.trace.is_none()) {
         if let Some(current) = TraceContext::current() {
@@ -261,6 +302,24 @@ pub async fn enqueue_many(
         .into_iter()
         .map(|row| (row.id, row))
         .collect();
+    let edges: Vec<(Uuid, Uuid)> = jobs
+        .iter()
+        .filter(|job| created.contains_key(&job.id))
+        .flat_map(|job| job.depends_on.iter().map(|parent| (job.id, *parent)))
+        .collect();
+    dependencies::link(&mut tx, &edges)
+        .await
+        .map_err(|e| match e {
+            LinkError::UnknownParent(_) => EnqueueError::Invalid(e.to_string()),
+            LinkError::Database(e) => EnqueueError::Database(e),
+        })?;
+    if !edges.is_empty() {
+        // A parent that had ended already may have released or cancelled a child just now.
+        let linked: Vec<Uuid> = edges.iter().map(|(child, _)| *child).collect();
+        for row in jobs::find_jobs(&mut *tx, &linked).await? {
+            created.insert(row.id, row);
+        }
+    }
     let mut stored = Vec::with_capacity(jobs.len());
     for job in &jobs {
         if let Some(row) = created.remove(&job.id) {
@@ -327,6 +386,32 @@ pub async fn requeue(
     Ok(true)
 }
 
+/// A job's parents: no duplicates, not itself, and none of the jobs after it in the same call
+/// (so no cycle can be built).
+fn check_parents(job: &NewJob, after: &[NewJob]) -> Result<(), EnqueueError> {
+    for (index, parent) in job.depends_on.iter().enumerate() {
+        if *parent == job.id {
+            return Err(EnqueueError::Invalid(format!(
+                "job {} depends on itself",
+                job.id
+            )));
+        }
+        if job.depends_on[..index].contains(parent) {
+            return Err(EnqueueError::Invalid(format!(
+                "job {} names parent {parent} twice",
+                job.id
+            )));
+        }
+        if after.iter().any(|later| later.id == *parent) {
+            return Err(EnqueueError::Invalid(format!(
+                "job {} depends on {parent}, which comes after it: a parent must exist first",
+                job.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check(job: &NewJob) -> Result<(), EnqueueError> {
     if job.kind.is_empty() {
         return Err(EnqueueError::Invalid("the kind is empty".to_owned()));
@@ -350,18 +435,24 @@ async fn insert(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobRow>, s
     sqlx::query_as::<_, JobRow>(&format!(
         "WITH inserted AS ( \
              INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
-                               run_at, idempotency_key, traceparent, tracestate) \
+                               run_at, idempotency_key, traceparent, tracestate, status, \
+                               awaiting_parents, run_on_failure, batch_id) \
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
                                   $6::jsonb[], $7::int2[], $8::timestamptz[], $9::text[], \
-                                  $14::text[], $15::text[]) \
+                                  $14::text[], $15::text[], $16::text[], $17::int4[], \
+                                  $18::bool[], $19::uuid[]) \
              ON CONFLICT (coalesce(user_id, ''), idempotency_key) \
                  WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING {JOB_COLUMNS}), \
-         event AS (INSERT INTO job_events (job_id, event) SELECT id, 'queued' FROM inserted), \
+         event AS (INSERT INTO job_events (job_id, event) SELECT id, status FROM inserted), \
          outboxed AS ( \
              INSERT INTO outbox (job_id, message) \
              SELECT m.id, m.body FROM unnest($1::uuid[], $10::bytea[]) AS m(id, body) \
-             JOIN inserted USING (id)), \
+             JOIN inserted USING (id) WHERE inserted.status = 'queued'), \
+         held AS ( \
+             INSERT INTO held_messages (job_id, message) \
+             SELECT m.id, m.body FROM unnest($1::uuid[], $10::bytea[]) AS m(id, body) \
+             JOIN inserted USING (id) WHERE inserted.status = 'awaiting'), \
          files AS ( \
              INSERT INTO job_files (job_id, content, size_bytes) \
              SELECT f.id, f.content, length(f.content) \
@@ -394,6 +485,25 @@ async fn insert(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobRow>, s
     .bind(column(|j| {
         j.trace.as_ref().and_then(|t| t.tracestate.clone())
     }))
+    .bind(
+        jobs.iter()
+            .map(|j| {
+                let status = if j.depends_on.is_empty() {
+                    JobStatus::Queued
+                } else {
+                    JobStatus::Awaiting
+                };
+                status.as_str()
+            })
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        jobs.iter()
+            .map(|j| i32::try_from(j.depends_on.len()).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .bind(jobs.iter().map(|j| j.run_on_failure).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.batch_id).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await
 }

@@ -17,6 +17,7 @@ use serde::Deserialize as _;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::dependencies::Relative;
 use crate::jobs::JobRow;
 use crate::progress::Progress;
 use crate::retry::RetryPolicy;
@@ -81,7 +82,34 @@ pub struct JobOutput {
     pub rows: Option<u64>,
     /// A result file, if the kind makes one.
     pub result: Option<ResultFile>,
+    /// A small JSON value for the job's children to read ([`RunContext::parents`]), stored
+    /// as `jobs.output`; at most [`MAX_OUTPUT_BYTES`] serialised, or the run fails.
+    pub output: Option<serde_json::Value>,
 }
+
+impl JobOutput {
+    /// `self` if its [`JobOutput::output`] fits [`MAX_OUTPUT_BYTES`].
+    ///
+    /// # Errors
+    /// [`JobError::Permanent`] naming the size: the same run would return the same output.
+    pub fn within_limits(self) -> Result<JobOutput, JobError> {
+        let size = self
+            .output
+            .as_ref()
+            .map_or(0, |output| output.to_string().len());
+        if size > MAX_OUTPUT_BYTES {
+            return Err(JobError::Permanent(format!(
+                "the run's output is {size} bytes of JSON, more than {MAX_OUTPUT_BYTES}: \
+                 pass ids, counts or a URL, not data"
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// Largest [`JobOutput::output`], in bytes of JSON: outputs pass small facts along (ids,
+/// counts, a URL), not data, and are shown with the job in every listing.
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024;
 
 /// What a handler gets for one run.
 pub struct RunContext<'a> {
@@ -97,6 +125,19 @@ pub struct RunContext<'a> {
     pub cancel: CancellationToken,
     /// Where to report progress (cheap; flushed to `job_progress` about every 250 ms).
     pub progress: Progress,
+}
+
+impl RunContext<'_> {
+    /// The jobs this one waited for ([`crate::engine::enqueue::NewJob::depends_on`]), with
+    /// their status and output, read outside the run's transaction (they have ended).
+    ///
+    /// # Errors
+    /// [`JobError::Retryable`] when the database cannot be read.
+    pub async fn parents(&self) -> Result<Vec<Relative>, JobError> {
+        crate::engine::dependencies::parents(self.tx.db, self.job.id)
+            .await
+            .map_err(|e| JobError::Retryable(format!("database: {e}")))
+    }
 }
 
 /// A run's transaction, begun on first use ([`RunTx::conn`]).

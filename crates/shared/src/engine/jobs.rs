@@ -22,7 +22,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, mess
           ELSE progress_total END AS progress_total, \
      cancel_requested, \
      (SELECT r.file_name FROM job_results r WHERE r.job_id = jobs.id) AS result_file_name, \
-     substring(traceparent from 4 for 32) AS trace_id";
+     substring(traceparent from 4 for 32) AS trace_id, output, batch_id";
 
 /// One job as stored, and as the api shows it (timestamps serialise as RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -76,6 +76,11 @@ pub struct JobRow {
     /// The W3C trace id (32 hex digits) of the request or schedule that enqueued it, when
     /// tracing was on: every run of the job is a span of this trace.
     pub trace_id: Option<String>,
+    /// What its successful run returned, for its children (at most 16 KiB of JSON).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: Option<serde_json::Value>,
+    /// The batch it is a member of (`GET /api/batches/{id}`).
+    pub batch_id: Option<Uuid>,
 }
 
 /// The job an earlier request created with this owner tag and `Idempotency-Key`.
@@ -150,6 +155,19 @@ pub async fn find_job(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow
         .bind(id)
         .fetch_optional(db)
         .await
+}
+
+/// The jobs with these ids (any order; missing ids are left out).
+///
+/// # Errors
+/// The database error.
+pub async fn find_jobs(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as::<_, JobRow>(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await
 }
 
 /// The trace context job `id` was enqueued with (`None`: no such job, or tracing was off).

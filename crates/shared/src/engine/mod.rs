@@ -6,6 +6,8 @@
 //! - [`status`]: the job statuses and the terminal set.
 //! - [`handler`]: the `JobHandler` trait, run context, outcomes, and the kinds registry.
 //! - [`state`]: the one owner of job state: every status change, with its history entry.
+//! - [`dependencies`]: jobs that wait for other jobs (parents, children, their release).
+//! - [`batches`]: batches of jobs with callbacks, and their aggregate status.
 //! - [`jobs`]: job rows, their files and results (reads and inserts; no status changes).
 //! - [`job_stats`]: aggregates for the dashboard (per status, per minute, failures by error).
 //! - [`leader`]: one replica at a time for periodic chores (sweeper, retention, recurring jobs).
@@ -23,6 +25,8 @@
 //! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
 //! - [`readiness`]: when `/readyz` says `degraded` (backlog, stall), and the job table's backlog.
 
+pub mod batches;
+pub mod dependencies;
 pub mod enqueue;
 pub mod handler;
 pub mod job_batch;

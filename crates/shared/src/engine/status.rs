@@ -7,13 +7,17 @@ use serde::{Deserialize, Serialize};
 
 /// Where a job is in its life:
 /// `queued → processing → succeeded | failed`, with `processing → retrying → processing` on a
-/// transient error and `→ dead` once retries are exhausted.
+/// transient error and `→ dead` once retries are exhausted. A job with parents starts
+/// `awaiting → queued` (or `awaiting → cancelled` when a parent fails).
 ///
 /// Stored in `jobs.status` and shown by the api as the lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Created with parents (`depends_on`) not all ended: its message is held back until the
+    /// last one ends.
+    Awaiting,
     /// Accepted and published; waiting for a worker.
     Queued,
     /// A worker has claimed the latest delivery and is running it.
@@ -32,7 +36,8 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [JobStatus; 7] = [
+    pub const ALL: [JobStatus; 8] = [
+        JobStatus::Awaiting,
         JobStatus::Queued,
         JobStatus::Processing,
         JobStatus::Retrying,
@@ -45,6 +50,7 @@ impl JobStatus {
     /// The name stored in Postgres and shown by the api.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Awaiting => "awaiting",
             JobStatus::Queued => "queued",
             JobStatus::Processing => "processing",
             JobStatus::Retrying => "retrying",
@@ -89,7 +95,7 @@ impl fmt::Display for JobStatus {
 
 /// The text was not one of [`JobStatus::ALL`]'s names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job status {0:?} (expected one of queued, processing, retrying, succeeded, failed, dead, cancelled)")]
+#[error("unknown job status {0:?} (expected one of awaiting, queued, processing, retrying, succeeded, failed, dead, cancelled)")]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for JobStatus {

@@ -20,12 +20,14 @@ const CHECK_EVERY: u64 = 10_000;
 pub struct ExportXlsx;
 
 /// `{"source_job_id": "…", "gender": "Female", "email_domain": "example.com"}`; the filters are
-/// optional and case-insensitive.
+/// optional and case-insensitive. Without `source_job_id`, the source is the job's parent of
+/// kind `import_xlsx` (an export created with `depends_on: [import]`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportPayload {
-    /// The `import_xlsx` job whose rows to export.
-    pub source_job_id: Uuid,
+    /// The `import_xlsx` job whose rows to export; default: the job's `import_xlsx` parent.
+    #[serde(default)]
+    pub source_job_id: Option<Uuid>,
     /// Only rows with this gender.
     pub gender: Option<String>,
     /// Only rows whose email is at this domain.
@@ -44,9 +46,13 @@ impl JobHandler for ExportXlsx {
         payload: ExportPayload,
     ) -> Result<JobOutput, JobError> {
         let retryable = |e: sqlx::Error| JobError::Retryable(format!("reading rows: {e}"));
+        let source_job_id = match payload.source_job_id {
+            Some(id) => id,
+            None => source_parent(&ctx).await?,
+        };
         let source: Option<(String, Option<i64>)> =
             sqlx::query_as("SELECT status, rows_imported FROM jobs WHERE id = $1")
-                .bind(payload.source_job_id)
+                .bind(source_job_id)
                 .fetch_optional(ctx.tx.conn().await?)
                 .await
                 .map_err(retryable)?;
@@ -54,16 +60,10 @@ impl JobHandler for ExportXlsx {
             Some((status, rows)) if status == "succeeded" => rows.unwrap_or(0).max(0) as u64,
             Some((status, _)) => {
                 return Err(JobError::Permanent(format!(
-                    "job {} is {status}; only a succeeded import can be exported",
-                    payload.source_job_id
+                    "job {source_job_id} is {status}; only a succeeded import can be exported"
                 )))
             }
-            None => {
-                return Err(JobError::Permanent(format!(
-                    "no job {}",
-                    payload.source_job_id
-                )))
-            }
+            None => return Err(JobError::Permanent(format!("no job {source_job_id}"))),
         };
 
         let mut workbook = Workbook::new();
@@ -78,7 +78,7 @@ impl JobHandler for ExportXlsx {
                AND ($3::text IS NULL OR lower(email) LIKE '%@' || lower($3)) \
              ORDER BY row_number",
         )
-        .bind(payload.source_job_id)
+        .bind(source_job_id)
         .bind(&payload.gender)
         .bind(&payload.email_domain)
         .fetch(conn);
@@ -110,11 +110,36 @@ impl JobHandler for ExportXlsx {
             message: format!("Exported {written} rows"),
             rows: Some(written),
             result: Some(ResultFile {
-                file_name: format!("export-{}.xlsx", payload.source_job_id),
+                file_name: format!("export-{source_job_id}.xlsx"),
                 content_type: XLSX_CONTENT_TYPE.to_owned(),
                 bytes,
             }),
+            output: Some(serde_json::json!({
+                "rows": written,
+                "source_job_id": source_job_id,
+            })),
         })
+    }
+}
+
+/// The job's one `import_xlsx` parent, for an export created to follow an import.
+async fn source_parent(ctx: &RunContext<'_>) -> Result<Uuid, JobError> {
+    let imports: Vec<Uuid> = ctx
+        .parents()
+        .await?
+        .into_iter()
+        .filter(|parent| parent.kind == crate::kinds::KIND_IMPORT_XLSX)
+        .map(|parent| parent.id)
+        .collect();
+    match imports[..] {
+        [id] => Ok(id),
+        [] => Err(JobError::Permanent(
+            "no `source_job_id`, and the job has no import_xlsx parent to export".to_owned(),
+        )),
+        _ => Err(JobError::Permanent(format!(
+            "no `source_job_id`, and the job has {} import_xlsx parents: name one",
+            imports.len()
+        ))),
     }
 }
 

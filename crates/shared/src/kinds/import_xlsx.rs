@@ -128,11 +128,20 @@ impl JobHandler for ImportXlsx {
                 report.written
             )
         };
+        // What a following job (an export, a webhook) may want to know.
+        let output = serde_json::json!({
+            "rows": rows,
+            "written": report.written,
+            "rejected": report.rejected_total,
+            "profile": payload.profile,
+            "sheet": report.sheet,
+        });
         if report.rejected_total == 0 {
             return Ok(JobOutput {
                 message: imported,
                 rows: Some(rows),
                 result: None,
+                output: Some(output),
             });
         }
         let bytes = rejection_report(&report.header, &report.rejected, report.rejected_total)
@@ -144,6 +153,7 @@ impl JobHandler for ImportXlsx {
             ),
             rows: Some(rows),
             result: Some(report_file(id, bytes)),
+            output: Some(output),
         })
     }
 }

@@ -75,13 +75,16 @@ pub async fn release_lock_and_claim(
                     progress_done = NULL, progress_total = NULL, \
                     run_traceparent = {run_value} \
              WHERE id IN (SELECT id FROM locked) \
-               AND status NOT IN ({terminal}) \
+               AND status NOT IN ({not_runnable}) \
              RETURNING {JOB_COLUMNS}, {previous_value} AS previous_run), \
          event AS ( \
              INSERT INTO job_events (job_id, event, attempt, worker) \
              SELECT id, 'processing', attempts, worker FROM claimed) \
          SELECT locked.id AS locked_id, claimed.* FROM locked LEFT JOIN claimed USING (id)",
-        terminal = JobStatus::sql_list(&JobStatus::TERMINAL),
+        // An awaiting job has no message in the broker; refusing it here too keeps a stray
+        // one (a message forged or replayed by hand) from running it before its parents.
+        not_runnable =
+            JobStatus::sql_list(&[&JobStatus::TERMINAL[..], &[JobStatus::Awaiting]].concat()),
     ))
     .bind(keys(release))
     .bind(&ids)
@@ -121,14 +124,17 @@ pub async fn succeed_many(
         .iter()
         .map(|(_, o)| o.rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX)))
         .collect();
+    let outputs: Vec<Option<&serde_json::Value>> =
+        done.iter().map(|(_, o)| o.output.as_ref()).collect();
     sqlx::query_scalar(
         "WITH done AS ( \
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS d(id, message, rows)), \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[]) \
+                 AS d(id, message, rows, output)), \
          live AS ( \
              DELETE FROM job_progress WHERE job_id = ANY($1) RETURNING job_id, total), \
          changed AS ( \
              UPDATE jobs j SET status = 'succeeded', rows_imported = d.rows, message = d.message, \
-                    completed_at = clock_timestamp(), \
+                    output = d.output, completed_at = clock_timestamp(), \
                     progress_done = coalesce(d.rows, l.total, j.progress_done), \
                     progress_total = coalesce(d.rows, l.total, j.progress_total) \
              FROM done d LEFT JOIN live l ON l.job_id = d.id \
@@ -142,6 +148,7 @@ pub async fn succeed_many(
     .bind(&ids)
     .bind(&messages)
     .bind(&rows)
+    .bind(&outputs)
     .fetch_all(db)
     .await
 }

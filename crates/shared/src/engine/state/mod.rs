@@ -12,14 +12,19 @@
 //! | [`Transition::Interrupt`] | processing | queued | `interrupted` | worker: hard stop, attempt given back |
 //! | [`Transition::Bury`] | queued, processing, retrying | dead | `dead` | worker, sweeper: retries exhausted, unknown kind |
 //! | [`Transition::StopRun`] | processing | cancelled | `cancelled` | worker: the run saw a cancel request |
-//! | [`Transition::CancelWaiting`] | queued, retrying | cancelled | `cancelled` | api: cancel before a run |
+//! | [`Transition::CancelWaiting`] | awaiting, queued, retrying | cancelled | `cancelled` | api: cancel before a run |
 //! | [`Transition::Requeue`] | processing, retrying | queued | `requeued` | sweeper: worker and message lost |
 //! | [`Transition::Redrive`] | dead | queued | `redriven` | DLQ re-drive, fresh attempt budget |
 //! | [`Transition::Restart`] | failed, dead, cancelled | queued | `queued` | api retry, fresh attempt budget |
+//! | release³ | awaiting | queued | `queued` | the database: its last parent ended |
+//! | cascade³ | awaiting | cancelled | `cancelled` | the database: a parent ended failed, dead or cancelled |
 //!
 //! ¹ A redelivery after a worker crash finds its job `processing`; the run it left never
 //! committed, so it is claimed again. ² A claim that failed on the database leaves the job
-//! `queued` or `retrying`; its retry is still recorded.
+//! `queued` or `retrying`; its retry is still recorded. ³ Made by the trigger
+//! `jobs_release_dependents` (migration `20261205000600_workflows.sql`) in the transaction
+//! that ends the parent, whichever transition above ends it: a child is released exactly once
+//! and never by a transaction that rolls back ([`crate::engine::dependencies`]).
 //!
 //! The terminal set is [`JobStatus::TERMINAL`]; asking for a cancel while a job runs
 //! ([`request_cancel`]) sets a flag, not a status. Every transition that ends or restarts a
@@ -36,7 +41,7 @@ use uuid::Uuid;
 use crate::engine::handler::{JobOutput, ResultFile};
 use crate::engine::status::JobStatus;
 
-use JobStatus::{Cancelled, Dead, Failed, Processing, Queued, Retrying};
+use JobStatus::{Awaiting, Cancelled, Dead, Failed, Processing, Queued, Retrying};
 
 /// One change of a job's status, with what it records.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +52,8 @@ pub enum Transition<'a> {
         message: &'a str,
         /// Rows the run wrote or read, if that means something for the kind.
         rows: Option<u64>,
+        /// The run's JSON output, for its children ([`JobOutput::output`]).
+        output: Option<&'a serde_json::Value>,
     },
     /// The run failed for good (bad input): `message` says why.
     Fail {
@@ -101,7 +108,7 @@ impl Transition<'_> {
             | Transition::Interrupt
             | Transition::StopRun => &[Processing],
             Transition::Retry { .. } | Transition::Bury { .. } => &[Queued, Processing, Retrying],
-            Transition::CancelWaiting => &[Queued, Retrying],
+            Transition::CancelWaiting => &[Awaiting, Queued, Retrying],
             Transition::Requeue { .. } => &[Processing, Retrying],
             Transition::Redrive => &[Dead],
             Transition::Restart { .. } => &[Failed, Dead, Cancelled],
@@ -148,13 +155,14 @@ impl Transition<'_> {
         }
     }
 
-    /// The columns it sets besides `status`. `$2` is the detail, `$3` the rows, `$4` a time;
+    /// The columns it sets besides `status`. `$2` is the detail, `$3` the rows, `$4` a time,
+    /// `$5` the output;
     /// `live` is the run's progress taken out of `job_progress`. Timestamps use
     /// `clock_timestamp()`: `now()` is the start of a transaction that may have run the job.
     fn set(&self) -> &'static str {
         match self {
             Transition::Succeed { .. } => {
-                "rows_imported = $3, message = $2, completed_at = clock_timestamp(), \
+                "rows_imported = $3, message = $2, output = $5, completed_at = clock_timestamp(), \
                  progress_done = coalesce($3, (SELECT total FROM live), progress_done), \
                  progress_total = coalesce($3, (SELECT total FROM live), progress_total)"
             }
@@ -184,6 +192,7 @@ impl Transition<'_> {
             }
             Transition::StopRun | Transition::CancelWaiting => {
                 "message = 'Cancelled', next_attempt_at = NULL, completed_at = clock_timestamp(), \
+                 awaiting_parents = 0, \
                  progress_done = coalesce((SELECT done FROM live), progress_done), \
                  progress_total = coalesce((SELECT total FROM live), progress_total)"
             }
@@ -202,6 +211,18 @@ impl Transition<'_> {
     /// report, say) no longer describes it and is removed with the move.
     fn drops_result(&self) -> bool {
         matches!(self, Transition::Redrive | Transition::Restart { .. })
+    }
+
+    /// Whether the job may be `awaiting`, so its held-back message goes with the move.
+    fn drops_held_message(&self) -> bool {
+        matches!(self, Transition::CancelWaiting)
+    }
+
+    fn output(&self) -> Option<&serde_json::Value> {
+        match self {
+            Transition::Succeed { output, .. } => *output,
+            _ => None,
+        }
     }
 
     fn rows(&self) -> Option<i64> {
@@ -257,12 +278,18 @@ pub async fn apply(
          changed AS ( \
              UPDATE jobs SET status = '{to}', {set} \
              WHERE id = $1 AND status IN ({from}) RETURNING id, attempts, worker) \
-         {drop_result} \
+         {drop_result} {drop_held} \
          INSERT INTO job_events (job_id, event, attempt, worker, detail) \
          SELECT id, '{event}', attempts, worker, $2 FROM changed",
         drop_result = if transition.drops_result() {
             ", dropped AS (DELETE FROM job_results \
                            WHERE job_id = $1 AND EXISTS (SELECT 1 FROM changed))"
+        } else {
+            ""
+        },
+        drop_held = if transition.drops_held_message() {
+            ", unheld AS (DELETE FROM held_messages \
+                          WHERE job_id = $1 AND EXISTS (SELECT 1 FROM changed))"
         } else {
             ""
         },
@@ -275,6 +302,7 @@ pub async fn apply(
     .bind(transition.detail().map(storable))
     .bind(transition.rows())
     .bind(transition.at())
+    .bind(transition.output())
     .execute(db)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -293,6 +321,7 @@ pub async fn succeed(
     let succeed = Transition::Succeed {
         message: &output.message,
         rows: output.rows,
+        output: output.output.as_ref(),
     };
     if !apply(&mut *tx, id, succeed).await? {
         return Err(sqlx::Error::RowNotFound);
@@ -376,6 +405,7 @@ mod tests {
             Transition::Succeed {
                 message: "ok",
                 rows: Some(1),
+                output: None,
             },
             Transition::Fail { message: "bad" },
             Transition::Retry {
