@@ -10,9 +10,9 @@
 
 const PAGE_SIZE = 25;
 const POLL_MS = 1000;
-const STATUSES = ["queued", "processing", "retrying", "succeeded", "failed", "dead", "cancelled"];
+const STATUSES = ["awaiting", "queued", "processing", "retrying", "succeeded", "failed", "dead", "cancelled"];
 const RETRYABLE = new Set(["failed", "dead", "cancelled"]);
-const CANCELLABLE = new Set(["queued", "retrying", "processing"]);
+const CANCELLABLE = new Set(["awaiting", "queued", "retrying", "processing"]);
 const HTTP_REASONS = {
   400: "Bad Request",
   404: "Not Found",
@@ -847,6 +847,10 @@ function renderJob(job) {
     ["Priority", job.priority ? String(job.priority) : null],
     ["Result", job.result_file_name],
     ["Trace id", job.trace_id],
+    ["Batch", job.batch_id ? h("a", { class: "mono", href: `/api/batches/${job.batch_id}`, text: job.batch_id }) : null],
+    ["Waits for", relatives(job.parents)],
+    ["Waited on by", relatives(job.children)],
+    ["Output", job.output == null ? null : h("code", { class: "mono", text: JSON.stringify(job.output) })],
   ].filter(([, value]) => value != null && value !== "");
   const { events, ...jobOnly } = job;
   render($("#job-facts"), JSON.stringify(jobOnly) + (job.status === "processing" ? Date.now() : ""), () =>
@@ -863,6 +867,18 @@ function renderJob(job) {
         h("td", { "data-label": "Worker", class: "mono", text: event.worker ?? "—" }),
         h("td", { "data-label": "Detail", class: "cell-detail event-detail", text: event.detail ?? "" }),
       ),
+    ),
+  );
+}
+
+/** Parents or children of a job as links with their status; null when there are none. */
+function relatives(jobs) {
+  if (!jobs || jobs.length === 0) return null;
+  return h(
+    "ul",
+    { class: "relatives" },
+    ...jobs.map((other) =>
+      h("li", {}, pill(other.status), " ", h("a", { href: `#/jobs/${other.id}`, text: `${other.kind} …${shortId(other.id)}` })),
     ),
   );
 }

@@ -4,6 +4,7 @@
 //! A request does not wait for RabbitMQ and succeeds while it is down: publishing is the
 //! relay's job ([`burrow_shared::relay`]).
 
+use burrow_shared::engine::batches::{self, EnqueuedBatch, NewBatch};
 use burrow_shared::enqueue::{enqueue_many, EnqueueError, Enqueued, NewJob};
 
 use crate::error::ApiError;
@@ -22,12 +23,43 @@ use crate::state::AppState;
 /// a bug guard), [`ApiError::Internal`] for database errors; nothing is stored then.
 pub async fn enqueue_all(state: &AppState, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, ApiError> {
     let mut tx = state.db.begin().await?;
-    let stored = enqueue_many(&mut tx, jobs).await.map_err(|e| match e {
+    let stored = enqueue_many(&mut tx, jobs).await.map_err(refused)?;
+    tx.commit().await?;
+    accepted(state, &stored);
+    Ok(stored)
+}
+
+/// Stores a batch (its row, members and callbacks) in ONE transaction, commits and wakes the
+/// relay, as [`enqueue_all`] does for jobs.
+///
+/// # Errors
+/// As [`enqueue_all`].
+pub async fn enqueue_batch(state: &AppState, batch: NewBatch) -> Result<EnqueuedBatch, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let stored = batches::enqueue_batch(&mut tx, batch)
+        .await
+        .map_err(refused)?;
+    tx.commit().await?;
+    let jobs: Vec<Enqueued> = stored
+        .members
+        .iter()
+        .chain(&stored.on_success)
+        .chain(&stored.on_complete)
+        .cloned()
+        .collect();
+    accepted(state, &jobs);
+    Ok(stored)
+}
+
+fn refused(error: EnqueueError) -> ApiError {
+    match error {
         EnqueueError::Database(e) => ApiError::from(e),
         other => ApiError::Unprocessable(other.to_string()),
-    })?;
-    tx.commit().await?;
+    }
+}
 
+/// After the commit: the failpoint, the relay's wake-up, logs and counters.
+fn accepted(state: &AppState, stored: &[Enqueued]) {
     if state.publisher.failpoint() == Some(Failpoint::ApiCrashAfterCommit) {
         tracing::error!("failpoint api_crash_after_commit: aborting");
         std::process::abort();
@@ -38,7 +70,6 @@ pub async fn enqueue_all(state: &AppState, jobs: Vec<NewJob>) -> Result<Vec<Enqu
         tracing::info!(job.id = %job.id, job.kind = %job.kind, correlation_id = %job.correlation_id, "job accepted");
         crate::metrics::record_enqueued(&job.kind);
     }
-    Ok(stored)
 }
 
 /// [`enqueue_all`] for one job.

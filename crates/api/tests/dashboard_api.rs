@@ -72,7 +72,7 @@ async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
     );
     assert_eq!(
         stats["jobs_by_status"],
-        json!({"queued": 1, "processing": 1, "retrying": 0, "succeeded": 2, "failed": 1,
+        json!({"awaiting": 0, "queued": 1, "processing": 1, "retrying": 0, "succeeded": 2, "failed": 1,
                "dead": 0, "cancelled": 0})
     );
     assert_eq!(stats["in_flight"], 1);

@@ -246,15 +246,28 @@ fn every_path_mounted_in_routes_mod_rs_is_listed() {
 // Helpers of this binary only: a request for each listed route.
 /// A request for a listed route, with its path parameters filled in (`{id}`: `job`,
 /// `{file}`: a dashboard asset) and a small body or query where the route reads one.
-fn probe(api: &TestApi, method: &str, path: &str, job: &str) -> reqwest::RequestBuilder {
-    let concrete = path.replace("{id}", job).replace("{file}", "app.js");
+/// What fills `{id}`: a job's id, or a batch's under `/api/batches/`.
+struct Ids {
+    job: String,
+    batch: String,
+}
+
+fn probe(api: &TestApi, method: &str, path: &str, ids: &Ids) -> reqwest::RequestBuilder {
+    let id = if path.starts_with("/api/batches/") {
+        &ids.batch
+    } else {
+        &ids.job
+    };
+    let concrete = path.replace("{id}", id).replace("{file}", "app.js");
     let method = Method::from_bytes(method.as_bytes()).expect("a method");
     let request = api.request(method, &concrete);
     match path {
         // A broker round trip, but an empty DLQ: moves nothing.
         "/api/dead-letters/redrive" => request.query(&[("limit", "1")]),
         // Well-formed JSON these routes refuse (422) before storing anything.
-        "/api/jobs" | "/api/jobs/batch" | "/api/jobs/retry" => request.json(&json!({})),
+        "/api/jobs" | "/api/jobs/batch" | "/api/jobs/retry" | "/api/batches" => {
+            request.json(&json!({}))
+        }
         _ => request,
     }
 }
@@ -416,10 +429,19 @@ async fn every_listed_route_answers_as_documented_and_no_other_method() {
         .as_str()
         .expect("a job id")
         .to_owned();
+    let (status, batch) = api
+        .post_json("/api/batches", &json!({"jobs": [{"kind": "noop"}]}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let batch = batch["batch"]["id"]
+        .as_str()
+        .expect("a batch id")
+        .to_owned();
+    let ids = Ids { job, batch };
 
     let mut problems = Vec::new();
     for (method, path) in ROUTES {
-        let response = probe(&api, method, path, &job)
+        let response = probe(&api, method, path, &ids)
             .send()
             .await
             .expect("request");
@@ -439,7 +461,7 @@ async fn every_listed_route_answers_as_documented_and_no_other_method() {
             if ROUTES.contains(&(method, path)) {
                 continue;
             }
-            let status = probe(&api, method, path, &job)
+            let status = probe(&api, method, path, &ids)
                 .send()
                 .await
                 .expect("request")

@@ -50,6 +50,22 @@ pub struct JobSpec {
     /// `Idempotency-Key` header instead.
     #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
     idempotency_key: Option<String>,
+    /// Jobs that must end before this one runs (at most 100, each a job the caller can see):
+    /// it waits `awaiting` until the last one ends, and is cancelled if one ends failed, dead or
+    /// cancelled (unless `run_on_failure`).
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    depends_on: Vec<uuid::Uuid>,
+    /// With `depends_on`: run once every parent has ended, whatever their outcome.
+    #[serde(default)]
+    run_on_failure: bool,
+}
+
+impl JobSpec {
+    /// The idempotency key a batch job carries.
+    pub(super) fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
 }
 
 fn empty_object() -> Value {
@@ -176,7 +192,7 @@ fn integral_numbers_as_integers(value: &mut Value) {
         (status = 400, description = "Malformed `Idempotency-Key` or multipart body, no `file` field or an unknown one, bad `user_id` or `on_error`", body = ApiError),
         (status = 413, description = "The upload (or the JSON body) is larger than `UPLOAD_MAX_BYTES`", body = ApiError),
         (status = 415, description = "Neither JSON nor multipart, or the file is not an .xlsx by content", body = ApiError),
-        (status = 422, description = "Unknown kind, invalid payload, priority or user_id, or a malformed workbook package", body = ApiError),
+        (status = 422, description = "Unknown kind, invalid payload, priority or user_id, an unknown parent in `depends_on`, or a malformed workbook package", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]
@@ -213,6 +229,7 @@ pub async fn create_job(
     let mut job = validate(&state, spec)?;
     job.user_id = caller.owner_tag(job.user_id);
     job.idempotency_key = idempotency_key(&headers)?;
+    check_parents(&state, &caller, &job.depends_on).await?;
     let enqueued = enqueue(&state, job).await?;
     Ok(accepted(enqueued))
 }
@@ -236,7 +253,7 @@ pub struct BatchSpec {
     responses(
         (status = 202, description = "All jobs accepted, in request order", body = super::schemas::JobList),
         (status = 413, description = "The body is larger than 2 MiB", body = ApiError),
-        (status = 422, description = "Malformed body, not 1 to 1000 jobs, or an invalid job (`jobs[3]: …`); nothing is stored", body = ApiError),
+        (status = 422, description = "Malformed body, not 1 to 1000 jobs, or an invalid job (`jobs[3]: …`, an unknown parent in `depends_on`); nothing is stored", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]
@@ -257,6 +274,9 @@ pub async fn create_batch(
         check_idempotency_key(key.as_deref()).map_err(|e| at(index, e))?;
         let mut job = validate(&state, spec).map_err(|e| at(index, e))?;
         job.user_id = caller.owner_tag(job.user_id);
+        check_parents(&state, &caller, &job.depends_on)
+            .await
+            .map_err(|e| at(index, e))?;
         requests.push(NewJob {
             idempotency_key: key,
             ..job
@@ -270,8 +290,11 @@ pub async fn create_batch(
     Ok((StatusCode::ACCEPTED, Json(json!({ "jobs": jobs }))))
 }
 
-/// Checks kind, payload, priority and owner tag; the job to store.
-fn validate(state: &AppState, mut spec: JobSpec) -> Result<NewJob, ApiError> {
+/// Most parents of one job created through the api.
+const MAX_PARENTS: usize = 100;
+
+/// Checks kind, payload, priority, owner tag and the shape of `depends_on`; the job to store.
+pub(super) fn validate(state: &AppState, mut spec: JobSpec) -> Result<NewJob, ApiError> {
     let handler = state.registry.get(&spec.kind).ok_or_else(|| {
         let known: Vec<&str> = state.registry.kinds().collect();
         ApiError::Unprocessable(format!(
@@ -314,13 +337,46 @@ fn validate(state: &AppState, mut spec: JobSpec) -> Result<NewJob, ApiError> {
         )));
     }
     let user_id = owner_tag(spec.user_id.as_deref()).map_err(ApiError::Unprocessable)?;
+    if spec.depends_on.len() > MAX_PARENTS {
+        return Err(ApiError::Unprocessable(format!(
+            "`depends_on` names at most {MAX_PARENTS} jobs (a batch waits for more)"
+        )));
+    }
+    if spec.run_on_failure && spec.depends_on.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "`run_on_failure` needs `depends_on`".to_owned(),
+        ));
+    }
     Ok(NewJob {
         payload: spec.payload,
         priority: spec.priority,
         run_at: spec.run_at,
         user_id,
+        depends_on: spec.depends_on,
+        run_on_failure: spec.run_on_failure,
         ..NewJob::new(&spec.kind)
     })
+}
+
+/// 422 unless every parent is a job the caller can see (an unknown and a hidden one read
+/// alike, so ids of other owners are not revealed).
+pub(super) async fn check_parents(
+    state: &AppState,
+    caller: &Caller,
+    parents: &[uuid::Uuid],
+) -> Result<(), ApiError> {
+    for parent in parents {
+        match super::jobs::find_visible(state, caller, *parent).await {
+            Ok(_) => {}
+            Err(ApiError::NotFound(_)) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "`depends_on`: no job {parent}"
+                )))
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
 }
 
 fn at(index: usize, error: ApiError) -> ApiError {

@@ -3,6 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use burrow_shared::engine::dependencies::{self, Relative};
 use burrow_shared::jobs::{self, JobEvent, JobFilter, JobRow};
 use burrow_shared::JobStatus;
 use chrono::{DateTime, Utc};
@@ -26,7 +27,15 @@ pub struct JobDetail {
     pub job: JobRow,
     /// Every state change: what, when, attempt, worker, error.
     pub events: Vec<JobEvent>,
+    /// The jobs it waits (or waited) for (`depends_on`), with their status and output.
+    pub parents: Vec<Relative>,
+    /// The jobs that wait (or waited) for it: the first [`SHOWN_CHILDREN`].
+    pub children: Vec<Relative>,
 }
+
+/// Most children a job's page lists (a batch's callbacks have one parent per member, but a
+/// fan-out job may have thousands of children).
+pub const SHOWN_CHILDREN: i64 = 100;
 
 /// Parses a job id from the path: 400 when it is not a UUID in its hyphenated form (the
 /// document's `format: uuid`; the simple, braced and URN forms are refused too).
@@ -79,7 +88,14 @@ pub async fn get_job(
     let id = parse_id(&id)?;
     let job = find_visible(&state, &caller, id).await?;
     let events = jobs::list_events(&state.db, id).await?;
-    Ok(Json(JobDetail { job, events }))
+    let parents = dependencies::parents(&state.db, id).await?;
+    let children = dependencies::children(&state.db, id, SHOWN_CHILDREN).await?;
+    Ok(Json(JobDetail {
+        job,
+        events,
+        parents,
+        children,
+    }))
 }
 
 /// Query of the job list.

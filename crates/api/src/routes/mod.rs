@@ -1,5 +1,6 @@
 //! The HTTP routes, one file each, and the router that mounts them.
 
+mod batches;
 mod bulk_retry;
 mod control;
 mod create;
@@ -42,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/jobs"),
     ("GET", "/api/jobs"),
     ("POST", "/api/jobs/batch"),
+    ("POST", "/api/batches"),
+    ("GET", "/api/batches/{id}"),
     ("GET", "/api/jobs/{id}"),
     ("GET", "/api/jobs/{id}/events"),
     ("GET", "/api/jobs/{id}/result"),
@@ -86,6 +89,8 @@ pub fn router(state: AppState) -> Router {
                 .get(jobs::list_jobs),
         )
         .route("/api/jobs/batch", post(create::create_batch))
+        .route("/api/batches", post(batches::create_workflow_batch))
+        .route("/api/batches/{id}", get(batches::get_workflow_batch))
         .route("/api/jobs/{id}", get(jobs::get_job))
         .route("/api/jobs/{id}/events", get(events::job_events))
         .route("/api/jobs/{id}/result", get(result::job_result))

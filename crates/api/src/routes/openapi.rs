@@ -50,6 +50,8 @@ pub const HEADER_SCHEME: &str = "x_api_key";
     paths(
         super::create::create_job,
         super::create::create_batch,
+        super::batches::create_workflow_batch,
+        super::batches::get_workflow_batch,
         super::jobs::list_jobs,
         super::jobs::get_job,
         super::events::job_events,
