@@ -79,7 +79,8 @@ fn payload_schema(kind: &str) -> Option<PayloadSchema> {
                     },
                 },
             }),
-            required: true,
+            // Every field is optional: without a source the job exports its import parent.
+            required: false,
         });
     }
     None
