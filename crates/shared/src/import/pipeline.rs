@@ -21,11 +21,11 @@ use super::workbook::{Visit, Workbook};
 
 /// Batches read ahead of the converting thread, at most (besides the one each thread holds).
 pub const BATCHES_IN_FLIGHT: usize = 4;
-/// Rows in a batch, at most: enough that a hand-over (a few microseconds) is rare, few enough
-/// that a batch stays in the CPU's cache between the threads.
-pub const BATCH_ROWS: usize = 512;
+/// Rows in a batch, at most: enough that hand-overs (a few microseconds each) are rare. On the
+/// 1M-row people workbook, 2,048 parsed about 3 % faster than 512 (2.71 s against 2.79 s).
+pub const BATCH_ROWS: usize = 2048;
 /// Cells in a batch, at most (wide rows fill a batch before [`BATCH_ROWS`]).
-pub const BATCH_CELLS: usize = 8 * 1024;
+pub const BATCH_CELLS: usize = 32 * 1024;
 /// Bytes of owned text (inline strings) in a batch, at most, plus one row: a hostile sheet
 /// of huge cells must not multiply the memory of one row by the rows in flight.
 pub const BATCH_TEXT_BYTES: usize = 256 * 1024;
@@ -285,15 +285,16 @@ mod tests {
 
     #[test]
     fn a_reader_error_comes_after_the_rows_before_it() {
-        // Two columns a row, but row 1,500 (index 1,499) has a cell in column D: past a
-        // three-column limit, the reader fails there, batches after the first.
+        // Two columns a row, but one row, batches after the first, has a cell in column D: past
+        // a three-column limit, the reader fails there.
+        let far = 2 * BATCH_ROWS as u32 + 99;
         let mut book = rust_xlsxwriter::Workbook::new();
         let sheet = book.add_worksheet();
         for row in 0..ROWS {
             sheet.write_number(row, 0, f64::from(row)).expect("cell");
             sheet.write_string(row, 1, "x").expect("cell");
         }
-        sheet.write_string(1_499, 3, "too far").expect("cell");
+        sheet.write_string(far, 3, "too far").expect("cell");
         let bytes = book.save_to_buffer().expect("workbook");
         let limits = ImportLimits {
             max_columns: 3,
@@ -303,9 +304,10 @@ mod tests {
         let (seen_two, _, read_two) = visit_all(bytes, true, &limits, usize::MAX);
         let (error_one, error_two) = (read_one.expect_err("limit"), read_two.expect_err("limit"));
         assert!(matches!(error_two, ImportError::Limit(_)), "{error_two}");
-        assert!(error_two.to_string().contains("cell D1500 "), "{error_two}");
+        let cell = format!("cell D{} ", far + 1);
+        assert!(error_two.to_string().contains(&cell), "{error_two}");
         assert_eq!(error_one.to_string(), error_two.to_string());
-        assert_eq!(seen_two.len(), 1_499);
+        assert_eq!(seen_two.len(), far as usize);
         assert_eq!(seen_one, seen_two);
     }
 
@@ -335,7 +337,8 @@ mod tests {
 
     #[test]
     fn rejections_keep_their_row_numbers_across_batches() {
-        let bad = [2_i64, 700, 1_500, i64::from(ROWS)];
+        let batch = BATCH_ROWS as i64;
+        let bad = [2_i64, batch - 1, batch, 3 * batch + 17, i64::from(ROWS)];
         let bytes = people_workbook(ROWS, |p| {
             if bad.contains(&p.id) {
                 p.email = "not an address".to_owned();
