@@ -2,15 +2,17 @@
 //! .xls, .ods or CSV, recognised by content) into the table an import profile names, with
 //! `COPY … FROM STDIN`, never one INSERT per row.
 //!
-//! Parsing is CPU-bound and synchronous (calamine, csv), so it runs on a blocking thread and
-//! hands COPY text chunks through a small bounded channel to the async side, which streams them
-//! to Postgres. The two overlap on two cores, and the bound keeps memory flat: at most
-//! [`PIPELINE_CHUNKS`] chunks of [`CHUNK_BYTES`] are in flight.
+//! Parsing is CPU-bound and synchronous (calamine, csv), so it runs on a blocking thread (two
+//! for .xlsx and .xlsb: see `pipeline`) and hands COPY text chunks through a small bounded
+//! channel to the async side, which streams them to Postgres. The two overlap on two cores, and
+//! the bound keeps memory flat: at most [`PIPELINE_CHUNKS`] chunks of [`CHUNK_BYTES`] are in
+//! flight.
 //!
 //! Layout: `format` (what the bytes are), `workbook` and `csv_text` (rows of cells), `profile`
 //! and `profiles` (what to import where), `header` (finding the columns), `coerce` (one
-//! cell), `rows` (one row, uniqueness, rejections), `sheet` (one read, start to end), `load`
-//! (the SQL of each mode), `preview` (a dry run).
+//! cell), `rows` (one row, uniqueness, rejections), `pipeline` (a whole read's XML reading on a
+//! thread of its own, its rows handed to the converting thread in batches), `sheet` (one read,
+//! start to end), `load` (the SQL of each mode), `preview` (a dry run).
 
 mod cell;
 mod coerce;
@@ -22,6 +24,7 @@ mod header;
 mod limits;
 mod load;
 mod names;
+mod pipeline;
 mod preview;
 mod profile;
 mod profiles;

@@ -8,6 +8,7 @@ use super::error::ImportError;
 use super::format::{detect_format, SheetFormat};
 use super::header::HeaderMap;
 use super::limits::check_package;
+use super::pipeline;
 use super::profile::{Profile, SheetChoice};
 use super::rejections::{OnError, Rejection};
 use super::rows::{HeaderFinder, RowEncoder, CHUNK_BYTES};
@@ -130,7 +131,11 @@ fn read_unguarded(
         Extent::Preview { .. } => OnError::Skip,
     };
     let mut stopped = false;
-    workbook.read_rows(
+    // A preview reads a few rows: not worth a second thread.
+    let split = matches!(extent, Extent::Whole);
+    pipeline::read_rows(
+        &mut workbook,
+        split,
         &sheet,
         limits,
         &mut |rows| {

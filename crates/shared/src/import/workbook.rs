@@ -33,6 +33,11 @@ pub enum Workbook {
 /// row's cells by 0-based column. Returns whether to go on.
 pub type Visit<'v> = dyn FnMut(u32, &[DataRef<'_>]) -> Result<bool, ImportError> + 'v;
 
+/// Receives rows of a streamed sheet as owned cells: the 0-based row index and the row's cells,
+/// which the receiver may move out (the vector is cleared before the next row). Returns whether
+/// to go on. Cells borrow from the workbook (`'w`: shared strings), so they may outlive the call.
+pub type Take<'w, 'v> = dyn FnMut(u32, &mut Vec<DataRef<'w>>) -> Result<bool, ImportError> + 'v;
+
 impl Workbook {
     /// Opens `file`, already recognised as `format`.
     ///
@@ -75,6 +80,58 @@ impl Workbook {
             .collect()
     }
 
+    /// Whether [`Workbook::stream_rows`] reads this format (.xlsx, .xlsm, .xlsb): the others
+    /// are read whole (.xls, .ods) or cost too little to read to be worth a second thread (CSV).
+    pub fn streams(&self) -> bool {
+        matches!(self, Workbook::Xlsx(_) | Workbook::Xlsb(_))
+    }
+
+    /// [`Workbook::read_rows`] for a format that [`Workbook::streams`], handing each row's cells
+    /// over owned (`take`), so they can be batched and read on another thread.
+    ///
+    /// # Errors
+    /// As [`Workbook::read_rows`]; [`ImportError::Unsupported`] for a format that does not
+    /// stream (a caller's mistake).
+    pub fn stream_rows<'w>(
+        &'w mut self,
+        sheet: &str,
+        limits: &ImportLimits,
+        on_declared: &mut dyn FnMut(u64) -> Result<(), ImportError>,
+        take: &mut Take<'w, '_>,
+    ) -> Result<(), ImportError> {
+        match self {
+            Workbook::Xlsx(book) => {
+                let mut cells = book
+                    .worksheet_cells_reader(sheet)
+                    .map_err(ImportError::unreadable)?;
+                on_declared(declared_rows(cells.dimensions()))?;
+                let next = || {
+                    cells
+                        .next_cell()
+                        .map_err(ImportError::unreadable)
+                        .map(|c| c.map(split_cell))
+                };
+                stream_cells(next, limits, take)
+            }
+            Workbook::Xlsb(book) => {
+                let mut cells = book
+                    .worksheet_cells_reader(sheet)
+                    .map_err(ImportError::unreadable)?;
+                on_declared(declared_rows(cells.dimensions()))?;
+                let next = || {
+                    cells
+                        .next_cell()
+                        .map_err(ImportError::unreadable)
+                        .map(|c| c.map(split_cell))
+                };
+                stream_cells(next, limits, take)
+            }
+            _ => Err(ImportError::Unsupported(
+                "this format is not streamed".to_owned(),
+            )),
+        }
+    }
+
     /// Calls `visit` for each non-empty row of `sheet`, in order, until it returns `false`;
     /// returns the sheet's declared row count (from its dimensions; 0 when unknown), an
     /// estimate for progress only, known before the first row.
@@ -93,32 +150,11 @@ impl Workbook {
         visit: &mut Visit<'_>,
     ) -> Result<(), ImportError> {
         match self {
-            Workbook::Xlsx(book) => {
-                let mut cells = book
-                    .worksheet_cells_reader(sheet)
-                    .map_err(ImportError::unreadable)?;
-                on_declared(declared_rows(cells.dimensions()))?;
-                let next = || {
-                    cells
-                        .next_cell()
-                        .map_err(ImportError::unreadable)
-                        .map(|c| c.map(split_cell))
-                };
-                stream_cells(next, limits, visit)
-            }
-            // The same cells-reader API as .xlsx, on another type.
-            Workbook::Xlsb(book) => {
-                let mut cells = book
-                    .worksheet_cells_reader(sheet)
-                    .map_err(ImportError::unreadable)?;
-                on_declared(declared_rows(cells.dimensions()))?;
-                let next = || {
-                    cells
-                        .next_cell()
-                        .map_err(ImportError::unreadable)
-                        .map(|c| c.map(split_cell))
-                };
-                stream_cells(next, limits, visit)
+            // Streamed: the rows are lent to `visit` instead of handed over.
+            Workbook::Xlsx(_) | Workbook::Xlsb(_) => {
+                self.stream_rows(sheet, limits, on_declared, &mut |row, cells| {
+                    visit(row, cells)
+                })
             }
             Workbook::Xls(book) => {
                 let range = book
@@ -155,14 +191,14 @@ fn split_cell<'a>(cell: calamine::Cell<DataRef<'a>>) -> (u32, u32, DataRef<'a>) 
 fn stream_cells<'a>(
     mut next: impl FnMut() -> Result<Option<(u32, u32, DataRef<'a>)>, ImportError>,
     limits: &ImportLimits,
-    visit: &mut Visit<'_>,
+    visit: &mut Take<'a, '_>,
 ) -> Result<(), ImportError> {
     let mut current: Option<u32> = None;
     let mut row_cells: Vec<DataRef<'a>> = Vec::new();
     while let Some((row, column, value)) = next()? {
         if current != Some(row) {
             if let Some(done) = current {
-                if !visit(done, &row_cells)? {
+                if !visit(done, &mut row_cells)? {
                     return Ok(());
                 }
             }
@@ -180,7 +216,7 @@ fn stream_cells<'a>(
         row_cells[column] = value;
     }
     if let Some(done) = current {
-        visit(done, &row_cells)?;
+        visit(done, &mut row_cells)?;
     }
     Ok(())
 }
