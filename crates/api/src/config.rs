@@ -16,6 +16,7 @@
 //! | `AUTH_MODE` | `off` on a loopback `BIND_ADDR`, else `keys` | `keys`: every `/api` call needs an API key; `off`: every call is an admin (development) |
 //! | `RATE_LIMIT_PER_SECOND` | 50 | requests per second per API key (then 429 with `Retry-After`) |
 //! | `RATE_LIMIT_BURST` | 100 | requests a key may burst above its rate |
+//! | `WEBHOOK_ALLOWED_HOSTS` | empty | hosts `webhook` jobs may POST to, as the worker's: a job whose URL's host is not on it is refused (422); set it as on the worker |
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them
@@ -24,6 +25,8 @@
 use std::net::SocketAddr;
 
 use burrow_shared::import::{ImportLimitArgs, ImportLimits};
+use burrow_shared::kinds::webhook::{AllowedHosts, ALLOWED_HOSTS_VAR};
+use burrow_shared::kinds::WebhookConfig;
 use burrow_shared::readiness::{self, ReadinessRules};
 use clap::Parser;
 
@@ -79,6 +82,10 @@ pub struct ApiConfig {
     /// `/readyz` says `degraded` when jobs have waited this many minutes and none finished.
     #[arg(long, env = "READY_STALL_MINUTES", default_value_t = readiness::DEFAULT_STALL_MINUTES)]
     pub ready_stall_minutes: u64,
+    /// Hosts `webhook` jobs may POST to (the worker's list): comma-separated `host` or
+    /// `host:port`. The api refuses other hosts at once; the secret is the worker's only.
+    #[arg(long, env = ALLOWED_HOSTS_VAR, default_value = "", value_parser = AllowedHosts::parse)]
+    pub webhook_allowed_hosts: AllowedHosts,
     /// Test-only: the failpoint to arm (see [`Failpoint`]); never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
     pub failpoint: Option<String>,
@@ -94,6 +101,15 @@ impl ApiConfig {
     /// When `/readyz` says `degraded`.
     pub fn readiness_rules(&self) -> ReadinessRules {
         ReadinessRules::new(self.ready_backlog_threshold, self.ready_stall_minutes)
+    }
+
+    /// What the `webhook` kind checks at the api: the allowed hosts (it sends nothing here,
+    /// so no secret).
+    pub fn webhook(&self) -> WebhookConfig {
+        WebhookConfig {
+            allowed_hosts: self.webhook_allowed_hosts.clone(),
+            ..WebhookConfig::default()
+        }
     }
 
     /// The armed failpoint, if `BURROW_FAILPOINT` names one of the api's; names of other

@@ -68,7 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             // The engine knows no kinds: this binary accepts the ones burrow ships.
-            let registry = burrow_shared::kinds::shipped(Default::default());
+            let registry = burrow_shared::kinds::shipped(Default::default(), cli.config.webhook());
             Application::build(&cli.config, registry)
                 .await?
                 .run_until_stopped(shutdown)

@@ -245,7 +245,7 @@ impl TestApi {
             env.db.clone(),
             Publisher::new(env.amqp.clone(), env.topology.clone()),
             UPLOAD_MAX_BYTES,
-            burrow_shared::kinds::shipped(Default::default()),
+            burrow_shared::kinds::shipped(Default::default(), Default::default()),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

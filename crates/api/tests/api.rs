@@ -250,10 +250,12 @@ async fn an_upload_is_checked_against_the_configured_import_limits() {
         "4096",
     ]);
     assert_eq!(config.import_limits().max_uncompressed_bytes, 4096);
-    let app =
-        burrow_api::Application::build(&config, burrow_shared::kinds::shipped(Default::default()))
-            .await
-            .expect("the api");
+    let app = burrow_api::Application::build(
+        &config,
+        burrow_shared::kinds::shipped(Default::default(), Default::default()),
+    )
+    .await
+    .expect("the api");
     let url = format!("http://127.0.0.1:{}/api/jobs", app.port());
     let stop = CancellationToken::new();
     let served = tokio::spawn(app.run_until_stopped(stop.clone()));

@@ -44,7 +44,10 @@ fn documented(path: &str) -> bool {
 
 /// The document as the api serves it with the shipped kinds (`AppState::new`'s registry).
 fn spec() -> Value {
-    document(&burrow_shared::kinds::shipped(ImportOptions::default()))
+    document(&burrow_shared::kinds::shipped(
+        ImportOptions::default(),
+        Default::default(),
+    ))
 }
 
 /// Every operation of the document: (METHOD, path) → operation.
@@ -554,7 +557,12 @@ fn the_document_states_the_sizes_and_formats_the_handlers_enforce() {
             .collect();
         assert_eq!(
             kinds,
-            [&json!("export_xlsx"), &json!("noop"), &json!("sleep")],
+            [
+                &json!("export_xlsx"),
+                &json!("noop"),
+                &json!("sleep"),
+                &json!("webhook")
+            ],
             "{name}"
         );
         for variant in variants {
@@ -577,6 +585,9 @@ fn the_document_states_the_sizes_and_formats_the_handlers_enforce() {
         assert!(sleep["required"]
             .as_array()
             .is_some_and(|r| r.contains(&json!("payload"))));
+        let webhook = &variants[3]["properties"]["payload"];
+        assert_eq!(webhook["required"], json!(["url"]));
+        assert_eq!(webhook["additionalProperties"], false);
     }
     assert_eq!(
         schema(&spec, "BatchSpec")["properties"]["jobs"]["items"]["$ref"],

@@ -7,8 +7,8 @@
 //!   registry ([`handler`]). Its modules are re-exported here under their short paths
 //!   (`burrow_shared::jobs`, …).
 //! - The product, beside it: [`import`] (the xlsx import processor, calamine cell reader →
-//!   `COPY`), [`kinds`] (the kinds burrow ships: import, export, noop, sleep), [`people_sheet`]
-//!   (writing the people sheet as .xlsx).
+//!   `COPY`), [`kinds`] (the kinds burrow ships: import, export, noop, sleep, webhook),
+//!   [`people_sheet`] (writing the people sheet as .xlsx).
 //! - [`api_keys`]: API keys (hashed) and their owners.
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.

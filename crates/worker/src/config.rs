@@ -22,12 +22,16 @@
 //! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queues (both priorities) |
 //! | `READY_STALL_MINUTES` | 10 | `/readyz` says `degraded` when messages waited this long and this worker finished nothing |
 //! | `IMPORT_MAX_UNCOMPRESSED_BYTES`, `IMPORT_MAX_COMPRESSION_RATIO`, `IMPORT_MAX_SHARED_STRINGS_BYTES` | as the api's | an upload's package limits, checked again before parsing: set them as on the api |
+//! | `WEBHOOK_ALLOWED_HOSTS` | empty | hosts `webhook` jobs may POST to: comma-separated `host` (any port) or `host:port`, exact match; empty: webhook jobs fail |
+//! | `WEBHOOK_SECRET` | unset | signing secret of webhook requests, `whsec_<base64 of 24 to 64 bytes>` (Standard Webhooks); unset: webhook jobs fail, nothing is sent unsigned |
+//! | `WEBHOOK_TIMEOUT_SECS` | 10 | longest one webhook request may take (then retried) |
 //! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use burrow_shared::import::ImportLimitArgs;
+use burrow_shared::kinds::webhook::WebhookArgs;
 use burrow_shared::readiness::{self, ReadinessRules};
 use burrow_shared::retry::{self, RetryPolicy};
 
@@ -107,6 +111,9 @@ pub struct WorkerConfig {
     /// The `IMPORT_*` package limits, as the api's: a file the api accepted is not refused here.
     #[command(flatten)]
     pub import: ImportLimitArgs,
+    /// The `webhook` kind: allowed hosts, signing secret, timeout (`WEBHOOK_*`).
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
     /// Test-only fault injection, e.g. `transient_import:NAME` (jobs of that file name always
     /// fail transiently). Never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]

@@ -86,7 +86,10 @@ mod tests {
 
     #[tokio::test]
     async fn imports_run_two_at_a_time_two_wait_and_the_rest_are_handed_back() {
-        let slots = KindSlots::new(&burrow_shared::kinds::shipped(ImportOptions::default()));
+        let slots = KindSlots::new(&burrow_shared::kinds::shipped(
+            ImportOptions::default(),
+            Default::default(),
+        ));
         let first = slots.acquire("import_xlsx").await;
         let second = slots.acquire("import_xlsx").await;
         assert!(matches!((&first, &second), (Slot::Held(_), Slot::Held(_))));

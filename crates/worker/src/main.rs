@@ -54,7 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 profiles: cli.config.import.profiles()?,
                 ..ImportOptions::default()
             };
-            let registry = burrow_shared::kinds::shipped(import);
+            let registry = burrow_shared::kinds::shipped(import, cli.config.webhook.config());
             burrow_worker::run(cli.config, registry, shutdown).await
         }
         Command::Redrive { limit } => {

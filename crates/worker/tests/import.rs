@@ -389,7 +389,7 @@ async fn transient_failures_back_off_then_dead_letter_while_other_jobs_flow() {
             ..JobContext::new(
                 stack.env.db.clone(),
                 "w1".to_owned(),
-                burrow_shared::kinds::shipped(ImportOptions::default()),
+                burrow_shared::kinds::shipped(ImportOptions::default(), Default::default()),
             )
         },
         2,

@@ -23,7 +23,7 @@ async fn count(env: &TestEnv, sql: &str) -> i64 {
 #[tokio::test]
 async fn a_recurring_slot_is_enqueued_once_however_many_replicas_tick() {
     let env = TestEnv::new().await.expect("services");
-    let registry = burrow_shared::kinds::shipped(Default::default());
+    let registry = burrow_shared::kinds::shipped(Default::default(), Default::default());
     let json =
         r#"[{"name": "heartbeat", "cron": "0 * * * * *", "kind": "sleep", "payload": {"ms": 1}}]"#;
     let schedules = parse_recurring(json, &registry).expect("valid");

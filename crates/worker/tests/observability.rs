@@ -250,7 +250,7 @@ async fn a_fresh_worker_shows_every_counter_at_zero_before_any_job() {
         "burrow_jobs_cancelled_total",
         "burrow_job_rows_total",
     ];
-    for kind in ["export_xlsx", "import_xlsx", "noop", "sleep"] {
+    for kind in ["export_xlsx", "import_xlsx", "noop", "sleep", "webhook"] {
         for counter in counters {
             series.push(format!(r#"{counter}{{kind="{kind}"}}"#));
         }

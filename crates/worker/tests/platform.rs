@@ -45,7 +45,7 @@ async fn json_jobs_run_and_invalid_ones_are_422_with_nothing_stored() {
     let invalid = [
         (
             json!({"kind": "nope"}),
-            "unknown job kind \"nope\" (known: export_xlsx, import_xlsx, noop, sleep)",
+            "unknown job kind \"nope\" (known: export_xlsx, import_xlsx, noop, sleep, webhook)",
         ),
         (
             json!({"kind": "sleep", "payload": {"ms": "x"}}),

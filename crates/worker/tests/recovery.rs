@@ -153,7 +153,7 @@ async fn redrive_moves_dead_jobs_back_and_leaves_garbage_in_the_dlq() {
             ..JobContext::new(
                 stack.env.db.clone(),
                 "flaky".to_owned(),
-                burrow_shared::kinds::shipped(ImportOptions::default()),
+                burrow_shared::kinds::shipped(ImportOptions::default(), Default::default()),
             )
         },
         1,

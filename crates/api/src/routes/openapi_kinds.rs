@@ -10,7 +10,7 @@
 //! `idempotency_key`) come from `JobSpec`'s own attributes.
 
 use burrow_shared::handler::{JobHandler, Registry};
-use burrow_shared::kinds::{ExportXlsx, Noop, Sleep};
+use burrow_shared::kinds::{ExportXlsx, Noop, Sleep, Webhook};
 use serde_json::{json, Value};
 
 /// A string without U+0000.
@@ -81,6 +81,31 @@ fn payload_schema(kind: &str) -> Option<PayloadSchema> {
             }),
             // Every field is optional: without a source the job exports its import parent.
             required: false,
+        });
+    }
+    if kind == Webhook::KIND {
+        return Some(PayloadSchema {
+            schema: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["url"],
+                "properties": {
+                    "url": {
+                        "type": "string",
+                        "format": "uri",
+                        "pattern": NO_NUL,
+                        "description": "Where to POST: an http or https URL whose host is in WEBHOOK_ALLOWED_HOSTS.",
+                    },
+                    "body": {
+                        "description": "The JSON to send (signed, Standard Webhooks); absent or null: `{}`.",
+                        "anyOf": [
+                            { "type": "null" },
+                            { "$ref": "#/components/schemas/PayloadValue" },
+                        ],
+                    },
+                },
+            }),
+            required: true,
         });
     }
     None

@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn only_the_latest_due_slot_is_taken() {
-        let registry = burrow_shared::kinds::shipped(Default::default());
+        let registry = burrow_shared::kinds::shipped(Default::default(), Default::default());
         let json = r#"[{"name": "every-minute", "cron": "0 * * * * *", "kind": "noop"}]"#;
         let schedules = parse_recurring(json, &registry).expect("valid");
         let every_minute = &schedules[0];
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        let registry = burrow_shared::kinds::shipped(Default::default());
+        let registry = burrow_shared::kinds::shipped(Default::default(), Default::default());
         let cases = [
             (
                 r#"[{"name": "a", "cron": "nope", "kind": "noop"}]"#,

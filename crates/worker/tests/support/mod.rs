@@ -7,6 +7,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
+pub use burrow_api::state::AppState;
 pub use burrow_api::testing::*;
 use burrow_shared::import::ImportOptions;
 use burrow_shared::publish::open_confirm_channel;
@@ -37,7 +38,12 @@ impl Deref for Stack {
 impl Stack {
     /// An api over a fresh environment, no worker yet.
     pub async fn new() -> Stack {
-        let api = TestApi::spawn().await;
+        Stack::new_with(|state| state).await
+    }
+
+    /// Like [`Stack::new`], with the api's state changed by `adjust` first (e.g. its registry).
+    pub async fn new_with(adjust: impl FnOnce(AppState) -> AppState) -> Stack {
+        let api = TestApi::spawn_with(adjust).await;
         Stack {
             worker_stop: api.stopped(),
             api,
@@ -73,10 +79,13 @@ impl Stack {
                 ..JobContext::new(
                     self.env.db.clone(),
                     worker_id.to_owned(),
-                    burrow_shared::kinds::shipped(ImportOptions {
-                        row_delay,
-                        ..ImportOptions::default()
-                    }),
+                    burrow_shared::kinds::shipped(
+                        ImportOptions {
+                            row_delay,
+                            ..ImportOptions::default()
+                        },
+                        Default::default(),
+                    ),
                 )
             },
             concurrency,

@@ -14,7 +14,10 @@ async fn main() -> anyhow::Result<()> {
 
     let worker = Worker::builder(db, amqp_url)
         .register(WelcomeEmail)
-        .registry(burrow_shared::kinds::shipped(Default::default()))
+        .registry(burrow_shared::kinds::shipped(
+            Default::default(),
+            Default::default(),
+        ))
         .concurrency(8)
         .build()
         .await?;
