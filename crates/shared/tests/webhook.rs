@@ -16,7 +16,7 @@ use burrow_shared::kinds::webhook::{verify, AllowedHosts, WebhookSecret};
 use burrow_shared::kinds::{Webhook, WebhookConfig, WebhookPayload};
 use burrow_shared::progress::Progress;
 use burrow_shared::testing::TestEnv;
-use burrow_shared::NewJob;
+use burrow_shared::{jobs, NewJob};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -187,17 +187,75 @@ async fn without_a_body_the_default_body_is_sent() {
     let env = TestEnv::new().await.expect("services");
     let (address, received) = receiver(Script::status(200)).await;
     let handler = webhook(&address, Duration::from_secs(5));
-    let (_, result) = run(
+    let (job, result) = run(
         &env,
         &handler,
         json!({"url": format!("http://{address}/x")}),
     )
     .await;
 
-    result.expect("success");
+    let job = result.map(|_| job);
     let requests = requests(&received);
     assert_eq!(requests.len(), 1);
-    assert_eq!(&requests[0].body[..], b"{}");
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"job_id": job.expect("success"), "parents": [], "batch": null})
+    );
+}
+
+#[tokio::test]
+async fn a_batch_callback_reports_its_batch_and_parents_by_default() {
+    use burrow_shared::engine::batches::{enqueue_batch, NewBatch};
+    use burrow_shared::state::{self, Transition};
+
+    let env = TestEnv::new().await.expect("services");
+    let (address, received) = receiver(Script::status(204)).await;
+    let handler = webhook(&address, Duration::from_secs(5));
+    let payload = json!({"url": format!("http://{address}/done")});
+    let member = NewJob::new("noop");
+    let callback = NewJob {
+        payload: payload.clone(),
+        ..NewJob::new(Webhook::KIND)
+    };
+    let mut conn = env.db.acquire().await.expect("connection");
+    let batch = enqueue_batch(&mut conn, NewBatch::of(vec![member]).on_complete(callback))
+        .await
+        .expect("batch");
+    let member = batch.members[0].job.id;
+    sqlx::query("UPDATE jobs SET status = 'processing' WHERE id = $1")
+        .bind(member)
+        .execute(&env.db)
+        .await
+        .expect("claim");
+    let done = Transition::Succeed {
+        message: "ok",
+        rows: None,
+        output: Some(&json!({"n": 1})),
+    };
+    assert!(state::apply(&env.db, member, done).await.expect("db"));
+
+    let callback = jobs::find_job(&env.db, batch.on_complete.expect("callback").job.id)
+        .await
+        .expect("db")
+        .expect("job");
+    let mut slot = None;
+    let ctx = RunContext {
+        job: &callback,
+        tx: RunTx::new(&env.db, &mut slot),
+        cancel: CancellationToken::new(),
+        progress: Progress::default(),
+    };
+    let payload: WebhookPayload = serde_json::from_value(payload).expect("payload");
+    handler.run(ctx, payload).await.expect("success");
+    let requests = requests(&received);
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("JSON");
+    assert_eq!(body["job_id"], json!(callback.id));
+    assert_eq!(body["parents"][0]["id"], json!(member));
+    assert_eq!(body["parents"][0]["output"], json!({"n": 1}));
+    assert_eq!(body["batch"]["id"], json!(batch.id));
+    assert_eq!(body["batch"]["status"], "succeeded");
+    assert_eq!(body["batch"]["counts"]["succeeded"], 1);
 }
 
 /// One run against a receiver answering `script`, loopback allowed, with `timeout`: the result

@@ -254,6 +254,25 @@ pub async fn find_batch(
     }))
 }
 
+/// The batch whose `on_success` or `on_complete` callback is job `callback`, if any.
+///
+/// # Errors
+/// The database error.
+pub async fn find_batch_called_back(
+    db: impl PgExecutor<'_> + Copy,
+    callback: Uuid,
+) -> Result<Option<BatchSummary>, sqlx::Error> {
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM batches WHERE on_success = $1 OR on_complete = $1")
+            .bind(callback)
+            .fetch_optional(db)
+            .await?;
+    match id {
+        Some(id) => find_batch(db, id).await,
+        None => Ok(None),
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct BatchRow {
     id: Uuid,

@@ -138,6 +138,18 @@ impl RunContext<'_> {
             .await
             .map_err(|e| JobError::Retryable(format!("database: {e}")))
     }
+
+    /// The batch this job is the `on_success` or `on_complete` callback of, if any.
+    ///
+    /// # Errors
+    /// [`JobError::Retryable`] when the database cannot be read.
+    pub async fn batch_called_back(
+        &self,
+    ) -> Result<Option<crate::engine::batches::BatchSummary>, JobError> {
+        crate::engine::batches::find_batch_called_back(self.tx.db, self.job.id)
+            .await
+            .map_err(|e| JobError::Retryable(format!("database: {e}")))
+    }
 }
 
 /// A run's transaction, begun on first use ([`RunTx::conn`]).

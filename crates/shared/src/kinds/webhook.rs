@@ -133,15 +133,22 @@ impl Webhook {
     }
 }
 
-/// The JSON sent when the payload has no `body`: `{}` for now.
+/// The JSON sent when the payload has no `body`: what the job reports on.
 ///
-/// This is where a summary of what the job reports on (its parent jobs, or its batch) goes:
-/// the run's context is here for that, and its transaction ([`RunContext::tx`]) reads them.
+/// `{"job_id", "parents": [{"id", "kind", "status", "message", "output"}], "batch": null |
+/// {"id", "status", "members", "counts", …}}`: its parent jobs (`depends_on`), and the batch
+/// it is a callback of (`on_success` / `on_complete`), as `GET /api/batches/{id}` shows it.
 ///
 /// # Errors
-/// None yet; a summary read from the database would fail as [`JobError::Retryable`].
-pub async fn default_body(_ctx: &mut RunContext<'_>) -> Result<serde_json::Value, JobError> {
-    Ok(serde_json::json!({}))
+/// [`JobError::Retryable`] when the database cannot be read.
+pub async fn default_body(ctx: &mut RunContext<'_>) -> Result<serde_json::Value, JobError> {
+    let parents = ctx.parents().await?;
+    let batch = ctx.batch_called_back().await?;
+    Ok(serde_json::json!({
+        "job_id": ctx.job.id,
+        "parents": parents,
+        "batch": batch,
+    }))
 }
 
 impl JobHandler for Webhook {
