@@ -267,6 +267,29 @@ test("a queued job is cancelled from its page", async () => {
   await page.context().close();
 });
 
+test("a job waiting for another shows its parent, and the parent its child", async () => {
+  const user = uniqueUser("workflow");
+  const runAt = new Date(Date.now() + 60_000).toISOString();
+  const { body: parent } = await apiCall("POST", "/api/jobs", { kind: "noop", run_at: runAt, user_id: user });
+  const { status, body: child } = await apiCall("POST", "/api/jobs", { kind: "noop", depends_on: [parent.id], user_id: user });
+  assert.equal(status, 202);
+  assert.equal(child.status, "awaiting");
+  const page = await openDashboard(browser, { hash: `#/jobs/${child.id}` });
+  await page.locator("#job-sub .pill-awaiting").waitFor();
+  const parentLink = page.locator(`#job-facts .relatives a[href="#/jobs/${parent.id}"]`);
+  await parentLink.waitFor();
+  await parentLink.click();
+  await page.locator(`#job-facts .relatives a[href="#/jobs/${child.id}"]`).waitFor();
+  // Cancelling the parent cancels the child, with the reason on its page.
+  await page.click("#job-cancel");
+  await page.locator("#job-sub .pill-cancelled").waitFor();
+  await page.goto(page.url().replace(/#.*$/, `#/jobs/${child.id}`));
+  await page.locator("#job-sub .pill-cancelled").waitFor({ timeout: JOB_TIMEOUT_MS });
+  await page.locator("#job-events", { hasText: `parent ${parent.id} ended cancelled` }).waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("a running job shows its progress and stops when cancelled", async () => {
   const { body: job } = await apiCall("POST", "/api/jobs", {
     kind: "sleep",
