@@ -123,16 +123,25 @@ async fn run(
         })
         .await
         .expect("job");
-    let payload: WebhookPayload = serde_json::from_value(payload).expect("payload");
+    let result = run_stored(env, handler, &job).await;
+    (job.id, result)
+}
+
+/// Runs `handler` once on the stored webhook job `job`, as the worker would.
+async fn run_stored(
+    env: &TestEnv,
+    handler: &Webhook,
+    job: &jobs::JobRow,
+) -> Result<JobOutput, JobError> {
+    let payload: WebhookPayload = serde_json::from_value(job.payload.clone()).expect("payload");
     let mut slot = None;
     let ctx = RunContext {
-        job: &job,
+        job,
         tx: RunTx::new(&env.db, &mut slot),
         cancel: CancellationToken::new(),
         progress: Progress::default(),
     };
-    let result = handler.run(ctx, payload).await;
-    (job.id, result)
+    handler.run(ctx, payload).await
 }
 
 fn requests(received: &Mutex<Vec<Received>>) -> Vec<Received> {
@@ -239,15 +248,9 @@ async fn a_batch_callback_reports_its_batch_and_parents_by_default() {
         .await
         .expect("db")
         .expect("job");
-    let mut slot = None;
-    let ctx = RunContext {
-        job: &callback,
-        tx: RunTx::new(&env.db, &mut slot),
-        cancel: CancellationToken::new(),
-        progress: Progress::default(),
-    };
-    let payload: WebhookPayload = serde_json::from_value(payload).expect("payload");
-    handler.run(ctx, payload).await.expect("success");
+    run_stored(&env, &handler, &callback)
+        .await
+        .expect("success");
     let requests = requests(&received);
     let body: Value = serde_json::from_slice(&requests[0].body).expect("JSON");
     assert_eq!(body["job_id"], json!(callback.id));

@@ -54,11 +54,16 @@ pub struct Relative {
 /// moment either ends first (and its end is seen here) or after this commit (and its trigger
 /// sees the edge).
 ///
+/// Returns whether a parent had ended, so a child may have moved (released or cancelled).
+///
 /// # Errors
 /// [`LinkError::UnknownParent`] if a parent does not exist; the database error.
-pub(crate) async fn link(conn: &mut PgConnection, edges: &[(Uuid, Uuid)]) -> Result<(), LinkError> {
+pub(crate) async fn link(
+    conn: &mut PgConnection,
+    edges: &[(Uuid, Uuid)],
+) -> Result<bool, LinkError> {
     if edges.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let mut parents: Vec<Uuid> = edges.iter().map(|(_, parent)| *parent).collect();
     // One order for every caller, so two enqueues sharing parents lock them alike.
@@ -109,7 +114,7 @@ pub(crate) async fn link(conn: &mut PgConnection, edges: &[(Uuid, Uuid)]) -> Res
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(!ended.is_empty())
 }
 
 /// Why [`link`] refused.

@@ -307,14 +307,14 @@ pub async fn enqueue_many(
         .filter(|job| created.contains_key(&job.id))
         .flat_map(|job| job.depends_on.iter().map(|parent| (job.id, *parent)))
         .collect();
-    dependencies::link(&mut tx, &edges)
+    let resolved = dependencies::link(&mut tx, &edges)
         .await
         .map_err(|e| match e {
             LinkError::UnknownParent(_) => EnqueueError::Invalid(e.to_string()),
             LinkError::Database(e) => EnqueueError::Database(e),
         })?;
-    if !edges.is_empty() {
-        // A parent that had ended already may have released or cancelled a child just now.
+    if resolved {
+        // A parent had ended already: a child may have been released or cancelled just now.
         let linked: Vec<Uuid> = edges.iter().map(|(child, _)| *child).collect();
         for row in jobs::find_jobs(&mut *tx, &linked).await? {
             created.insert(row.id, row);
