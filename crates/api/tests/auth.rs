@@ -127,6 +127,45 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
         Some(1)
     );
 
+    // A batch is its owner's, like a job: another key sees neither it, its stream nor its
+    // members.
+    let body = json!({"jobs": [{"kind": "noop"}], "user_id": "mallory"});
+    let (status, created) = call(&api, "POST", "/api/batches", Some(&alice), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    assert_eq!(created["batch"]["user_id"], "alice");
+    let batch = created["batch"]["id"].as_str().expect("id").to_owned();
+    for path in [
+        format!("/api/batches/{batch}"),
+        format!("/api/batches/{batch}/events"),
+    ] {
+        assert_eq!(
+            call(&api, "GET", &path, Some(&bob), None).await.0,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let members = format!("/api/jobs?batch_id={batch}");
+    assert_eq!(
+        count(call(&api, "GET", &members, Some(&bob), None).await.1),
+        Some(0)
+    );
+    assert_eq!(
+        count(call(&api, "GET", &members, Some(&alice), None).await.1),
+        Some(1)
+    );
+    assert_eq!(
+        call(
+            &api,
+            "GET",
+            &format!("/api/batches/{batch}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+
     // Admin endpoints.
     assert_eq!(
         call(&api, "GET", "/api/stats", Some(&alice), None).await.0,

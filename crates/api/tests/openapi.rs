@@ -596,20 +596,32 @@ fn the_document_states_the_sizes_and_formats_the_handlers_enforce() {
 }
 
 #[test]
-fn the_event_stream_is_documented_event_by_event_with_the_job_as_data() {
+fn the_event_streams_are_documented_event_by_event_with_the_job_or_batch_as_data() {
     let spec = spec();
-    let ok = &spec["paths"]["/api/jobs/{id}/events"]["get"]["responses"]["200"];
-    let event = &ok["content"]["text/event-stream"]["schema"];
-    let event = match event["$ref"].as_str() {
-        Some(reference) => resolve(&spec, reference).expect("resolves"),
-        None => event,
-    };
-    assert_eq!(event["properties"]["event"]["enum"], json!(["job"]));
-    let data = &event["properties"]["data"];
-    assert_eq!(data["type"], "string");
-    assert_eq!(data["contentMediaType"], "application/json");
-    assert_eq!(data["contentSchema"]["$ref"], "#/components/schemas/JobRow");
-    assert_eq!(event["required"], json!(["event", "data"]));
+    for (path, name, data_schema) in [
+        ("/api/jobs/{id}/events", "job", "JobRow"),
+        ("/api/batches/{id}/events", "batch", "BatchSummary"),
+    ] {
+        let ok = &spec["paths"][path]["get"]["responses"]["200"];
+        let event = &ok["content"]["text/event-stream"]["schema"];
+        let event = match event["$ref"].as_str() {
+            Some(reference) => resolve(&spec, reference).expect("resolves"),
+            None => event,
+        };
+        assert_eq!(
+            event["properties"]["event"]["enum"],
+            json!([name]),
+            "{path}"
+        );
+        let data = &event["properties"]["data"];
+        assert_eq!(data["type"], "string");
+        assert_eq!(data["contentMediaType"], "application/json");
+        assert_eq!(
+            data["contentSchema"]["$ref"],
+            format!("#/components/schemas/{data_schema}")
+        );
+        assert_eq!(event["required"], json!(["event", "data"]));
+    }
 }
 
 #[test]

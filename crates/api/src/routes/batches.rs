@@ -1,4 +1,5 @@
-//! `POST /api/batches` (member jobs with optional callbacks) and `GET /api/batches/{id}`.
+//! `POST /api/batches` (member jobs with optional callbacks) and `GET /api/batches/{id}`; its
+//! event stream is in `batch_events.rs`.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -171,10 +172,20 @@ pub async fn get_workflow_batch(
     Path(id): Path<String>,
 ) -> Result<Json<BatchSummary>, ApiError> {
     let id = super::jobs::parse_id(&id)?;
+    Ok(Json(find_visible_batch(&state, &caller, id).await?))
+}
+
+/// The batch if `caller` may see it (an admin, or its owner); 404 otherwise, as for an
+/// unknown batch.
+pub(super) async fn find_visible_batch(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<BatchSummary, ApiError> {
     let not_found = || ApiError::NotFound(format!("no batch {id}"));
     let batch = find_batch(&state.db, id).await?.ok_or_else(not_found)?;
     if !(caller.admin || (caller.user_id.is_some() && batch.user_id == caller.user_id)) {
         return Err(not_found());
     }
-    Ok(Json(batch))
+    Ok(batch)
 }

@@ -2,17 +2,18 @@
 //!
 //! Each change of status, attempt or progress is one `event: job` whose data is the job JSON;
 //! the stream ends after the job's final state. The api polls the job row every 250 ms (the
-//! pace at which workers flush progress), so any api replica can serve any job.
+//! pace at which workers flush progress).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use burrow_shared::jobs;
+use axum::response::sse::{Event, Sse};
+use burrow_shared::jobs::{self, JobRow};
 use futures::Stream;
 
 use super::jobs::{find_visible, parse_id};
+use super::polled_stream::{polled_sse, Polled};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -41,47 +42,22 @@ pub async fn job_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
     let first = find_visible(&state, &caller, id).await?;
-    let stream = futures::stream::unfold(
-        (
-            state,
-            Some(first),
-            None::<(String, i32, Option<i64>, Option<i64>)>,
-            false,
-        ),
-        move |(state, mut next, mut last, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let job = match next.take() {
-                    Some(job) => job,
-                    None => {
-                        tokio::time::sleep(POLL).await;
-                        match jobs::find_job(&state.db, id).await {
-                            Ok(Some(job)) => job,
-                            // Deleted, or the database is away: end the stream; clients reconnect.
-                            _ => return None,
-                        }
-                    }
-                };
-                let key = (
-                    job.status.to_string(),
-                    job.attempts,
-                    job.progress_done,
-                    job.progress_total,
-                );
-                if last.as_ref() == Some(&key) {
-                    continue;
-                }
-                last = Some(key);
-                let terminal = job.status.is_terminal();
-                let event = Event::default()
-                    .event("job")
-                    .json_data(&job)
-                    .unwrap_or_default();
-                return Some((Ok(event), (state, None, last, terminal)));
-            }
+    let polled = Polled {
+        event: "job",
+        every: POLL,
+        fetch: move || {
+            let db = state.db.clone();
+            async move { jobs::find_job(&db, id).await.ok().flatten() }
         },
-    );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+        key: |job: &JobRow| {
+            (
+                job.status,
+                job.attempts,
+                job.progress_done,
+                job.progress_total,
+            )
+        },
+        is_last: |job: &JobRow| job.status.is_terminal(),
+    };
+    Ok(polled_sse(first, polled))
 }

@@ -1,4 +1,4 @@
-//! `GET /api/jobs/{id}` and `GET /api/jobs?status=&user_id=&limit=&cursor=`.
+//! `GET /api/jobs/{id}` and `GET /api/jobs?status=&user_id=&batch_id=&limit=&cursor=`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -109,6 +109,9 @@ pub struct ListQuery {
     /// characters, no control character; trimmed, blank means any).
     #[param(max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     user_id: Option<String>,
+    /// Only the members of this batch (`POST /api/batches`); a hyphenated UUID.
+    #[param(value_type = Option<Uuid>)]
+    batch_id: Option<String>,
     /// Jobs per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
@@ -134,7 +137,7 @@ pub struct JobPage {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of jobs, newest first", body = JobPage),
-        (status = 400, description = "Unknown status, `limit` out of range, invalid cursor, or a `user_id` with a control character or over 128 characters", body = ApiError),
+        (status = 400, description = "Unknown status, `batch_id` not a UUID, `limit` out of range, invalid cursor, or a `user_id` with a control character or over 128 characters", body = ApiError),
         (status = 500, description = "Database error", body = ApiError),
     )
 )]
@@ -157,6 +160,14 @@ pub async fn list_jobs(
         )));
     }
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let batch_id = query
+        .batch_id
+        .as_deref()
+        .map(|id| {
+            parse_id(id)
+                .map_err(|_| ApiError::BadRequest(format!("`batch_id` {id:?} is not a UUID")))
+        })
+        .transpose()?;
     // A NUL would reach Postgres, which refuses it in text (a 500): checked like an upload's.
     let wanted_owner = super::job_request::owner_tag(query.user_id.as_deref())
         .map_err(|e| ApiError::BadRequest(format!("`user_id`: {e}")))?;
@@ -168,6 +179,7 @@ pub async fn list_jobs(
         } else {
             caller.user_id.clone()
         },
+        batch_id,
         before,
         limit: limit + 1,
     };

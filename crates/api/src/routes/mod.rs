@@ -1,5 +1,6 @@
 //! The HTTP routes, one file each, and the router that mounts them.
 
+mod batch_events;
 mod batches;
 mod bulk_retry;
 mod control;
@@ -16,6 +17,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 mod openapi_kinds;
+mod polled_stream;
 mod result;
 mod schemas;
 mod simulate;
@@ -45,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/jobs/batch"),
     ("POST", "/api/batches"),
     ("GET", "/api/batches/{id}"),
+    ("GET", "/api/batches/{id}/events"),
     ("GET", "/api/jobs/{id}"),
     ("GET", "/api/jobs/{id}/events"),
     ("GET", "/api/jobs/{id}/result"),
@@ -91,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/batch", post(create::create_batch))
         .route("/api/batches", post(batches::create_workflow_batch))
         .route("/api/batches/{id}", get(batches::get_workflow_batch))
+        .route("/api/batches/{id}/events", get(batch_events::batch_events))
         .route("/api/jobs/{id}", get(jobs::get_job))
         .route("/api/jobs/{id}/events", get(events::job_events))
         .route("/api/jobs/{id}/result", get(result::job_result))

@@ -52,6 +52,7 @@ pub const HEADER_SCHEME: &str = "x_api_key";
         super::create::create_batch,
         super::batches::create_workflow_batch,
         super::batches::get_workflow_batch,
+        super::batch_events::batch_events,
         super::jobs::list_jobs,
         super::jobs::get_job,
         super::events::job_events,

@@ -1,7 +1,8 @@
 //! Schemas that exist only for the OpenAPI document: bodies the handlers build with `json!`,
-//! the multipart upload form, the event-stream event, the error body. The handlers' own
+//! the multipart upload form, the event-stream events, the error body. The handlers' own
 //! annotations and [`super::openapi`] both name them; they name neither.
 
+use burrow_shared::engine::batches::BatchSummary;
 use burrow_shared::import::OnError;
 use burrow_shared::jobs::JobRow;
 use utoipa::openapi::extensions::Extensions;
@@ -89,39 +90,56 @@ pub struct JobStreamEvent;
 
 impl PartialSchema for JobStreamEvent {
     fn schema() -> RefOr<Schema> {
-        let job = Ref::from_schema_name(JobRow::name().into_owned());
-        // JSON Schema's `contentSchema` (2020-12): the schema of the decoded `data` text.
-        // utoipa has no builder for it; extensions serialise as given.
-        let decoded = Extensions::from_iter([(
-            "contentSchema",
-            serde_json::to_value(job).unwrap_or_default(),
-        )]);
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property(
-                "event",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["job"]))
-                    .description(Some("Always `job`.")),
-            )
-            .property(
-                "data",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .content_media_type("application/json")
-                    .extensions(Some(decoded))
-                    .description(Some(
-                        "The job as JSON (`JobRow`), as it is after the change.",
-                    )),
-            )
-            .required("event")
-            .required("data")
-            .into()
+        stream_event("job", &JobRow::name())
     }
 }
 
 impl ToSchema for JobStreamEvent {}
+
+/// One event of `GET /api/batches/{id}/events`: `event: batch`, and as `data` the batch as
+/// JSON ([`BatchSummary`]).
+pub struct BatchStreamEvent;
+
+impl PartialSchema for BatchStreamEvent {
+    fn schema() -> RefOr<Schema> {
+        stream_event("batch", &BatchSummary::name())
+    }
+}
+
+impl ToSchema for BatchStreamEvent {}
+
+/// An SSE event named `event` whose `data` is the JSON of the schema `data_schema`.
+fn stream_event(event: &str, data_schema: &str) -> RefOr<Schema> {
+    let data = Ref::from_schema_name(data_schema.to_owned());
+    // JSON Schema's `contentSchema` (2020-12): the schema of the decoded `data` text.
+    // utoipa has no builder for it; extensions serialise as given.
+    let decoded = Extensions::from_iter([(
+        "contentSchema",
+        serde_json::to_value(data).unwrap_or_default(),
+    )]);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "event",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([event]))
+                .description(Some(format!("Always `{event}`."))),
+        )
+        .property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/json")
+                .extensions(Some(decoded))
+                .description(Some(format!(
+                    "The {event} as JSON (`{data_schema}`), as it is after the change."
+                ))),
+        )
+        .required("event")
+        .required("data")
+        .into()
+}
 
 /// A file's bytes (`type: string, format: binary`), e.g. a job's result file.
 pub struct Binary;

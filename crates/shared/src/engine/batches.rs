@@ -191,8 +191,25 @@ pub struct BatchSummary {
     pub completed_at: Option<DateTime<Utc>>,
     /// The `on_success` callback job.
     pub on_success: Option<Uuid>,
+    /// The `on_success` callback's status: `awaiting` until every member ended, then
+    /// `cancelled` if one did not succeed.
+    pub on_success_status: Option<JobStatus>,
     /// The `on_complete` callback job.
     pub on_complete: Option<Uuid>,
+    /// The `on_complete` callback's status: `awaiting` until every member ended.
+    pub on_complete_status: Option<JobStatus>,
+}
+
+impl BatchSummary {
+    /// Whether nothing of the batch will change any more: every member ended, and so did its
+    /// callbacks.
+    pub fn is_settled(&self) -> bool {
+        self.status != BatchStatus::Running
+            && [self.on_success_status, self.on_complete_status]
+                .into_iter()
+                .flatten()
+                .all(JobStatus::is_terminal)
+    }
 }
 
 /// The batch `id`, with its counts, if it exists.
@@ -204,8 +221,13 @@ pub async fn find_batch(
     id: Uuid,
 ) -> Result<Option<BatchSummary>, sqlx::Error> {
     let row: Option<BatchRow> = sqlx::query_as(
-        "SELECT id, user_id, description, created_at, on_success, on_complete FROM batches \
-         WHERE id = $1",
+        "SELECT b.id, b.user_id, b.description, b.created_at, \
+                b.on_success, s.status AS on_success_status, \
+                b.on_complete, c.status AS on_complete_status \
+         FROM batches b \
+         LEFT JOIN jobs s ON s.id = b.on_success \
+         LEFT JOIN jobs c ON c.id = b.on_complete \
+         WHERE b.id = $1",
     )
     .bind(id)
     .fetch_optional(db)
@@ -250,7 +272,9 @@ pub async fn find_batch(
         counts: per_status.into_iter().map(|(s, n, _)| (s, n)).collect(),
         completed_at,
         on_success: row.on_success,
+        on_success_status: parse_status(row.on_success_status.as_deref()),
         on_complete: row.on_complete,
+        on_complete_status: parse_status(row.on_complete_status.as_deref()),
     }))
 }
 
@@ -273,6 +297,11 @@ pub async fn find_batch_called_back(
     }
 }
 
+/// A status column as [`JobStatus`] (the table's check constraint allows no other value).
+fn parse_status(status: Option<&str>) -> Option<JobStatus> {
+    status.and_then(|s| s.parse().ok())
+}
+
 #[derive(sqlx::FromRow)]
 struct BatchRow {
     id: Uuid,
@@ -280,5 +309,7 @@ struct BatchRow {
     description: Option<String>,
     created_at: DateTime<Utc>,
     on_success: Option<Uuid>,
+    on_success_status: Option<String>,
     on_complete: Option<Uuid>,
+    on_complete_status: Option<String>,
 }

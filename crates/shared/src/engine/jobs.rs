@@ -195,6 +195,8 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only jobs with this owner tag.
     pub user_id: Option<String>,
+    /// Only the members of this batch ([`crate::engine::batches`]).
+    pub batch_id: Option<Uuid>,
     /// Only jobs strictly older than this `(created_at, id)` keyset position.
     pub before: Option<(DateTime<Utc>, Uuid)>,
     /// At most this many rows.
@@ -215,6 +217,7 @@ pub async fn list_jobs(
          WHERE ($1::text IS NULL OR status = $1) \
            AND ($2::text IS NULL OR user_id = $2) \
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+           AND ($6::uuid IS NULL OR batch_id = $6) \
          ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
     .bind(filter.status.map(JobStatus::as_str))
@@ -222,6 +225,7 @@ pub async fn list_jobs(
     .bind(before_at)
     .bind(before_id)
     .bind(filter.limit)
+    .bind(filter.batch_id)
     .fetch_all(db)
     .await
 }
