@@ -1,7 +1,7 @@
 // burrow dashboard: plain JavaScript over the JSON api (no framework, no build step).
 //
 // Views (hash routes): #/jobs (upload + live table), #/jobs/{id} (one job, its history and
-// actions), #/failures (failed and dead jobs grouped by error, the DLQ). The overview on top
+// actions), #/batches/{id} (one batch: progress, members, callbacks), #/failures (failed and dead jobs grouped by error, the DLQ). The overview on top
 // (queue depth, in flight, consumers, throughput chart) is shared by all views.
 //
 // Everything polls: the current view every second, the overview every two seconds, paused
@@ -280,6 +280,8 @@ function setConnection(ok) {
 const state = {
   view: "jobs",
   jobId: null,
+  batchId: null,
+  batchStatus: "", // the member list's status filter on a batch's page
   filter: { status: "", user: "" },
   cursors: [null], // cursor of each page visited; the last is the current page
   nextCursor: null,
@@ -288,22 +290,25 @@ const state = {
 
 function route(initial = false) {
   const hash = location.hash || "#/jobs";
-  const match = hash.match(/^#\/jobs\/([0-9a-fA-F-]{36})$/);
-  const view = match ? "job" : hash === "#/failures" ? "failures" : "jobs";
-  const changed = view !== state.view || (match && match[1] !== state.jobId);
+  const match = hash.match(/^#\/(jobs|batches)\/([0-9a-fA-F-]{36})$/);
+  const view = match ? (match[1] === "jobs" ? "job" : "batch") : hash === "#/failures" ? "failures" : "jobs";
+  const id = match ? match[2].toLowerCase() : null;
+  const changed = view !== state.view || (view === "job" && id !== state.jobId) || (view === "batch" && id !== state.batchId);
   state.view = view;
-  state.jobId = match ? match[1].toLowerCase() : null;
+  state.jobId = view === "job" ? id : null;
+  state.batchId = view === "batch" ? id : null;
   for (const el of document.querySelectorAll(".view")) el.hidden = el.dataset.view !== view;
   for (const link of document.querySelectorAll(".views a")) {
-    const current = link.dataset.view === (view === "job" ? "jobs" : view);
+    const current = link.dataset.view === (view === "job" || view === "batch" ? "jobs" : view);
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   if (view === "job" && changed) resetJobView();
-  document.title = view === "failures" ? "Failures · burrow" : view === "job" ? "Job · burrow" : "Jobs · burrow";
+  if (view === "batch" && changed) resetBatchView();
+  document.title = { failures: "Failures", job: "Job", batch: "Batch", jobs: "Jobs" }[view] + " · burrow";
   refreshView().catch(() => {});
   if (!initial && changed) {
-    const heading = { jobs: "#upload-title", job: "#job-title", failures: "#failures-title" }[view];
+    const heading = { jobs: "#upload-title", job: "#job-title", batch: "#batch-title", failures: "#failures-title" }[view];
     $(heading)?.focus();
   }
 }
@@ -311,6 +316,7 @@ function route(initial = false) {
 function refreshView() {
   if (state.view === "jobs") return loadJobs();
   if (state.view === "job") return loadJob();
+  if (state.view === "batch") return loadBatch();
   return loadFailures();
 }
 
@@ -847,7 +853,7 @@ function renderJob(job) {
     ["Priority", job.priority ? String(job.priority) : null],
     ["Result", job.result_file_name],
     ["Trace id", job.trace_id],
-    ["Batch", job.batch_id ? h("a", { class: "mono", href: `/api/batches/${job.batch_id}`, text: job.batch_id }) : null],
+    ["Batch", job.batch_id ? h("a", { class: "mono", href: `#/batches/${job.batch_id}`, text: job.batch_id }) : null],
     ["Waits for", relatives(job.parents)],
     ["Waited on by", relatives(job.children)],
     ["Output", job.output == null ? null : h("code", { class: "mono", text: JSON.stringify(job.output) })],
@@ -881,6 +887,113 @@ function relatives(jobs) {
       h("li", {}, pill(other.status), " ", h("a", { href: `#/jobs/${other.id}`, text: `${other.kind} …${shortId(other.id)}` })),
     ),
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// One batch: progress, members per status (which filter the member list), callbacks
+
+const TERMINAL = new Set(["succeeded", "failed", "dead", "cancelled"]);
+let batchSeq = 0;
+let currentBatch = null;
+
+function resetBatchView() {
+  currentBatch = null;
+  state.batchStatus = "";
+  $("#batch-title").textContent = "Loading…";
+  for (const id of ["#batch-sub", "#batch-progress", "#batch-chips", "#batch-facts", "#batch-members"]) {
+    $(id).replaceChildren();
+    delete $(id).dataset.key;
+  }
+}
+
+async function loadBatch() {
+  const id = state.batchId;
+  const seq = ++batchSeq;
+  let batch;
+  try {
+    batch = await api(`/api/batches/${id}`);
+  } catch (e) {
+    if (seq === batchSeq && e.status === 404) {
+      $("#batch-title").textContent = "No such batch";
+      $("#batch-sub").textContent = `There is no batch ${id}.`;
+      return;
+    }
+    throw e;
+  }
+  const params = new URLSearchParams({ batch_id: id, limit: PAGE_SIZE });
+  if (state.batchStatus) params.set("status", state.batchStatus);
+  const page = await api(`/api/jobs?${params}`);
+  if (seq !== batchSeq || id !== state.batchId) return;
+  if (currentBatch && currentBatch.status !== batch.status) announce(`${batchName(batch)} is now ${batch.status}.`);
+  currentBatch = batch;
+  renderBatch(batch, page.jobs);
+}
+
+const batchName = (batch) => batch.description || `Batch …${shortId(batch.id)}`;
+
+function renderBatch(batch, members) {
+  document.title = `${batchName(batch)} · burrow`;
+  $("#batch-title").textContent = batchName(batch);
+  render($("#batch-sub"), batch.status, () => [pill(batch.status), h("span", { class: "mono", text: batch.id })]);
+  const ended = Object.entries(batch.counts)
+    .filter(([status]) => TERMINAL.has(status))
+    .reduce((sum, [, n]) => sum + n, 0);
+  const status = batch.status === "running" ? "processing" : batch.status;
+  render($("#batch-progress"), `${status}|${ended}|${batch.members}`, () => [
+    progressEl({ status, progress_done: ended, progress_total: batch.members }, `Members of ${batchName(batch)} that ended`),
+    h("span", { class: "job-meta", text: `${fmt(ended)} of ${fmt(batch.members)} members ended` }),
+  ]);
+  render($("#batch-chips"), JSON.stringify(batch.counts) + state.batchStatus, () =>
+    STATUSES.filter((s) => batch.counts[s]).map((s) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: "chip",
+          "data-status": s,
+          "aria-pressed": String(state.batchStatus === s),
+          "aria-label": `${s}: ${batch.counts[s]} members. Show only ${s} members`,
+          onclick: () => {
+            state.batchStatus = state.batchStatus === s ? "" : s;
+            loadBatch().catch(() => {});
+          },
+        },
+        pill(s),
+        h("span", { class: "chip-count", text: fmt(batch.counts[s]) }),
+      ),
+    ),
+  );
+  const facts = [
+    ["Status", pill(batch.status)],
+    ["Members", fmt(batch.members)],
+    ["Owner tag", batch.user_id],
+    ["Created", timeEl(batch.created_at, dateTimeFormat.format(new Date(batch.created_at)))],
+    ["Completed", batch.completed_at ? timeEl(batch.completed_at, dateTimeFormat.format(new Date(batch.completed_at))) : null],
+    ["On success", callback(batch.on_success, batch.on_success_status)],
+    ["On complete", callback(batch.on_complete, batch.on_complete_status)],
+  ].filter(([, value]) => value != null && value !== "");
+  render($("#batch-facts"), JSON.stringify(batch), () =>
+    facts.map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", {}, value))),
+  );
+  $("#batch-members-title").textContent = state.batchStatus ? `Members: ${state.batchStatus}` : "Members";
+  render($("#batch-members"), JSON.stringify(members), () =>
+    members.map((job) =>
+      h(
+        "tr",
+        { "data-id": job.id },
+        h("td", { "data-label": "Job" }, h("a", { href: `#/jobs/${job.id}`, text: `${jobName(job)} …${shortId(job.id)}` })),
+        h("td", { "data-label": "Status" }, pill(job.status)),
+        h("td", { "data-label": "Attempts", class: "num", text: fmt(job.attempts) }),
+        h("td", { "data-label": "Message", class: "cell-detail", text: job.message ?? job.last_error ?? "" }),
+      ),
+    ),
+  );
+}
+
+/** A batch's callback job as its status and a link; null when the batch has none. */
+function callback(id, status) {
+  if (!id) return null;
+  return h("span", {}, pill(status ?? "awaiting"), " ", h("a", { href: `#/jobs/${id}`, text: `Job …${shortId(id)}` }));
 }
 
 async function jobAction(kind) {

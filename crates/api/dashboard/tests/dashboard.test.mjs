@@ -290,6 +290,40 @@ test("a job waiting for another shows its parent, and the parent its child", asy
   await page.context().close();
 });
 
+test("a batch's page shows its members ending, its callback and filters members by status", async () => {
+  const user = uniqueUser("batch");
+  const { status, body } = await apiCall("POST", "/api/batches", {
+    jobs: [{ kind: "sleep", payload: { ms: 1500 }, user_id: user }, ...Array.from({ length: 3 }, () => ({ kind: "noop", user_id: user }))],
+    on_complete: { kind: "noop", user_id: user },
+    description: `four members of ${user}`,
+    user_id: user,
+  });
+  assert.equal(status, 202);
+  // From a member's page, its Batch fact links the batch's page.
+  const page = await openDashboard(browser, { hash: `#/jobs/${body.job_ids[1]}` });
+  const link = page.locator(`#job-facts a[href="#/batches/${body.batch.id}"]`);
+  await link.waitFor();
+  await link.click();
+  await page.locator("#batch-title", { hasText: `four members of ${user}` }).waitFor();
+  await page.locator("#batch-sub .pill-succeeded").waitFor({ timeout: JOB_TIMEOUT_MS });
+  await page.locator("#batch-progress", { hasText: "4 of 4 members ended" }).waitFor();
+  const onCompleteLink = `a[href="#/jobs/${body.batch.on_complete}"]`;
+  const onComplete = page.locator(`#batch-facts ${onCompleteLink}`);
+  await page.locator("#batch-facts dd", { has: page.locator(onCompleteLink) }).locator(".pill-succeeded").waitFor({ timeout: JOB_TIMEOUT_MS });
+  await eventually("four members listed", async () => (await page.locator("#batch-members tr").count()) === 4);
+  await screenshot(page, "09-batch");
+  // The count of a status filters the member list; pressing it again shows all.
+  const chip = page.locator('#batch-chips .chip[data-status="succeeded"]');
+  await chip.click();
+  await page.locator('#batch-chips .chip[data-status="succeeded"][aria-pressed="true"]').waitFor();
+  await page.locator("#batch-members-title", { hasText: "Members: succeeded" }).waitFor();
+  assert.equal(await page.locator("#batch-members .pill-succeeded").count(), 4);
+  await onComplete.click();
+  await page.locator("#job-sub .pill-succeeded").waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("a running job shows its progress and stops when cancelled", async () => {
   const { body: job } = await apiCall("POST", "/api/jobs", {
     kind: "sleep",
