@@ -324,6 +324,20 @@ def verify(api, submitted, killed_job):
     return problems
 
 
+def create_admin_key(api_container, attempts=3):
+    """An admin key from `burrow-api keys create` in the api container. A one-off `podman exec`
+    resolves `postgres` afresh; a run once failed with sqlx's "pool timed out" (30 s without a
+    connection) while the serving api was healthy, so a failure is reported and retried, at
+    most `attempts` times in all."""
+    argv = ["podman", "exec", api_container, "burrow-api", "keys", "create", "--user", USER, "--admin"]
+    for attempt in range(1, attempts + 1):
+        out = run(argv, check=attempt == attempts)
+        if out.returncode == 0:
+            return out.stdout.strip().splitlines()[-1]
+        say(f"keys create failed (attempt {attempt} of {attempts}): {out.stderr.strip()[-300:]}")
+    raise Failed("unreachable: the last attempt raises")
+
+
 def main():
     LOGS.mkdir(parents=True, exist_ok=True)
     (LOGS / "compose.log").write_text("")
@@ -360,8 +374,7 @@ def main():
     say(f"migrate exited 0; api and 3 workers healthy (their HEALTHCHECK, run inside each "
         f"container); the api runs as uid {user}")
 
-    key = run(["podman", "exec", api_container, "burrow-api", "keys", "create", "--user", USER,
-               "--admin"]).stdout.strip().splitlines()[-1]
+    key = create_admin_key(api_container)
     api = Api(key)
     wait_for("/readyz to say ready", 60,
              lambda: (lambda s, b: s == 200 and b.get("status") == "ready")(*http("GET", f"{API}/readyz")))
