@@ -75,7 +75,13 @@ pub struct Caller {
 impl Caller {
     /// Whether the caller may see this job (others' jobs answer 404).
     pub fn can_see(&self, job: &JobRow) -> bool {
-        self.admin || (self.user_id.is_some() && job.user_id == self.user_id)
+        self.can_see_owned_by(job.user_id.as_deref())
+    }
+
+    /// Whether this caller may see what the owner tag `owner` owns (a job, a batch): an admin
+    /// sees everything, anyone else only its own.
+    pub fn can_see_owned_by(&self, owner: Option<&str>) -> bool {
+        self.admin || (self.user_id.is_some() && owner == self.user_id.as_deref())
     }
 
     /// The owner tag of a job this caller creates: its own, unless an admin names another.

@@ -127,6 +127,15 @@ async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
         Some(1)
     );
 
+    // Another owner's job cannot be a parent: it reads as no job at all.
+    let body = json!({"kind": "noop", "depends_on": [id]});
+    let (status, refused) = call(&api, "POST", "/api/jobs", Some(&bob), Some(body.clone())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["message"], format!("`depends_on`: no job {id}"));
+    let (status, child) = call(&api, "POST", "/api/jobs", Some(&alice), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{child}");
+    assert_eq!(child["status"], "awaiting");
+
     // A batch is its owner's, like a job: another key sees neither it, its stream nor its
     // members.
     let body = json!({"jobs": [{"kind": "noop"}], "user_id": "mallory"});

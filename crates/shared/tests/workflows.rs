@@ -419,3 +419,25 @@ async fn batch_members_take_no_idempotency_key() {
     ));
     assert_eq!(env.count("batches").await, 0);
 }
+
+#[tokio::test]
+async fn a_released_child_wakes_the_relays_on_the_outbox_channel() {
+    let env = TestEnv::new().await.expect("test services");
+    let parent = add(&env, NewJob::new("noop")).await;
+    let child = add(&env, NewJob::new("noop").depends_on([parent])).await;
+    // The trigger's NOTIFY names the channel in SQL; the relays listen on the Rust constant.
+    let mut listener = sqlx::postgres::PgListener::connect_with(&env.db)
+        .await
+        .expect("listener");
+    listener
+        .listen(burrow_shared::enqueue::OUTBOX_CHANNEL)
+        .await
+        .expect("listen");
+    succeed(&env, parent).await;
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv()).await;
+    assert!(
+        matches!(woken, Ok(Ok(_))),
+        "a NOTIFY on the relays' channel when {child} was released"
+    );
+    assert_eq!(outboxed(&env, child).await, 1);
+}

@@ -184,7 +184,7 @@ pub(super) async fn find_visible_batch(
 ) -> Result<BatchSummary, ApiError> {
     let not_found = || ApiError::NotFound(format!("no batch {id}"));
     let batch = find_batch(&state.db, id).await?.ok_or_else(not_found)?;
-    if !(caller.admin || (caller.user_id.is_some() && batch.user_id == caller.user_id)) {
+    if !caller.can_see_owned_by(batch.user_id.as_deref()) {
         return Err(not_found());
     }
     Ok(batch)

@@ -2,6 +2,8 @@
 //!
 //! Inserts and reads only: every change of a job's status is [`crate::engine::state`]'s.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgExecutor;
@@ -186,6 +188,22 @@ pub async fn trace_context(
     Ok(row.and_then(|(parent, state)| {
         TraceContext::from_headers(parent.as_deref(), state.as_deref())
     }))
+}
+
+/// The owner tag of each of `ids` that exists (one query, whatever the number of ids).
+///
+/// # Errors
+/// The database error.
+pub async fn owners_of(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Option<String>>, sqlx::Error> {
+    let rows: Vec<(Uuid, Option<String>)> =
+        sqlx::query_as("SELECT id, user_id FROM jobs WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Which jobs to list, newest first.
