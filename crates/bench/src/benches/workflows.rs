@@ -253,16 +253,26 @@ impl WorkflowsBench {
         ]
     }
 
-    /// How long the enqueues took.
+    /// How long the enqueues took, and the batch's rate once it was stored.
     pub fn details(&self) -> Vec<String> {
-        vec![format!(
-            "11 enqueue: the {}-link chain stored in {:.1} s ({} requests), the batch in {:.1} s (1 request), plain jobs in {:.1} s / {:.1} s",
-            thousands(CHAIN_LINKS),
-            self.chain.enqueue_secs,
-            thousands(CHAIN_LINKS),
-            self.batch.enqueue_secs,
-            self.plain_before.enqueue_secs,
-            self.plain_after.enqueue_secs,
-        )]
+        let after_commit = self.batch.secs - self.batch.enqueue_secs;
+        vec![
+            // The members wait for the one transaction that stores them all, while plain jobs
+            // run as their requests come in: this separates that wait from the run itself.
+            format!(
+                "11a after the batch's commit: {} jobs in {after_commit:.1} s, {} jobs/s",
+                thousands(self.batch.jobs),
+                rate(self.batch.jobs as f64 / after_commit.max(1e-6))
+            ),
+            format!(
+                "11 enqueue: the {}-link chain stored in {:.1} s ({} requests), the batch in {:.1} s (1 request), plain jobs in {:.1} s / {:.1} s",
+                thousands(CHAIN_LINKS),
+                self.chain.enqueue_secs,
+                thousands(CHAIN_LINKS),
+                self.batch.enqueue_secs,
+                self.plain_before.enqueue_secs,
+                self.plain_after.enqueue_secs,
+            ),
+        ]
     }
 }
