@@ -1,5 +1,6 @@
 //! The few api calls the benches make (the README's API section is the contract): upload a
-//! workbook, enqueue a batch of JSON jobs, read one job with its history.
+//! workbook, enqueue a batch of JSON jobs, enqueue one JSON job, create a workflow batch, read
+//! one job with its history.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -57,6 +59,9 @@ pub struct JobEvent {
     /// The attempt it belongs to.
     pub attempt: Option<i32>,
 }
+
+/// Most jobs one `POST /api/jobs/batch` takes (the api's limit).
+pub const MAX_PER_BATCH_REQUEST: u64 = 1000;
 
 /// An HTTP client for one api process.
 #[derive(Debug, Clone)]
@@ -156,22 +161,59 @@ impl ApiClient {
     ) -> anyhow::Result<usize> {
         let job = json!({"kind": kind, "payload": payload, "user_id": user_id});
         let body = json!({ "jobs": vec![job; count] });
+        let jobs: Value = self.post_accepted("/api/jobs/batch", &body).await?;
+        Ok(jobs["jobs"].as_array().map_or(0, Vec::len))
+    }
+
+    /// Enqueues `count` noop jobs owned by `user_id`, [`MAX_PER_BATCH_REQUEST`] per
+    /// `POST /api/jobs/batch`, one request after another.
+    ///
+    /// # Errors
+    /// As [`ApiClient::batch`], at the first request refused.
+    pub async fn noop_jobs(&self, count: u64, user_id: &str) -> anyhow::Result<()> {
+        let mut sent = 0;
+        while sent < count {
+            let chunk = MAX_PER_BATCH_REQUEST.min(count - sent);
+            self.batch("noop", &json!({}), chunk as usize, user_id)
+                .await?;
+            sent += chunk;
+        }
+        Ok(())
+    }
+
+    /// Enqueues one job described by `body` (`POST /api/jobs` with JSON: `kind`, `payload`,
+    /// `user_id`, `depends_on`, …).
+    ///
+    /// # Errors
+    /// Unless the api answers `202 Accepted` with the job.
+    pub async fn enqueue(&self, body: &Value) -> anyhow::Result<Job> {
+        self.post_accepted("/api/jobs", body).await
+    }
+
+    /// Creates the workflow batch `body` (`POST /api/batches`: `jobs`, `on_success`,
+    /// `on_complete`, …); the answer (`batch`, `job_ids`).
+    ///
+    /// # Errors
+    /// Unless the api answers `202 Accepted`.
+    pub async fn create_batch(&self, body: &Value) -> anyhow::Result<Value> {
+        self.post_accepted("/api/batches", body).await
+    }
+
+    /// POSTs `body` as JSON to `path`; the JSON answer, which must come with `202 Accepted`.
+    async fn post_accepted<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<T> {
+        let what = format!("POST {path}");
         let response = self
             .http
-            .post(self.url("/api/jobs/batch"))
-            .json(&body)
+            .post(self.url(path))
+            .json(body)
             .send()
             .await
-            .context("POST /api/jobs/batch")?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        anyhow::ensure!(
-            status == StatusCode::ACCEPTED,
-            "POST /api/jobs/batch answered {status}: {}",
-            shorten(&text)
-        );
-        let jobs: Value = serde_json::from_str(&text).context("the batch answer")?;
-        Ok(jobs["jobs"].as_array().map_or(0, Vec::len))
+            .with_context(|| what.clone())?;
+        accepted(response, &what).await
     }
 
     /// The job and its history.
@@ -196,7 +238,11 @@ impl ApiClient {
     }
 }
 
-async fn accepted(response: reqwest::Response, what: &str) -> anyhow::Result<Job> {
+/// The JSON answer of a request that must be `202 Accepted`.
+async fn accepted<T: DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> anyhow::Result<T> {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     anyhow::ensure!(
@@ -204,7 +250,7 @@ async fn accepted(response: reqwest::Response, what: &str) -> anyhow::Result<Job
         "{what} answered {status}: {}",
         shorten(&text)
     );
-    serde_json::from_str(&text).with_context(|| format!("the job in the answer to {what}"))
+    serde_json::from_str(&text).with_context(|| format!("the answer to {what}"))
 }
 
 fn shorten(text: &str) -> &str {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::benches::{
     csv::CsvBench, import::ImportBench, latency::LatencyBench, overhead::OverheadBench,
     peers::PeersBench, retry::RetryBench, sweep::SweepBench, typed::TypedBench,
-    upsert::UpsertBench,
+    upsert::UpsertBench, workflows::WorkflowsBench,
 };
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::Machine;
@@ -44,7 +44,7 @@ impl Verdict {
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// The numbering: `1` … `10`, a letter after the number for a row's parts (`10a`).
+    /// The numbering: `1` … `11`, a letter after the number for a row's parts (`10a`).
     pub id: &'static str,
     /// What was measured.
     pub benchmark: String,
@@ -82,6 +82,8 @@ pub enum Measurement {
     Upsert(UpsertBench),
     /// Benchmark 10.
     Peers(PeersBench),
+    /// Benchmark 11.
+    Workflows(WorkflowsBench),
 }
 
 impl Measurement {
@@ -96,6 +98,7 @@ impl Measurement {
             Measurement::Typed(m) => m.rows(),
             Measurement::Upsert(m) => m.rows(),
             Measurement::Peers(m) => m.rows(),
+            Measurement::Workflows(m) => m.rows(),
         }
     }
 
@@ -110,6 +113,7 @@ impl Measurement {
             Measurement::Typed(m) => m.details(),
             Measurement::Upsert(m) => m.details(),
             Measurement::Peers(m) => m.details(),
+            Measurement::Workflows(m) => m.details(),
         }
     }
 }
@@ -161,7 +165,7 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
         target,
         verdict: Verdict::Missed,
     };
-    use crate::benches::{csv, import, latency, overhead, peers, sweep, typed, upsert};
+    use crate::benches::{csv, import, latency, overhead, peers, sweep, typed, upsert, workflows};
     use crate::stats::rate;
     match bench {
         BenchId::Import => vec![
@@ -212,6 +216,18 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
             "burrow's people import vs the faster peer",
             format!("≥ {:.2}× the faster peer", peers::TARGET_RATIO),
         )],
+        BenchId::Workflows => vec![
+            row(
+                "11a",
+                "workflow batch + on_complete vs plain noop jobs",
+                format!("≥ {:.2}× plain", workflows::TARGET_RATIO),
+            ),
+            row(
+                "11b",
+                "chain of noop jobs, time per link",
+                "reported".to_owned(),
+            ),
+        ],
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::benches::{csv, import, latency, overhead, peers, retry, sweep, typed, upsert};
+use crate::benches::{
+    csv, import, latency, overhead, peers, retry, sweep, typed, upsert, workflows,
+};
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::{load_average, Machine};
 use crate::report::{BenchRun, Measurement, Report};
@@ -147,6 +149,7 @@ async fn once(stack: &Stack, cfg: &BenchConfig, bench: BenchId) -> anyhow::Resul
         BenchId::Overhead => Measurement::Overhead(overhead::run(stack, cfg.noop_jobs).await?),
         BenchId::Retry => Measurement::Retry(retry::run(stack, cfg.retry_jobs).await?),
         BenchId::Sweep => Measurement::Sweep(sweep::run(stack, cfg.sweep_jobs).await?),
+        BenchId::Workflows => Measurement::Workflows(workflows::run(stack).await?),
         BenchId::Latency => {
             Measurement::Latency(latency::run(stack, cfg.rate, cfg.rate_secs).await?)
         }

@@ -46,6 +46,12 @@ pub fn rate(per_sec: f64) -> String {
     thousands(((per_sec / magnitude).round() * magnitude) as u64)
 }
 
+/// The durations of a reference run before and after a measurement, in seconds:
+/// `2.1 s before, 2.3 s after`.
+pub fn before_after(before_secs: f64, after_secs: f64) -> String {
+    format!("{before_secs:.1} s before, {after_secs:.1} s after")
+}
+
 /// Bytes as MiB with one decimal.
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))

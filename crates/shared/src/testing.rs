@@ -26,6 +26,8 @@ use crate::people_sheet::Person;
 use crate::retry::RetryPolicy;
 use crate::topology::{Lane, Topology};
 
+pub mod batch_checks;
+
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 

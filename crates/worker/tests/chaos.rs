@@ -10,6 +10,7 @@
 //! | e | poison messages | DLQ for undecodable, unknown kind, retries exhausted (timed) |
 //! | f | the same message published twice | imported once |
 //! | g | SIGTERM a busy worker | drains in-flight jobs, exits 0 |
+//! | h | SIGKILL workers again and again while a 1,000-member batch ends | members rerun, each callback released and run exactly once |
 //!
 //! Every scenario ends by counting: jobs accepted but not `succeeded` (lost), jobs whose
 //! imported rows are not exactly one copy of their file (applied twice), and the time from the
@@ -21,12 +22,15 @@
 //!
 //! # Layout
 //! - `chaos/process_faults.rs` (a, b, g), `chaos/service_faults.rs` (c, d),
-//!   `chaos/message_faults.rs` (e, f): the scenarios, one function each, returning a [`Row`].
+//!   `chaos/message_faults.rs` (e, f), `chaos/batch_faults.rs` (h): the scenarios, one
+//!   function each, returning a [`Row`].
 //! - `chaos/rig.rs`: a scenario's environment, processes, uploads and polling helpers.
 //! - `chaos/tally.rs`: the final count (lost, applied twice, rows equal to the files).
 //! - `chaos/procs.rs`: spawning and signalling `burrow-api` and `burrow-worker` processes.
 //! - `chaos/services.rs`: stopping RabbitMQ and Postgres, with guards that always restart them.
 
+#[path = "chaos/batch_faults.rs"]
+mod batch_faults;
 #[path = "chaos/message_faults.rs"]
 mod message_faults;
 #[path = "chaos/process_faults.rs"]
@@ -88,6 +92,10 @@ async fn injected_faults_lose_no_job_and_apply_none_twice() {
         (
             "g. SIGTERM under load",
             process_faults::sigterm_drains_in_flight_jobs().boxed(),
+        ),
+        (
+            "h. SIGKILL workers, batch",
+            batch_faults::sigkill_workers_while_a_batch_ends().boxed(),
         ),
     ];
     let only = std::env::var("CHAOS_ONLY").unwrap_or_default();

@@ -1,17 +1,24 @@
 //! Workflows end to end, through the api and a real worker: an export that waits for its
-//! import and takes its rows from it, a failed parent cancelling its child, and a batch whose
-//! callback runs once.
+//! import and takes its rows from it, a failed parent cancelling its child, a batch whose
+//! callback runs once, and the same at the largest batch there is (10,000 members).
 
 mod support;
 
 use std::time::Duration;
 
+use burrow_shared::engine::batches::{BatchStatus, MAX_MEMBERS};
 use burrow_shared::fixtures::{mock_data, mock_file_name};
+use burrow_shared::testing::batch_checks::{runs_of, wait_for_batch_end, Runs};
 use burrow_shared::JobStatus;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::{fixture, Stack};
+use tokio::time::Instant;
 use uuid::Uuid;
+
+/// Longest a 10,000-member batch may take from its request to its last callback ending: about
+/// ten times what two debug-build workers need on 2 shared cores.
+const LARGEST_BATCH_DEADLINE: Duration = Duration::from_secs(180);
 
 fn id_of(job: &Value) -> Uuid {
     job["id"]
@@ -140,4 +147,76 @@ async fn a_batch_runs_its_members_then_its_callback_once() {
     );
     let (status, _) = stack.get(&format!("/api/batches/{}", Uuid::now_v7())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The largest batch: 10,000 noop members end on two workers (so members end at the same
+/// moment in two processes' transactions, each reaching the callbacks' rows), and each callback
+/// is released by exactly one of them: one outbox message, one `queued` event, one claim, one
+/// attempt, after the last member ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_ten_thousand_members_releases_each_callback_exactly_once() {
+    let mut stack = Stack::new().await;
+    stack.start_worker("w1", 16, Duration::ZERO);
+    stack.start_worker("w2", 16, Duration::ZERO);
+    let members: Vec<Value> = (0..MAX_MEMBERS).map(|_| json!({"kind": "noop"})).collect();
+    let body = json!({
+        "jobs": members,
+        "on_complete": {"kind": "noop"},
+        "on_success": {"kind": "noop"},
+    });
+    let started = Instant::now();
+    let (status, created) = stack.post_json("/api/batches", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let enqueued = started.elapsed();
+    let batch: Uuid = created["batch"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("batch id");
+
+    let (summary, ended) = wait_for_batch_end(&stack.env.db, batch, LARGEST_BATCH_DEADLINE).await;
+    let summary = summary.expect("the batch's summary");
+    assert!(
+        ended,
+        "not ended after {LARGEST_BATCH_DEADLINE:?}: {:?}",
+        summary.counts
+    );
+    eprintln!(
+        "10,000-member batch: stored in {:.1} s, ended after {:.1} s",
+        enqueued.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(summary.status, BatchStatus::Succeeded, "{summary:?}");
+    assert_eq!(summary.members, MAX_MEMBERS as i64);
+    assert_eq!(
+        summary.counts.get("succeeded").copied(),
+        Some(MAX_MEMBERS as i64),
+        "{:?}",
+        summary.counts
+    );
+    let last_member_ended = summary.completed_at.expect("completed_at");
+    let callbacks = [summary.on_success, summary.on_complete];
+    for id in callbacks.into_iter().map(|id| id.expect("both callbacks")) {
+        let callback = stack.env.wait_until_ended(id).await;
+        assert_eq!(callback.status, JobStatus::Succeeded, "{callback:?}");
+        assert!(
+            callback
+                .started_at
+                .is_some_and(|at| at >= last_member_ended),
+            "callback {id} started {:?}, before the last member ended at {last_member_ended}",
+            callback.started_at
+        );
+        let runs = runs_of(&stack.env.db, id).await.expect("runs");
+        assert_eq!(runs, Runs::ONCE, "callback {id}");
+    }
+    // No member ran twice either: one claim each (the workers were never interrupted).
+    let claims: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_events e JOIN jobs j ON j.id = e.job_id \
+         WHERE j.batch_id = $1 AND e.event = 'processing'",
+    )
+    .bind(batch)
+    .fetch_one(&stack.env.db)
+    .await
+    .expect("db");
+    assert_eq!(claims, MAX_MEMBERS as i64);
+    stack.stop().await;
 }

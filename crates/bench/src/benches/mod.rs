@@ -9,6 +9,7 @@
 //! - [`typed`]: 8, a typed append profile vs calamine + COPY into its table.
 //! - [`upsert`]: 9, an upsert profile onto the rows already in its table.
 //! - [`peers`]: 10, polars and DuckDB on the same workbook vs burrow's import.
+//! - [`workflows`]: 11, a batch with a callback vs plain noop jobs, and a chain's time per link.
 //! - [`upload`]: one import end to end (rows 1, 7–10); [`bench_profile`]: the profiles of 8 and 9.
 
 pub mod bench_profile;
@@ -22,3 +23,4 @@ pub mod sweep;
 pub mod typed;
 pub mod upload;
 pub mod upsert;
+pub mod workflows;

@@ -8,20 +8,17 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::cpu::{CpuBreakdown, CpuMeter};
 use crate::reference::amqp::{self as raw, RawAmqp};
 use crate::report::{Row, Verdict};
 use crate::stack::{worker_settings, Stack, STOP_GRACE};
-use crate::stats::{rate, thousands};
+use crate::stats::{before_after, rate, thousands};
 
 /// Target: burrow's jobs per second reach this share of the raw loop's messages per second.
 pub const TARGET_RATIO: f64 = 0.5;
 /// The raw loop's prefetch.
 const RAW_PREFETCH: u16 = 100;
-/// Jobs per batch request (the api's maximum).
-const BATCH: u64 = 1000;
 /// Longest either side may take; burrow's figure is then the rate of what finished.
 const DEADLINE: Duration = Duration::from_secs(240);
 /// How often the job counts are read.
@@ -116,14 +113,7 @@ async fn system_once(stack: &Stack, jobs: u64) -> anyhow::Result<SystemOverhead>
     let started_at = chrono::Utc::now();
     let client = api.client.clone();
     let mut enqueue = tokio::spawn(async move {
-        let mut sent = 0;
-        while sent < jobs {
-            let count = BATCH.min(jobs - sent);
-            client
-                .batch("noop", &json!({}), count as usize, TAG)
-                .await?;
-            sent += count;
-        }
+        client.noop_jobs(jobs, TAG).await?;
         Ok::<_, anyhow::Error>(started.elapsed())
     });
     let mut enqueue_secs = None;
@@ -218,12 +208,10 @@ impl OverheadBench {
             reference: format!(
                 "raw lapin, confirms + acks, prefetch {RAW_PREFETCH}: {} msg/s ({})",
                 rate(self.raw_per_sec),
-                self.raw
-                    .iter()
-                    .map(|r| format!("{:.1} s", r.secs))
-                    .collect::<Vec<_>>()
-                    .join(" before, ")
-                    + " after"
+                before_after(
+                    self.raw.first().map_or(0.0, |r| r.secs),
+                    self.raw.last().map_or(0.0, |r| r.secs)
+                )
             ),
             ratio: Some(self.ratio),
             target: format!("≥ {TARGET_RATIO:.2}× raw"),

@@ -5,7 +5,8 @@
 //!   that did not end `succeeded`;
 //! - **applied twice**: a job whose `imported_rows` count differs from its file's row count
 //!   (0 for a job that did not succeed), or that holds one person id twice;
-//! - every succeeded job's rows must equal its file, cell by cell.
+//! - every succeeded job's rows must equal its file, cell by cell; a job without a file (a
+//!   `sleep` or `noop` member of a batch, a callback) must have imported none.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -176,8 +177,18 @@ async fn check_rows(
     rows: &BTreeMap<Uuid, (i64, i64)>,
     count: &mut Count,
 ) {
-    let label = job.file_name.clone().unwrap_or_else(|| job.id.to_string());
-    let Some(people) = job.file_name.as_ref().and_then(|f| expected.files.get(f)) else {
+    let Some(file_name) = &job.file_name else {
+        if let Some((found, _)) = rows.get(&job.id) {
+            count.applied_twice += 1;
+            count.failures.push(format!(
+                "job {} ({}) has no file but {found} imported rows",
+                job.id, job.kind
+            ));
+        }
+        return;
+    };
+    let label = file_name.clone();
+    let Some(people) = expected.files.get(file_name) else {
         count
             .failures
             .push(format!("job {label} has a file this scenario never made"));
