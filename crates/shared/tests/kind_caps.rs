@@ -249,3 +249,43 @@ async fn a_redelivery_after_a_crash_takes_back_its_own_slot() {
         CappedClaim::Waiting { cap: 1, busy: 1 }
     );
 }
+
+#[tokio::test]
+async fn a_waiter_cancelled_after_its_release_hands_its_slot_on_and_removing_the_cap_frees_all() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 1).await;
+    let ids = futures_ids(&env, 4).await;
+    let [running, cancelled, next, last] = ids[..] else {
+        unreachable!()
+    };
+    for id in &ids {
+        claim(&env.db, *id, "w", None, &message(*id))
+            .await
+            .expect("claim");
+    }
+    assert!(state::apply(&env.db, running, succeed())
+        .await
+        .expect("end"));
+    assert_eq!(waiters(&env).await[0], (cancelled, true));
+    // Cancelled while its released message travels: when the message arrives, the job has
+    // ended, and the slot reserved for it goes to the next waiter.
+    let cancel = Transition::CancelWaiting;
+    assert!(state::apply(&env.db, cancelled, cancel)
+        .await
+        .expect("cancel"));
+    assert_eq!(
+        claim(&env.db, cancelled, "w", None, &message(cancelled))
+            .await
+            .expect("claim"),
+        CappedClaim::Ended(JobStatus::Cancelled)
+    );
+    assert_eq!(waiters(&env).await, vec![(next, true), (last, false)]);
+    // No cap any more: every waiter goes.
+    assert!(kind_caps::remove(&env.db, "sleep").await.expect("remove"));
+    assert_eq!(waiters(&env).await, vec![(next, true), (last, true)]);
+    assert_eq!(publishes(&env, last).await, 2);
+    let claimed = claim(&env.db, last, "w", None, &message(last))
+        .await
+        .expect("claim");
+    assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");
+}

@@ -26,6 +26,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::batcher::Batcher;
+use crate::metrics;
 
 /// How often a worker re-reads which kinds are capped: a cap another replica declares is
 /// enforced by this one at most this long later.
@@ -91,7 +92,8 @@ impl ClusterCaps {
         Ok(())
     }
 
-    /// Refreshes every [`CAPS_REFRESH`] until `stop`.
+    /// Refreshes every [`CAPS_REFRESH`] until `stop`, and sets the cap gauges
+    /// ([`metrics::record_cap`]) from what the database says each time.
     pub async fn run_refresh(self, db: PgPool, stop: CancellationToken) {
         loop {
             tokio::select! {
@@ -100,6 +102,14 @@ impl ClusterCaps {
             }
             if let Err(e) = self.refresh(&db).await {
                 warn!(error = %e, "could not re-read the kind caps; keeping the last ones");
+                continue;
+            }
+            if self.all().is_empty() {
+                continue;
+            }
+            match kind_caps::usage(&db).await {
+                Ok(usage) => usage.iter().for_each(metrics::record_cap),
+                Err(e) => warn!(error = %e, "could not read the kind caps' usage"),
             }
         }
     }

@@ -218,6 +218,18 @@ async fn a_worker_killed_while_holding_a_slot_gives_it_back() {
     assert!(attempts >= 2, "the killed run was run again: {attempts}");
     assert_ne!(worker.as_deref(), Some(victim.as_str()));
     assert!(most <= 2, "{most}");
+    // Every worker shows the cluster's view of the cap on its `/metrics` (refreshed every 5 s).
+    let page = eventually("the cap gauges", || async {
+        let (_, page) = procs[0].get("/metrics").await?;
+        page.contains("burrow_kind_cap_waiting{kind=\"sleep\"} 0")
+            .then_some(page)
+    })
+    .await;
+    assert!(page.contains("burrow_kind_cap{kind=\"sleep\"} 2"), "{page}");
+    assert!(
+        page.contains("burrow_kind_cap_running{kind=\"sleep\"} 0"),
+        "{page}"
+    );
     for p in &mut procs {
         p.stop().await;
     }

@@ -25,8 +25,8 @@
 //! which kinds are capped from the table ([`load`]), at start-up and every few seconds; until a
 //! replica has seen a new cap, it claims that kind's jobs uncapped, and those runs do not count
 //! against the cap. A replica that declares no cap for a kind removes nothing (another replica
-//! may declare it); remove a cap with `DELETE FROM kind_caps WHERE kind = '…'`, after which
-//! the next release lets every waiter of the kind go.
+//! may declare it); remove a cap with [`remove`], which lets every waiter of the kind go. A
+//! replica that has not yet re-read the table still claims that kind under the lock, uncapped.
 //!
 //! # Limits
 //! Uncapped kinds keep the group-commit claim; a capped claim is a transaction of its own
@@ -89,6 +89,30 @@ pub async fn declare(
     tx.commit().await
 }
 
+/// Removes `kind`'s cap and releases all its waiters into the outbox, in one transaction.
+/// Returns whether the kind had a cap. A replica that declares the cap again at its next
+/// start-up brings it back.
+///
+/// # Errors
+/// The database error; nothing changed then.
+pub async fn remove(db: &PgPool, kind: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // The delete holds the row lock every claim takes: a claim waiting on it then finds no
+    // cap and claims uncapped.
+    let removed = sqlx::query("DELETE FROM kind_caps WHERE kind = $1")
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        > 0;
+    sqlx::query("SELECT burrow_pump_capped($1)")
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
 /// Every cap in force: kind → cap.
 ///
 /// # Errors
@@ -103,16 +127,24 @@ pub async fn load(db: impl PgExecutor<'_>) -> Result<BTreeMap<String, u32>, sqlx
         .collect())
 }
 
-/// Releases, for every capped kind, the waiters its free slots admit (normally the end of a
-/// run does it; this recovers a message lost after its release once its reservation expired).
+/// Releases, for every capped kind (and every kind with waiters), the waiters its free slots
+/// admit. Normally the end of a run does it; this recovers a message lost after its release
+/// once its reservation expired, and the waiters of a kind whose cap was removed.
 /// One transaction per kind, so no two kind locks are held at once. Returns how many waiters
 /// went to the outbox.
 ///
 /// # Errors
 /// The database error; kinds pumped before it stay pumped.
 pub async fn pump_all(db: &PgPool) -> Result<u64, sqlx::Error> {
+    // Kinds with waiters count too: a cap removed while nothing of its kind ran would leave
+    // them parked, with no run ending to let them go.
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM kind_caps UNION SELECT DISTINCT kind FROM capped_waiters ORDER BY 1",
+    )
+    .fetch_all(db)
+    .await?;
     let mut released = 0;
-    for kind in load(db).await?.into_keys() {
+    for kind in kinds {
         let n: i32 = sqlx::query_scalar("SELECT burrow_pump_capped($1)")
             .bind(&kind)
             .fetch_one(db)
@@ -124,6 +156,7 @@ pub async fn pump_all(db: &PgPool) -> Result<u64, sqlx::Error> {
 
 /// One capped kind as it stands: for `/api/stats` and the worker's gauges.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CapUsage {
     /// The kind.
     pub kind: String,

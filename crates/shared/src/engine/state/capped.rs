@@ -87,11 +87,16 @@ pub async fn claim(
     };
     let status = JobStatus::try_from(status).map_err(|e| sqlx::Error::Decode(e.into()))?;
     if status.is_terminal() || status == JobStatus::Awaiting {
-        // A parked copy of a job that ended meanwhile is of no use any more.
-        sqlx::query("DELETE FROM capped_waiters WHERE job_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // A parked copy of a job that ended meanwhile (cancelled while it waited) is of no use
+        // any more. If it held a reservation, that slot is free now: the next waiter goes.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM capped_waiters WHERE job_id = $1 \
+                           RETURNING kind, released_at IS NOT NULL AS reserved) \
+             SELECT burrow_pump_capped(kind) FROM gone WHERE reserved",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         return Ok(CappedClaim::Ended(status));
     }
