@@ -446,3 +446,44 @@ async fn cancel_when_idle(db: PgPool, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_shared::handler::{JobError, JobOutput, RunContext};
+
+    /// A kind that declares a cluster-wide cap of its own.
+    struct Capped;
+
+    impl JobHandler for Capped {
+        const KIND: &'static str = "capped";
+        const GLOBAL_CONCURRENCY: Option<usize> = Some(3);
+        type Payload = serde_json::Value;
+
+        async fn run(
+            &self,
+            _: RunContext<'_>,
+            _: serde_json::Value,
+        ) -> Result<JobOutput, JobError> {
+            Ok(JobOutput::default())
+        }
+    }
+
+    #[test]
+    fn declared_caps_are_the_kinds_own_overridden_by_the_builders_and_name_known_kinds_only() {
+        let registry = Registry::default()
+            .register(Capped)
+            .register(burrow_shared::kinds::Sleep);
+        let own = declared_caps(&registry, BTreeMap::new()).expect("caps");
+        assert_eq!(own, BTreeMap::from([("capped".to_owned(), 3)]));
+        let set = BTreeMap::from([("capped".to_owned(), 1), ("sleep".to_owned(), 2)]);
+        let overridden = declared_caps(&registry, set).expect("caps");
+        assert_eq!(
+            overridden,
+            BTreeMap::from([("capped".to_owned(), 1), ("sleep".to_owned(), 2)])
+        );
+        let unknown = BTreeMap::from([("export_xlsx".to_owned(), 2)]);
+        let error = declared_caps(&registry, unknown).expect_err("not run here");
+        assert!(error.to_string().contains("export_xlsx"), "{error}");
+    }
+}
