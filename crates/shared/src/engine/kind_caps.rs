@@ -18,6 +18,24 @@
 //!   through the broker once when enqueued and once per release, never on a timer.
 //! - **Claims and releases serialise on the kind's row lock** ([`crate::engine::state::capped`]).
 //!
+//! # Why this design
+//! - *The job row, not a permit table or an advisory-lock semaphore:* a permit must be given
+//!   back, and a crash between the run and the give-back leaks it unless something sweeps it;
+//!   the job row is already recovered by redelivery and the sweeper, so the count is right by
+//!   construction. The `capped` flag (set by the capped claim) lets a partial index count only
+//!   those runs, and lets the release trigger skip every other job with a `WHEN` test.
+//! - *Waiting in Postgres, not in a delay queue:* a delay queue makes a waiting job cycle
+//!   through the broker every second, whatever the cap; a waiter row is written once and read
+//!   once, and its release is the commit that frees the slot, so it waits no longer than it must.
+//! - *A reservation for a released waiter:* without it, a newcomer arriving between the release
+//!   and the waiter's delivery takes the slot, and the waiter parks again at the end of the line:
+//!   unbounded publishes and no arrival order. The reservation expires (30 s), so a message lost
+//!   on the way holds a slot for a bounded time only.
+//! - *A claim of its own, not the group commit:* the group claim runs one statement for many
+//!   jobs on the lock session; waiting there for a kind's row lock would stall every kind's
+//!   claims behind it. Capped kinds are the long-running ones, for which a transaction per claim
+//!   is noise; uncapped kinds keep the group commit unchanged.
+//!
 //! # Declaring caps, and replicas that disagree
 //! Workers write the caps their kinds declare ([`crate::handler::JobHandler::GLOBAL_CONCURRENCY`],
 //! or the worker's `KIND_CAPS`) at start-up with [`declare`]: the last replica to start wins,
