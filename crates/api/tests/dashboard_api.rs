@@ -338,3 +338,40 @@ async fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
     let missing: Value = missing.json().await.expect("json");
     assert_eq!(missing["error"], "not_found");
 }
+
+#[tokio::test]
+async fn stats_show_each_capped_kind_running_against_its_cap_and_its_waiting_jobs() {
+    use burrow_shared::engine::kind_caps;
+    use burrow_shared::engine::state::capped::{claim, CappedClaim};
+    use burrow_shared::JobMessage;
+
+    let api = TestApi::spawn().await;
+    let (_, before) = api.get("/api/stats").await;
+    assert_eq!(before["kind_caps"], json!([]));
+    let caps = std::collections::BTreeMap::from([("noop".to_owned(), 1)]);
+    kind_caps::declare(&api.env.db, &caps, "test")
+        .await
+        .expect("caps");
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let id: uuid::Uuid = api.create_job().await.parse().expect("uuid");
+        let message = JobMessage::new(id, "noop", uuid::Uuid::new_v4()).encode();
+        outcomes.push(
+            claim(&api.env.db, id, "w", None, &message)
+                .await
+                .expect("claim"),
+        );
+    }
+    assert!(matches!(outcomes[0], CappedClaim::Claimed(_)));
+
+    let (status, stats) = api.get("/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["kind_caps"],
+        json!([{"kind": "noop", "cap": 1, "running": 1, "waiting": 2}])
+    );
+    assert_eq!(
+        stats["jobs_by_status"]["queued"], 2,
+        "waiting jobs look queued"
+    );
+}

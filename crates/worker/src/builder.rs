@@ -2,6 +2,7 @@
 //! runs the worker in its own binary (the `burrow-worker` binary is one such app, registering
 //! the shipped kinds from environment variables).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ pub struct WorkerBuilder {
     retention_days: u32,
     recurring: Option<String>,
     failpoint_file: Option<String>,
+    /// Cluster-wide caps set here, over what the kinds declare.
+    caps: BTreeMap<String, u32>,
 }
 
 /// A worker ready to run: consumer, outbox relay, maintenance and (if asked) its HTTP port.
@@ -110,6 +113,7 @@ impl Worker {
             retention_days: 30,
             recurring: None,
             failpoint_file: None,
+            caps: BTreeMap::new(),
         }
     }
 
@@ -170,6 +174,7 @@ impl Worker {
         if let Some(handle) = metrics {
             tasks.spawn(crate::metrics::run_upkeep(handle, background.clone()));
         }
+        tasks.spawn(ctx.caps.clone().run_refresh(db.clone(), background.clone()));
         let result = consume(&amqp, &topology, ctx, &settings, consuming).await;
         background.cancel();
         while tasks.join_next().await.is_some() {}
@@ -301,6 +306,30 @@ impl WorkerBuilder {
         self
     }
 
+    /// At most `cap` jobs of `kind` run at once across every worker and host (at least 1),
+    /// over the kind's own [`JobHandler::GLOBAL_CONCURRENCY`]. Written to the `kind_caps` table
+    /// at [`WorkerBuilder::build`], where the last replica to start wins
+    /// ([`burrow_shared::engine::kind_caps`]).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use burrow_shared::kinds::Sleep;
+    /// use burrow_worker::Worker;
+    ///
+    /// # async fn example(db: sqlx::PgPool) -> anyhow::Result<()> {
+    /// let worker = Worker::builder(db, "amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .register(Sleep)
+    ///     .global_concurrency("sleep", 2)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn global_concurrency(mut self, kind: impl Into<String>, cap: u32) -> Self {
+        self.caps.insert(kind.into(), cap.max(1));
+        self
+    }
+
     /// Test-only fault injection: jobs whose file has this name fail transiently every time.
     #[doc(hidden)]
     #[must_use]
@@ -312,7 +341,8 @@ impl WorkerBuilder {
     /// The worker. Starts its batcher tasks, so call it inside a Tokio runtime.
     ///
     /// # Errors
-    /// An invalid AMQP URL or recurring-jobs declaration (unknown kind, bad cron, bad payload).
+    /// An invalid AMQP URL or recurring-jobs declaration (unknown kind, bad cron, bad payload);
+    /// a cap on a kind this worker does not run; Postgres unreachable while the caps are written.
     /// The broker need not be up yet: the consumer connects with backoff.
     pub async fn build(self) -> anyhow::Result<Worker> {
         let amqp =
@@ -328,11 +358,19 @@ impl WorkerBuilder {
             handle
         });
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
+        let caps = declared_caps(&self.registry, self.caps)?;
+        burrow_shared::engine::kind_caps::declare(&self.db, &caps, &worker_id)
+            .await
+            .context("writing the kind caps")?;
         let ctx = JobContext {
             retry: self.retry.clone(),
             always_transient_file: self.failpoint_file,
             ..JobContext::new(self.db.clone(), worker_id, self.registry)
         };
+        ctx.caps
+            .refresh(&self.db)
+            .await
+            .context("reading the kind caps")?;
         let maintenance = Maintenance {
             db: self.db,
             retry: self.retry,
@@ -353,6 +391,32 @@ impl WorkerBuilder {
             maintenance,
         })
     }
+}
+
+/// The caps this worker declares: its kinds' [`JobHandler::GLOBAL_CONCURRENCY`], replaced by
+/// `set` (the builder's, e.g. from `KIND_CAPS`).
+fn declared_caps(
+    registry: &Registry,
+    set: BTreeMap<String, u32>,
+) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut caps: BTreeMap<String, u32> = registry
+        .kinds()
+        .filter_map(|kind| {
+            let cap = registry.get(kind)?.global_concurrency()?;
+            Some((
+                kind.to_owned(),
+                u32::try_from(cap).unwrap_or(u32::MAX).max(1),
+            ))
+        })
+        .collect();
+    for (kind, cap) in set {
+        anyhow::ensure!(
+            registry.get(&kind).is_some(),
+            "a cluster-wide cap names the kind {kind:?}, which this worker does not run"
+        );
+        caps.insert(kind, cap);
+    }
+    Ok(caps)
 }
 
 /// `{hostname}:{pid}`.
@@ -380,5 +444,46 @@ async fn cancel_when_idle(db: PgPool, stop: CancellationToken) {
             stop.cancel();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_shared::handler::{JobError, JobOutput, RunContext};
+
+    /// A kind that declares a cluster-wide cap of its own.
+    struct Capped;
+
+    impl JobHandler for Capped {
+        const KIND: &'static str = "capped";
+        const GLOBAL_CONCURRENCY: Option<usize> = Some(3);
+        type Payload = serde_json::Value;
+
+        async fn run(
+            &self,
+            _: RunContext<'_>,
+            _: serde_json::Value,
+        ) -> Result<JobOutput, JobError> {
+            Ok(JobOutput::default())
+        }
+    }
+
+    #[test]
+    fn declared_caps_are_the_kinds_own_overridden_by_the_builders_and_name_known_kinds_only() {
+        let registry = Registry::default()
+            .register(Capped)
+            .register(burrow_shared::kinds::Sleep);
+        let own = declared_caps(&registry, BTreeMap::new()).expect("caps");
+        assert_eq!(own, BTreeMap::from([("capped".to_owned(), 3)]));
+        let set = BTreeMap::from([("capped".to_owned(), 1), ("sleep".to_owned(), 2)]);
+        let overridden = declared_caps(&registry, set).expect("caps");
+        assert_eq!(
+            overridden,
+            BTreeMap::from([("capped".to_owned(), 1), ("sleep".to_owned(), 2)])
+        );
+        let unknown = BTreeMap::from([("export_xlsx".to_owned(), 2)]);
+        let error = declared_caps(&registry, unknown).expect_err("not run here");
+        assert!(error.to_string().contains("export_xlsx"), "{error}");
     }
 }

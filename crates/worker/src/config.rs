@@ -17,6 +17,7 @@
 //! | `JOB_LEASE_SECS` | 600 | a `processing` job whose worker is gone this long is re-enqueued |
 //! | `SWEEP_INTERVAL_SECS` | 30 | how often one replica looks for such stuck jobs |
 //! | `RETENTION_DAYS` | 30 | finished jobs (and their files, rows, results, history) are deleted after this many days; 0 keeps them |
+//! | `KIND_CAPS` | unset | cluster-wide caps, `kind=cap` separated by commas (`export_xlsx=2,webhook=5`): at most `cap` jobs of the kind run at once across all workers; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::kind_caps`) |
 //! | `RECURRING_JOBS` | unset | JSON array of `{"name","cron","kind","payload"}`: jobs enqueued on cron schedules (UTC, with seconds) |
 //! | `WORKER_HTTP_ADDR` | `127.0.0.1:9090` | `/healthz`, `/readyz`, `/metrics` (`0.0.0.0:9090` in a container; a taken port is a warning, not an error) |
 //! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queues (both priorities) |
@@ -27,6 +28,7 @@
 //! | `WEBHOOK_TIMEOUT_SECS` | 10 | longest one webhook request may take (then retried) |
 //! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -94,6 +96,9 @@ pub struct WorkerConfig {
     /// Days after which finished jobs are deleted (0: never).
     #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
+    /// Cluster-wide caps: `kind=cap` separated by commas, e.g. `export_xlsx=2,webhook=5`.
+    #[arg(long, env = "KIND_CAPS")]
+    pub kind_caps: Option<String>,
     /// Recurring jobs: a JSON array of `{"name", "cron", "kind", "payload"}`; cron with seconds, UTC.
     #[arg(long, env = "RECURRING_JOBS")]
     pub recurring_jobs: Option<String>,
@@ -146,6 +151,14 @@ impl WorkerConfig {
             .map(str::to_owned)
     }
 
+    /// The caps of `KIND_CAPS`, kind → cap ([`parse_kind_caps`]).
+    ///
+    /// # Errors
+    /// As [`parse_kind_caps`].
+    pub fn kind_caps(&self) -> anyhow::Result<BTreeMap<String, u32>> {
+        parse_kind_caps(self.kind_caps.as_deref().unwrap_or(""))
+    }
+
     /// When `/readyz` says `degraded`.
     pub fn readiness_rules(&self) -> ReadinessRules {
         ReadinessRules::new(self.ready_backlog_threshold, self.ready_stall_minutes)
@@ -155,4 +168,39 @@ impl WorkerConfig {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs)
     }
+}
+
+/// Parses `KIND_CAPS`: `kind=cap` entries separated by commas (blanks around them ignored;
+/// an empty string is no cap).
+///
+/// # Errors
+/// An entry without `=`, an empty kind, or a cap that is not a whole number from 1.
+///
+/// # Example
+/// ```
+/// use burrow_worker::config::parse_kind_caps;
+/// let caps = parse_kind_caps("export_xlsx=2,webhook=5").unwrap();
+/// assert_eq!(caps.get("export_xlsx"), Some(&2));
+/// assert!(parse_kind_caps("").unwrap().is_empty());
+/// assert!(parse_kind_caps("sleep").is_err());
+/// ```
+pub fn parse_kind_caps(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut caps = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (kind, cap) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("KIND_CAPS entry {entry:?} is not kind=cap"))?;
+        let kind = kind.trim();
+        anyhow::ensure!(!kind.is_empty(), "KIND_CAPS entry {entry:?} names no kind");
+        let cap: u32 = cap
+            .trim()
+            .parse()
+            .ok()
+            .filter(|cap| *cap >= 1)
+            .ok_or_else(|| {
+                anyhow::anyhow!("KIND_CAPS entry {entry:?}: the cap must be a whole number from 1")
+            })?;
+        caps.insert(kind.to_owned(), cap);
+    }
+    Ok(caps)
 }

@@ -9,6 +9,7 @@
 //! - [`deliveries`]: one consumer per priority lane, merged so high-priority jobs go first.
 //! - [`batcher`]: claims and successes of many jobs in one commit (group commit).
 //! - [`kind_slots`]: per-kind limits on jobs run at once (imports: 2).
+//! - [`cluster_caps`]: cluster-wide caps per kind: which kinds, and their claim.
 //! - [`process`]: one delivery → claim, run, record → an [`outcome::Outcome`] (no broker I/O).
 //! - [`outcome`]: the decision (ack, retry, park, dead-letter, requeue) and where it is carried out.
 //! - [`watch`]: progress flushing and cancel requests while a job runs.
@@ -23,6 +24,7 @@
 
 pub mod batcher;
 pub mod builder;
+pub mod cluster_caps;
 pub mod config;
 pub mod consumer;
 pub mod deliveries;
@@ -100,6 +102,9 @@ pub async fn run(
         .failpoint_transient_file(config.failpoint_transient_file());
     if let Some(json) = &config.recurring_jobs {
         builder = builder.recurring(json.clone());
+    }
+    for (kind, cap) in config.kind_caps().context("KIND_CAPS")? {
+        builder = builder.global_concurrency(kind, cap);
     }
     let result = builder.build().await?.run(shutdown).await;
     db.close().await;

@@ -14,9 +14,13 @@
 //! | `burrow_jobs_in_flight` | gauge | | deliveries: being processed by this worker now |
 //! | `burrow_queue_messages` | gauge | `queue` | messages: ready (not yet delivered) in each work queue (normal, high priority) and the DLQ, refreshed every ~5 s |
 //! | `burrow_queue_consumers` | gauge | `queue` | consumers: on each work queue and the DLQ, refreshed every ~5 s |
+//! | `burrow_kind_cap` | gauge | `kind` | jobs: the cluster-wide cap of each capped kind, refreshed every ~5 s |
+//! | `burrow_kind_cap_running` | gauge | `kind` | jobs: of each capped kind running under its cap, across all workers, refreshed every ~5 s |
+//! | `burrow_kind_cap_waiting` | gauge | `kind` | jobs: of each capped kind waiting for a slot (parked in Postgres), refreshed every ~5 s |
 //!
 //! Counters are this process's since it started; sum them over workers in Prometheus. The
-//! queue gauges are the broker's view, the same from every worker: aggregate them with `max`.
+//! queue and cap gauges are the broker's and the database's view, the same from every worker:
+//! aggregate them with `max`.
 //!
 //! The recorder is global (the `metrics` facade's design): [`install`] installs it once per
 //! process, in [`crate::run`]. Without it (tests that drive the consumer directly) the helpers
@@ -58,6 +62,12 @@ pub const JOBS_IN_FLIGHT: &str = "burrow_jobs_in_flight";
 pub const QUEUE_MESSAGES: &str = "burrow_queue_messages";
 /// Consumers of a queue, by `queue`.
 pub const QUEUE_CONSUMERS: &str = "burrow_queue_consumers";
+/// Gauge, per kind: its cluster-wide cap.
+pub const KIND_CAP: &str = "burrow_kind_cap";
+/// Gauge, per kind: its jobs running under its cap, across all workers.
+pub const KIND_CAP_RUNNING: &str = "burrow_kind_cap_running";
+/// Gauge, per kind: its jobs waiting for a slot of its cap.
+pub const KIND_CAP_WAITING: &str = "burrow_kind_cap_waiting";
 
 /// The `kind` label of kinds this build does not run: keeps the label set bounded whatever a
 /// message says.
@@ -150,6 +160,14 @@ pub fn record_outcome(kind: &str, outcome: JobOutcome, ran: Option<Duration>) {
 /// Counts the rows a succeeded run of `kind` reported ([`burrow_shared::handler::JobOutput::rows`]).
 pub fn record_rows(kind: &str, rows: u64) {
     metrics::counter!(JOB_ROWS, "kind" => kind.to_owned()).increment(rows);
+}
+
+/// Sets the gauges of a capped kind: its cap, and its jobs running and waiting cluster-wide.
+pub fn record_cap(usage: &burrow_shared::engine::kind_caps::CapUsage) {
+    let kind = usage.kind.clone();
+    metrics::gauge!(KIND_CAP, "kind" => kind.clone()).set(f64::from(usage.cap));
+    metrics::gauge!(KIND_CAP_RUNNING, "kind" => kind.clone()).set(f64::from(usage.running));
+    metrics::gauge!(KIND_CAP_WAITING, "kind" => kind).set(f64::from(usage.waiting));
 }
 
 /// Sets the gauges of `queue`: ready messages and consumers, as the broker reported them.
@@ -295,5 +313,20 @@ fn describe() {
         QUEUE_CONSUMERS,
         Unit::Count,
         "Consumers of the queue, as last seen by a passive queue.declare."
+    );
+    describe_gauge!(
+        KIND_CAP,
+        Unit::Count,
+        "The cluster-wide cap of the kind: most jobs of it running at once."
+    );
+    describe_gauge!(
+        KIND_CAP_RUNNING,
+        Unit::Count,
+        "Jobs of the capped kind running under its cap, across all workers."
+    );
+    describe_gauge!(
+        KIND_CAP_WAITING,
+        Unit::Count,
+        "Jobs of the capped kind waiting for a slot, parked in Postgres."
     );
 }

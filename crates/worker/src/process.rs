@@ -25,6 +25,7 @@
 //! | `run_at` ahead | — | park until due |
 //! | another delivery of the job runs | — | park ([`DUPLICATE_PARK`]) |
 //! | the kind's slots are full | — | park ([`HAND_BACK`]) |
+//! | the kind is at its cluster-wide cap | — (stays queued or retrying) | ack: the message waits in Postgres ([`crate::cluster_caps`]) |
 //! | the job ended already | — | ack |
 //! | undecodable, no such job | — | dead-letter |
 //! | the outcome could not be recorded | — | requeue after a pause |
@@ -47,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use crate::batcher::Batcher;
+use crate::cluster_caps::{CapClaim, ClusterCaps};
 use crate::health::WorkerHealth;
 use crate::kind_slots::{KindSlots, Slot};
 use crate::metrics::{self, JobOutcome};
@@ -80,6 +82,9 @@ pub struct JobContext {
     pub batcher: Batcher,
     /// Per-kind limits on jobs run at once.
     pub kind_slots: KindSlots,
+    /// Cluster-wide caps per kind, as last read from the database (none until the
+    /// [`crate::Worker`] reads them; in-process tests set them).
+    pub caps: ClusterCaps,
     /// Cancelled when the worker stops hard: every running handler's token fires.
     pub hard_stop: CancellationToken,
 }
@@ -91,6 +96,7 @@ impl JobContext {
         let worker_id = worker_id.into();
         JobContext {
             kind_slots: KindSlots::new(&registry),
+            caps: ClusterCaps::default(),
             batcher: Batcher::start(db.clone(), worker_id.clone()),
             db,
             worker_id,
@@ -186,10 +192,33 @@ async fn decide(ctx: &JobContext, message: JobMessage) -> Outcome {
         slot => slot,
     };
     let run_span = tracing::Span::current();
-    let claim = ctx
-        .batcher
-        .claim(message.job_id, TraceContext::of_span(&run_span))
-        .await;
+    let run_trace = TraceContext::of_span(&run_span);
+    let claim = if ctx.caps.cap(&message.kind).is_some() {
+        let body = message.encode();
+        let (db, worker) = (&ctx.db, ctx.worker_id.as_str());
+        match ClusterCaps::claim(
+            &ctx.batcher,
+            db,
+            worker,
+            message.job_id,
+            run_trace.as_ref(),
+            &body,
+        )
+        .await
+        {
+            Ok(CapClaim::Waiting { cap, busy }) => {
+                info!(
+                    cap,
+                    busy, "the kind is at its cluster-wide cap; the job waits in Postgres"
+                );
+                return Outcome::Ack;
+            }
+            Ok(CapClaim::Claim(claim)) => Ok(claim),
+            Err(e) => Err(e),
+        }
+    } else {
+        ctx.batcher.claim(message.job_id, run_trace).await
+    };
     let job = match claim {
         Ok(Claim::Claimed(claimed)) => {
             if let Some(previous) = &claimed.previous_run {
@@ -451,7 +480,10 @@ async fn run_handler(
         .within_limits()?;
     let mut tx = match slot {
         Some(tx) => tx,
-        None if output.result.is_none() => {
+        // A capped run ends in a statement of its own: its end takes its kind's lock (to
+        // release a waiter), and one statement ending runs of two capped kinds could take
+        // those locks in the opposite order to another replica's.
+        None if output.result.is_none() && ctx.caps.cap(&job.kind).is_none() => {
             return match ctx.batcher.succeeded(job.id, output.clone()).await {
                 Ok(true) => Ok(output),
                 Ok(false) => Err(JobError::Retryable(

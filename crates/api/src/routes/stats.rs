@@ -1,10 +1,12 @@
 //! `GET /api/stats`: the dashboard's overview: work queues' (normal and high priority) and DLQ
-//! depth and consumers (from RabbitMQ), jobs per status, in-flight jobs, and completions per minute (from Postgres).
+//! depth and consumers (from RabbitMQ), jobs per status, in-flight jobs, completions per minute,
+//! and the cluster-wide caps per kind with their running and waiting jobs (from Postgres).
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
+use burrow_shared::engine::kind_caps::{self, CapUsage};
 use burrow_shared::job_stats::{self, MinuteCount};
 use burrow_shared::{outbox, JobStatus};
 use lapin::options::QueueDeclareOptions;
@@ -55,6 +57,9 @@ pub struct Stats {
     pub outbox_pending: i64,
     /// Completions per minute over the last [`THROUGHPUT_MINUTES`] minutes.
     pub throughput: Throughput,
+    /// Every kind with a cluster-wide cap, by name: its cap, its jobs running under it, and
+    /// its jobs waiting for a slot (parked in Postgres; they show as `queued` or `retrying`).
+    pub kind_caps: Vec<CapUsage>,
 }
 
 /// Completions per minute.
@@ -80,11 +85,12 @@ pub struct Throughput {
 )]
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
     caller.require_admin()?;
-    let (queues, by_status, per_minute, outbox_pending) = tokio::join!(
+    let (queues, by_status, per_minute, outbox_pending, caps) = tokio::join!(
         queue_stats(&state),
         job_stats::count_by_status(&state.db),
         job_stats::completed_per_minute(&state.db, THROUGHPUT_MINUTES),
         outbox::pending_count(&state.db),
+        kind_caps::usage(&state.db),
     );
     let by_status = by_status?;
     let in_flight = by_status
@@ -107,6 +113,7 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
             window_minutes: THROUGHPUT_MINUTES,
             per_minute: per_minute?,
         },
+        kind_caps: caps?,
     }))
 }
 

@@ -196,6 +196,12 @@ pub trait JobHandler: Send + Sync + 'static {
     /// `WORKER_CONCURRENCY` bounds them). Set it for kinds heavy on memory or CPU, so the
     /// worker-wide concurrency can stay high for small jobs.
     const MAX_CONCURRENCY: Option<usize> = None;
+    /// Most jobs of this kind running at once across every worker process and host (`None`:
+    /// no cluster-wide cap). Workers write it to the `kind_caps` table at start-up, where the
+    /// last one to start wins; a worker's `KIND_CAPS` overrides it
+    /// ([`crate::engine::kind_caps`]). Set it for kinds that load something shared (a
+    /// database, a partner's API) that more replicas must not overload.
+    const GLOBAL_CONCURRENCY: Option<usize> = None;
     /// The kind's payload, parsed from the job's JSON payload.
     type Payload: DeserializeOwned + Send;
 
@@ -235,6 +241,9 @@ pub trait ErasedHandler: Send + Sync {
     /// [`JobHandler::MAX_CONCURRENCY`].
     fn max_concurrency(&self) -> Option<usize>;
 
+    /// [`JobHandler::GLOBAL_CONCURRENCY`].
+    fn global_concurrency(&self) -> Option<usize>;
+
     /// [`JobHandler::retry_policy`].
     fn retry_policy(&self) -> Option<RetryPolicy>;
 
@@ -262,6 +271,10 @@ impl<H: JobHandler> ErasedHandler for H {
 
     fn max_concurrency(&self) -> Option<usize> {
         H::MAX_CONCURRENCY
+    }
+
+    fn global_concurrency(&self) -> Option<usize> {
+        H::GLOBAL_CONCURRENCY
     }
 
     fn retry_policy(&self) -> Option<RetryPolicy> {

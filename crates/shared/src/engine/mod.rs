@@ -10,6 +10,7 @@
 //! - [`batches`]: batches of jobs with callbacks, and their aggregate status.
 //! - [`jobs`]: job rows, their files and results (reads and inserts; no status changes).
 //! - [`job_stats`]: aggregates for the dashboard (per status, per minute, failures by error).
+//! - [`kind_caps`]: cluster-wide concurrency caps per kind (declared, loaded, in use).
 //! - [`leader`]: one replica at a time for periodic chores (sweeper, retention, recurring jobs).
 //! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
 //! - [`job_batch`]: a worker's lock session: locks and claims of many jobs in one statement.
@@ -33,6 +34,7 @@ pub mod job_batch;
 pub mod job_lock;
 pub mod job_stats;
 pub mod jobs;
+pub mod kind_caps;
 pub mod leader;
 pub mod message;
 pub mod outbox;

@@ -59,14 +59,24 @@ impl Maintenance {
 
     async fn sweep_and_expire(&self) {
         match sweep_once(&self.db, &self.retry, self.lease).await {
-            Ok(report) if report.requeued + report.buried > 0 => {
-                info!(
-                    requeued = report.requeued,
-                    buried = report.buried,
-                    "swept stuck jobs"
-                );
+            Ok(report) => {
+                if report.requeued + report.buried > 0 {
+                    info!(
+                        requeued = report.requeued,
+                        buried = report.buried,
+                        "swept stuck jobs"
+                    );
+                }
+                // The sweeper's replica also lets go the capped waiters whose released
+                // message was lost (their reservation expired) when nothing else would.
+                if report.swept {
+                    match burrow_shared::engine::kind_caps::pump_all(&self.db).await {
+                        Ok(0) => {}
+                        Ok(released) => info!(released, "released capped waiters"),
+                        Err(e) => warn!(error = %e, "releasing capped waiters failed"),
+                    }
+                }
             }
-            Ok(_) => {}
             Err(e) => warn!(
                 error = format!("{e:#}"),
                 "sweep failed; trying again next interval"

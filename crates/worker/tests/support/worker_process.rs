@@ -108,6 +108,12 @@ impl WorkerProcess {
         assert!(status.success(), "{status}");
     }
 
+    /// Sends SIGKILL (a crash: nothing is drained or acked) and waits for the process to go.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+    }
+
     /// The JSON log lines with this `message`.
     pub fn log_lines(&self, message: &str) -> Vec<Value> {
         self.log()

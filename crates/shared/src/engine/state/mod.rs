@@ -4,7 +4,7 @@
 //!
 //! | transition | from | to | event | made by |
 //! |---|---|---|---|---|
-//! | claim ([`batch::release_lock_and_claim`]) | queued, retrying, processing¹ | processing | `processing` | worker, attempt counted |
+//! | claim ([`batch::release_lock_and_claim`]; [`capped::claim`] for a capped kind) | queued, retrying, processing¹ | processing | `processing` | worker, attempt counted |
 //! | [`Transition::Succeed`] (and [`batch::succeed_many`]) | processing | succeeded | `succeeded` | worker |
 //! | [`Transition::Fail`] | processing | failed | `failed` | worker: permanent error |
 //! | [`Transition::Retry`] | queued², processing, retrying | retrying | `retrying` | worker: transient error |
@@ -33,6 +33,7 @@
 //! [`fail_with_result`]) and removed by a re-drive or restart, which begin it afresh.
 
 pub mod batch;
+pub mod capped;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};

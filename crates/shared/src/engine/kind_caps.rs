@@ -1,0 +1,213 @@
+//! Cluster-wide concurrency caps per kind: at most `cap` jobs of a kind run at once across
+//! every worker process and host (`export_xlsx` ≤ 2, say), unlike
+//! [`crate::handler::JobHandler::MAX_CONCURRENCY`], which bounds one process.
+//!
+//! # Model
+//! - **The slot is the job row.** A job claimed under a cap is marked `capped` and holds a
+//!   slot while it is `processing`. There is no permit to give back: a crashed worker's job
+//!   stays `processing` until its redelivery claims it again (taking back the same slot) or the
+//!   sweeper requeues or buries it, so a crash cannot leak a slot.
+//! - **The cap is one row** of `kind_caps`, read by every claim: what a claim enforces is what
+//!   the table says, whatever the local configuration of the replica that claims.
+//! - **Waiting happens in Postgres, not in the broker.** A delivery that finds its kind full
+//!   parks its message in `capped_waiters` (in arrival order) and is acked; the job stays
+//!   `queued` (or `retrying`) to observers. When a capped run leaves `processing`, whatever
+//!   the transition, a trigger releases the oldest waiters up to the free slots into the
+//!   outbox, in the same transaction. A released waiter keeps its slot reserved for 30 s while
+//!   its message travels, so a newcomer cannot take it. A waiting job's message therefore goes
+//!   through the broker once when enqueued and once per release, never on a timer.
+//! - **Claims and releases serialise on the kind's row lock** ([`crate::engine::state::capped`]).
+//!
+//! # Why this design
+//! - *The job row, not a permit table or an advisory-lock semaphore:* a permit must be given
+//!   back, and a crash between the run and the give-back leaks it unless something sweeps it;
+//!   the job row is already recovered by redelivery and the sweeper, so the count is right by
+//!   construction. The `capped` flag (set by the capped claim) lets a partial index count only
+//!   those runs, and lets the release trigger skip every other job with a `WHEN` test.
+//! - *Waiting in Postgres, not in a delay queue:* a delay queue makes a waiting job cycle
+//!   through the broker every second, whatever the cap; a waiter row is written once and read
+//!   once, and its release is the commit that frees the slot, so it waits no longer than it must.
+//! - *A reservation for a released waiter:* without it, a newcomer arriving between the release
+//!   and the waiter's delivery takes the slot, and the waiter parks again at the end of the line:
+//!   unbounded publishes and no arrival order. The reservation expires (30 s), so a message lost
+//!   on the way holds a slot for a bounded time only.
+//! - *A claim of its own, not the group commit:* the group claim runs one statement for many
+//!   jobs on the lock session; waiting there for a kind's row lock would stall every kind's
+//!   claims behind it. Capped kinds are the long-running ones, for which a transaction per claim
+//!   is noise; uncapped kinds keep the group commit unchanged.
+//!
+//! # Declaring caps, and replicas that disagree
+//! Workers write the caps their kinds declare ([`crate::handler::JobHandler::GLOBAL_CONCURRENCY`],
+//! or the worker's `KIND_CAPS`) at start-up with [`declare`]: the last replica to start wins,
+//! and every replica enforces that one value from the moment it is written. Replicas learn
+//! which kinds are capped from the table ([`load`]), at start-up and every few seconds; until a
+//! replica has seen a new cap, it claims that kind's jobs uncapped, and those runs do not count
+//! against the cap. A replica that declares no cap for a kind removes nothing (another replica
+//! may declare it); remove a cap with [`remove`], which lets every waiter of the kind go. A
+//! replica that has not yet re-read the table still claims that kind under the lock, uncapped.
+//!
+//! # Limits
+//! Uncapped kinds keep the group-commit claim; a capped claim is a transaction of its own
+//! (a few statements under the kind's lock), so a cap suits kinds whose runs are long next to
+//! a millisecond. A message lost after its release (broker data loss) keeps its reservation
+//! 30 s, then is released again by the next claim or end of a run of that kind, or by the
+//! sweeper's [`pump_all`].
+
+use std::collections::BTreeMap;
+
+use sqlx::{PgExecutor, PgPool};
+
+/// Writes `caps` (kind → most jobs of it running at once, at least 1) for `by` (a worker id),
+/// replacing what another replica wrote for the same kinds; other kinds' rows stay.
+///
+/// # Errors
+/// The database error; nothing is written then.
+///
+/// # Example
+/// ```no_run
+/// # async fn example(db: sqlx::PgPool) -> Result<(), sqlx::Error> {
+/// use std::collections::BTreeMap;
+/// use burrow_shared::engine::kind_caps;
+/// let caps = BTreeMap::from([("export_xlsx".to_owned(), 2)]);
+/// kind_caps::declare(&db, &caps, "host-1:4242").await?;
+/// assert_eq!(kind_caps::load(&db).await?.get("export_xlsx"), Some(&2));
+/// # Ok(()) }
+/// ```
+pub async fn declare(
+    db: &PgPool,
+    caps: &BTreeMap<String, u32>,
+    by: &str,
+) -> Result<(), sqlx::Error> {
+    if caps.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = caps.keys().map(String::as_str).collect();
+    let limits: Vec<i32> = caps
+        .values()
+        .map(|cap| i32::try_from(*cap).unwrap_or(i32::MAX).max(1))
+        .collect();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO kind_caps (kind, cap, updated_by) \
+         SELECT k, c, $3 FROM unnest($1::text[], $2::int[]) AS u(k, c) \
+         ON CONFLICT (kind) DO UPDATE \
+             SET cap = EXCLUDED.cap, updated_at = now(), updated_by = EXCLUDED.updated_by",
+    )
+    .bind(&kinds)
+    .bind(&limits)
+    .bind(by)
+    .execute(&mut *tx)
+    .await?;
+    // A cap raised here frees slots at once: the pump lets the waiters it now admits go. The
+    // kinds are sorted (a BTreeMap), so two replicas starting together lock them in one order.
+    sqlx::query("SELECT burrow_pump_capped(k) FROM unnest($1::text[]) AS k")
+        .bind(&kinds)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// Removes `kind`'s cap and releases all its waiters into the outbox, in one transaction.
+/// Returns whether the kind had a cap. A replica that declares the cap again at its next
+/// start-up brings it back.
+///
+/// # Errors
+/// The database error; nothing changed then.
+pub async fn remove(db: &PgPool, kind: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // The delete holds the row lock every claim takes: a claim waiting on it then finds no
+    // cap and claims uncapped.
+    let removed = sqlx::query("DELETE FROM kind_caps WHERE kind = $1")
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        > 0;
+    sqlx::query("SELECT burrow_pump_capped($1)")
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Every cap in force: kind → cap.
+///
+/// # Errors
+/// The database error.
+pub async fn load(db: impl PgExecutor<'_>) -> Result<BTreeMap<String, u32>, sqlx::Error> {
+    let rows: Vec<(String, i32)> = sqlx::query_as("SELECT kind, cap FROM kind_caps")
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, cap)| (kind, u32::try_from(cap).unwrap_or(1)))
+        .collect())
+}
+
+/// Releases, for every capped kind (and every kind with waiters), the waiters its free slots
+/// admit. Normally the end of a run does it; this recovers a message lost after its release
+/// once its reservation expired, and the waiters of a kind whose cap was removed.
+/// One transaction per kind, so no two kind locks are held at once. Returns how many waiters
+/// went to the outbox.
+///
+/// # Errors
+/// The database error; kinds pumped before it stay pumped.
+pub async fn pump_all(db: &PgPool) -> Result<u64, sqlx::Error> {
+    // Kinds with waiters count too: a cap removed while nothing of its kind ran would leave
+    // them parked, with no run ending to let them go.
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM kind_caps UNION SELECT DISTINCT kind FROM capped_waiters ORDER BY 1",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut released = 0;
+    for kind in kinds {
+        let n: i32 = sqlx::query_scalar("SELECT burrow_pump_capped($1)")
+            .bind(&kind)
+            .fetch_one(db)
+            .await?;
+        released += u64::try_from(n).unwrap_or(0);
+    }
+    Ok(released)
+}
+
+/// One capped kind as it stands: for `/api/stats` and the worker's gauges.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CapUsage {
+    /// The kind.
+    pub kind: String,
+    /// Most jobs of it running at once.
+    pub cap: u32,
+    /// Jobs of it `processing` under the cap now.
+    pub running: u32,
+    /// Messages parked until a slot frees (released ones on their way included).
+    pub waiting: u32,
+}
+
+/// Every capped kind's cap, running jobs and waiters, by kind.
+///
+/// # Errors
+/// The database error.
+pub async fn usage(db: impl PgExecutor<'_>) -> Result<Vec<CapUsage>, sqlx::Error> {
+    let rows: Vec<(String, i32, i64, i64)> = sqlx::query_as(
+        "SELECT c.kind, c.cap, \
+                (SELECT count(*) FROM jobs j \
+                 WHERE j.kind = c.kind AND j.capped AND j.status = 'processing'), \
+                (SELECT count(*) FROM capped_waiters w WHERE w.kind = c.kind) \
+         FROM kind_caps c ORDER BY c.kind",
+    )
+    .fetch_all(db)
+    .await?;
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok(rows
+        .into_iter()
+        .map(|(kind, cap, running, waiting)| CapUsage {
+            kind,
+            cap: u32::try_from(cap).unwrap_or(1),
+            running: count(running),
+            waiting: count(waiting),
+        })
+        .collect())
+}

@@ -1,0 +1,291 @@
+//! Cluster-wide caps against the real Postgres: a claim under a cap and the end of a capped
+//! run serialise on the kind's row lock, so whichever order they race in, no waiter is left
+//! parked with a slot free. The races are staged with a lock held by the test as the barrier,
+//! and each contender is seen waiting on it in `pg_stat_activity` before the next starts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use burrow_shared::engine::kind_caps;
+use burrow_shared::engine::state::capped::{claim, CappedClaim};
+use burrow_shared::enqueue::{enqueue, NewJob};
+use burrow_shared::state::{self, Transition};
+use burrow_shared::testing::{TestEnv, DEADLINE};
+use burrow_shared::{jobs, JobMessage, JobStatus};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn add(env: &TestEnv) -> Uuid {
+    let mut conn = env.db.acquire().await.expect("connection");
+    enqueue(&mut conn, NewJob::new("sleep"))
+        .await
+        .expect("enqueue")
+        .job
+        .id
+}
+
+fn message(id: Uuid) -> Vec<u8> {
+    JobMessage::new(id, "sleep", Uuid::new_v4()).encode()
+}
+
+async fn cap_sleep(env: &TestEnv, cap: u32) {
+    let caps = BTreeMap::from([("sleep".to_owned(), cap)]);
+    kind_caps::declare(&env.db, &caps, "test")
+        .await
+        .expect("caps");
+}
+
+async fn status(env: &TestEnv, id: Uuid) -> JobStatus {
+    jobs::find_job(&env.db, id)
+        .await
+        .expect("db")
+        .expect("job")
+        .status
+}
+
+/// Outbox rows of job `id`: its enqueue, then one per release from the waiters.
+async fn publishes(env: &TestEnv, id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE job_id = $1")
+        .bind(id)
+        .fetch_one(&env.db)
+        .await
+        .expect("outbox")
+}
+
+async fn waiters(env: &TestEnv) -> Vec<(Uuid, bool)> {
+    sqlx::query_as("SELECT job_id, released_at IS NOT NULL FROM capped_waiters ORDER BY seq")
+        .fetch_all(&env.db)
+        .await
+        .expect("waiters")
+}
+
+/// Waits until `n` sessions of the test's database wait for a lock (bounded by [`DEADLINE`]).
+async fn until_blocked(db: &PgPool, n: i64) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let blocked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(db)
+        .await
+        .expect("pg_stat_activity");
+        if blocked == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{blocked} sessions wait for a lock, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn succeed() -> Transition<'static> {
+    Transition::Succeed {
+        message: "done",
+        rows: None,
+        output: None,
+    }
+}
+
+#[tokio::test]
+async fn a_full_kind_parks_in_arrival_order_and_each_end_releases_the_oldest_waiter() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 2).await;
+    let ids: Vec<Uuid> = futures_ids(&env, 5).await;
+    let mut outcomes = Vec::new();
+    for id in &ids {
+        outcomes.push(
+            claim(&env.db, *id, "w", None, &message(*id))
+                .await
+                .expect("claim"),
+        );
+    }
+    assert!(matches!(outcomes[0], CappedClaim::Claimed(_)));
+    assert!(matches!(outcomes[1], CappedClaim::Claimed(_)));
+    for outcome in &outcomes[2..] {
+        assert_eq!(*outcome, CappedClaim::Waiting { cap: 2, busy: 2 });
+    }
+    assert_eq!(
+        status(&env, ids[2]).await,
+        JobStatus::Queued,
+        "waiting looks queued"
+    );
+
+    // One run ends: exactly the oldest waiter is released (to the outbox), and reserved.
+    assert!(state::apply(&env.db, ids[0], succeed()).await.expect("end"));
+    assert_eq!(
+        waiters(&env).await,
+        vec![(ids[2], true), (ids[3], false), (ids[4], false)]
+    );
+    assert_eq!(publishes(&env, ids[2]).await, 2);
+    assert_eq!(publishes(&env, ids[3]).await, 1);
+    // A newcomer finds the freed slot reserved for the released waiter, and queues behind.
+    let late = add(&env).await;
+    assert_eq!(
+        claim(&env.db, late, "w", None, &message(late))
+            .await
+            .expect("claim"),
+        CappedClaim::Waiting { cap: 2, busy: 2 }
+    );
+    // The released waiter's message comes back and takes its reserved slot.
+    let back = claim(&env.db, ids[2], "w", None, &message(ids[2]))
+        .await
+        .expect("claim");
+    assert!(matches!(back, CappedClaim::Claimed(_)));
+    // A run that fails for now (retrying) frees its slot too.
+    let retry = Transition::Retry {
+        error: "down",
+        next_attempt_at: chrono::Utc::now(),
+    };
+    assert!(state::apply(&env.db, ids[1], retry).await.expect("retry"));
+    assert_eq!(
+        waiters(&env).await,
+        vec![(ids[3], true), (ids[4], false), (late, false)]
+    );
+    let running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'sleep' AND status = 'processing'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("count");
+    assert_eq!(running, 1, "one runs, one slot is reserved");
+}
+
+async fn futures_ids(env: &TestEnv, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(add(env).await);
+    }
+    ids
+}
+
+/// The race of the brief: a claim that sees the kind full, and the end of the run that fills
+/// it, which sees no waiter. Staged in both orders behind a held kind lock.
+#[tokio::test]
+async fn a_claim_racing_the_end_of_the_run_it_waits_for_never_strands_its_waiter() {
+    for claim_first in [true, false] {
+        let env = TestEnv::new().await.expect("env");
+        cap_sleep(&env, 1).await;
+        let running = add(&env).await;
+        let arriving = add(&env).await;
+        let claimed = claim(&env.db, running, "w", None, &message(running))
+            .await
+            .expect("claim");
+        assert!(matches!(claimed, CappedClaim::Claimed(_)));
+
+        // The barrier: the kind's lock, held by the test.
+        let mut barrier = env.db.begin().await.expect("tx");
+        sqlx::query("SELECT 1 FROM kind_caps WHERE kind = 'sleep' FOR UPDATE")
+            .execute(&mut *barrier)
+            .await
+            .expect("lock");
+        let spawn_claim = |db: PgPool| {
+            tokio::spawn(async move {
+                claim(&db, arriving, "w", None, &message(arriving))
+                    .await
+                    .expect("claim")
+            })
+        };
+        let spawn_end = |db: PgPool| {
+            tokio::spawn(async move { state::apply(&db, running, succeed()).await.expect("end") })
+        };
+        let (claimed, ended) = if claim_first {
+            let claimed = spawn_claim(env.db.clone());
+            until_blocked(&env.db, 1).await;
+            let ended = spawn_end(env.db.clone());
+            until_blocked(&env.db, 2).await;
+            (claimed, ended)
+        } else {
+            let ended = spawn_end(env.db.clone());
+            until_blocked(&env.db, 1).await;
+            let claimed = spawn_claim(env.db.clone());
+            until_blocked(&env.db, 2).await;
+            (claimed, ended)
+        };
+        barrier.commit().await.expect("release the barrier");
+        let claimed = claimed.await.expect("claim task");
+        assert!(ended.await.expect("end task"));
+
+        if claim_first {
+            // The claim counted the run still going and parked; the end, after it, saw the
+            // waiter and released it into the outbox.
+            assert_eq!(claimed, CappedClaim::Waiting { cap: 1, busy: 1 });
+            assert_eq!(waiters(&env).await, vec![(arriving, true)]);
+            assert_eq!(publishes(&env, arriving).await, 2);
+        } else {
+            // The end saw no waiter; the claim, after it, saw the slot free.
+            assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");
+            assert_eq!(status(&env, arriving).await, JobStatus::Processing);
+            assert!(waiters(&env).await.is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_after_a_crash_takes_back_its_own_slot() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 1).await;
+    let crashed = add(&env).await;
+    let other = add(&env).await;
+    let first = claim(&env.db, crashed, "gone", None, &message(crashed)).await;
+    assert!(matches!(first, Ok(CappedClaim::Claimed(_))));
+    // Its worker died: the job is still `processing`, and its redelivery claims it again.
+    let again = claim(&env.db, crashed, "w2", None, &message(crashed))
+        .await
+        .expect("claim");
+    let CappedClaim::Claimed(run) = again else {
+        panic!("{again:?}");
+    };
+    assert_eq!(
+        (run.job.attempts, run.job.worker.as_deref()),
+        (2, Some("w2"))
+    );
+    assert_eq!(
+        claim(&env.db, other, "w2", None, &message(other))
+            .await
+            .expect("claim"),
+        CappedClaim::Waiting { cap: 1, busy: 1 }
+    );
+}
+
+#[tokio::test]
+async fn a_waiter_cancelled_after_its_release_hands_its_slot_on_and_removing_the_cap_frees_all() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 1).await;
+    let ids = futures_ids(&env, 4).await;
+    let [running, cancelled, next, last] = ids[..] else {
+        unreachable!()
+    };
+    for id in &ids {
+        claim(&env.db, *id, "w", None, &message(*id))
+            .await
+            .expect("claim");
+    }
+    assert!(state::apply(&env.db, running, succeed())
+        .await
+        .expect("end"));
+    assert_eq!(waiters(&env).await[0], (cancelled, true));
+    // Cancelled while its released message travels: when the message arrives, the job has
+    // ended, and the slot reserved for it goes to the next waiter.
+    let cancel = Transition::CancelWaiting;
+    assert!(state::apply(&env.db, cancelled, cancel)
+        .await
+        .expect("cancel"));
+    assert_eq!(
+        claim(&env.db, cancelled, "w", None, &message(cancelled))
+            .await
+            .expect("claim"),
+        CappedClaim::Ended(JobStatus::Cancelled)
+    );
+    assert_eq!(waiters(&env).await, vec![(next, true), (last, false)]);
+    // No cap any more: every waiter goes.
+    assert!(kind_caps::remove(&env.db, "sleep").await.expect("remove"));
+    assert_eq!(waiters(&env).await, vec![(next, true), (last, true)]);
+    assert_eq!(publishes(&env, last).await, 2);
+    let claimed = claim(&env.db, last, "w", None, &message(last))
+        .await
+        .expect("claim");
+    assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");
+}
