@@ -53,7 +53,7 @@ use crate::health::WorkerHealth;
 use crate::kind_slots::{KindSlots, Slot};
 use crate::metrics::{self, JobOutcome};
 use crate::outcome::Outcome;
-use crate::watch::watch_run;
+use crate::watch::{watch_run, WatchStop};
 
 /// How long a duplicate delivery waits before it looks again: by then the running copy has
 /// usually ended (and the duplicate is acked without work) or its lock is free (and it runs).
@@ -405,7 +405,7 @@ async fn run_watched(
     let (progress, requested, stop_watch) = (
         Progress::default(),
         CancellationToken::new(),
-        CancellationToken::new(),
+        WatchStop::default(),
     );
     let cancel = ctx.hard_stop.child_token();
     let watcher = tokio::spawn(watch_run(
@@ -425,7 +425,7 @@ async fn run_watched(
     tokio::pin!(limit);
     let mut cause = None;
     let result = {
-        let running = run_handler(ctx, job, handler, progress, cancel.clone());
+        let running = run_handler(ctx, job, handler, progress, cancel.clone(), &stop_watch);
         tokio::pin!(running);
         loop {
             tokio::select! {
@@ -465,6 +465,7 @@ async fn run_handler(
     handler: &dyn ErasedHandler,
     progress: Progress,
     cancel: CancellationToken,
+    watch: &WatchStop,
 ) -> Result<JobOutput, JobError> {
     let database = |e: sqlx::Error| JobError::Retryable(format!("database: {e}"));
     let mut slot: Option<Transaction<'static, Postgres>> = None;
@@ -478,6 +479,8 @@ async fn run_handler(
         .run(run, job.payload.clone())
         .await?
         .within_limits()?;
+    // No progress flush may land after the success below (it would outlive the run).
+    let _quiet = watch.quiesce().await;
     let mut tx = match slot {
         Some(tx) => tx,
         // A capped run ends in a statement of its own: its end takes its kind's lock (to
