@@ -241,6 +241,64 @@ async fn unknown_later_or_own_parents_are_refused_and_nothing_is_written() {
     assert_eq!(stored[1].job.status, JobStatus::Awaiting);
 }
 
+/// The checks `enqueue_many` makes per parent in one pass (a set per job, each id's place in
+/// the call), and the parents it does not lock because it inserted them itself.
+#[tokio::test]
+async fn duplicate_parents_are_refused_and_parents_of_the_same_call_are_marked_when_stored() {
+    let env = TestEnv::new().await.expect("test services");
+    let mut conn = env.db.acquire().await.expect("connection");
+    let stored = add(&env, NewJob::new("noop")).await;
+    let parent = NewJob::new("noop");
+    let twice = NewJob::new("noop").depends_on([parent.id, stored, parent.id]);
+    let refused = enqueue_many(&mut conn, vec![parent, twice]).await;
+    assert!(
+        matches!(refused, Err(EnqueueError::Invalid(ref m)) if m.contains("twice")),
+        "{refused:?}"
+    );
+    let twice_stored = enqueue(&mut conn, NewJob::new("noop").depends_on([stored, stored])).await;
+    assert!(
+        matches!(twice_stored, Err(EnqueueError::Invalid(ref m)) if m.contains("twice")),
+        "{twice_stored:?}"
+    );
+    assert_eq!(env.count("jobs").await, 1, "only the stored parent");
+    assert_eq!(env.count("job_dependencies").await, 0);
+
+    // A parent of the same call that is not stored (its idempotency key exists) is unknown.
+    add(&env, NewJob::new("noop").idempotency_key("k")).await;
+    let replayed = NewJob::new("noop").idempotency_key("k");
+    let child = NewJob::new("noop").depends_on([replayed.id]);
+    let refused = enqueue_many(&mut conn, vec![replayed, child]).await;
+    assert!(
+        matches!(refused, Err(EnqueueError::Invalid(ref m)) if m.contains("does not exist")),
+        "{refused:?}"
+    );
+    assert_eq!(env.count("jobs").await, 2);
+
+    // Parents stored by the call itself carry `has_dependents` from their insert (the release
+    // trigger fires only for those), and so does a stored parent; a childless job does not.
+    let fresh = NewJob::new("noop");
+    let childless = NewJob::new("noop");
+    let child = NewJob::new("noop").depends_on([fresh.id, stored]);
+    let ids = [fresh.id, childless.id, child.id];
+    enqueue_many(&mut conn, vec![fresh, childless, child])
+        .await
+        .expect("enqueue");
+    let marked: Vec<bool> = sqlx::query_scalar(
+        "SELECT has_dependents FROM jobs WHERE id = ANY($1) OR id = $2 ORDER BY id",
+    )
+    .bind(&ids[..])
+    .bind(stored)
+    .fetch_all(&env.db)
+    .await
+    .expect("flags");
+    // Ids are UUIDv7, so `ORDER BY id` is creation order: stored, fresh, childless, child.
+    assert_eq!(marked, [true, true, false, false]);
+    succeed(&env, stored).await;
+    assert_eq!(status(&env, ids[2]).await, JobStatus::Awaiting);
+    succeed(&env, ids[0]).await;
+    assert_eq!(status(&env, ids[2]).await, JobStatus::Queued);
+}
+
 #[tokio::test]
 async fn a_restarted_parent_that_ends_again_is_not_counted_twice() {
     let env = TestEnv::new().await.expect("test services");

@@ -12,7 +12,7 @@
 //! Every way a job (re)enters the queue goes through here: the api's routes, recurring jobs,
 //! the api's retry and the sweeper ([`requeue`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -280,9 +280,17 @@ pub async fn enqueue_many(
     conn: &mut PgConnection,
     mut jobs: Vec<NewJob>,
 ) -> Result<Vec<Enqueued>, EnqueueError> {
+    // Where each id last appears in the call: a parent's position tells, in O(1), whether it
+    // comes after the job that names it (a 10,000-member batch's callback names 10,000).
+    let last_index: HashMap<Uuid, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(index, job)| (job.id, index))
+        .collect();
+    let mut seen = HashSet::new();
     for (index, job) in jobs.iter().enumerate() {
         check(job)?;
-        check_parents(job, &jobs[index + 1..])?;
+        check_parents(job, index, &last_index, &mut seen)?;
     }
     if jobs.iter().any(|job| job.trace.is_none()) {
         if let Some(current) = TraceContext::current() {
@@ -297,7 +305,18 @@ pub async fn enqueue_many(
     // A savepoint inside the caller's transaction (or a transaction of its own): the
     // idempotency look-ups below must see exactly what this call wrote, all or nothing.
     let mut tx = conn.begin().await?;
-    let mut created: HashMap<Uuid, JobRow> = insert(&mut tx, &jobs)
+    // Jobs of this call that others in it wait for: stored with `has_dependents` already, so
+    // `link` need not update those rows right after inserting them (for a batch, 10,000 new
+    // row versions, each with its own foreign-key check). If every such child is skipped for
+    // its idempotency key, the flag stays set without an edge: its end then runs the release
+    // function for nothing, which is harmless.
+    let parents_in_call: HashSet<Uuid> = jobs
+        .iter()
+        .flat_map(|job| &job.depends_on)
+        .copied()
+        .filter(|parent| last_index.contains_key(parent))
+        .collect();
+    let mut created: HashMap<Uuid, JobRow> = insert(&mut tx, &jobs, &parents_in_call)
         .await?
         .into_iter()
         .map(|row| (row.id, row))
@@ -307,7 +326,14 @@ pub async fn enqueue_many(
         .filter(|job| created.contains_key(&job.id))
         .flat_map(|job| job.depends_on.iter().map(|parent| (job.id, *parent)))
         .collect();
-    let resolved = dependencies::link(&mut tx, &edges)
+    // Parents this statement inserted: nobody else sees them before the commit, so none can
+    // have ended; a parent of the call that was not inserted (its idempotency key existed) is
+    // not among them and is looked up like any stored job (and refused: its id is unknown).
+    let fresh: HashSet<Uuid> = parents_in_call
+        .into_iter()
+        .filter(|parent| created.contains_key(parent))
+        .collect();
+    let resolved = dependencies::link(&mut tx, &edges, &fresh)
         .await
         .map_err(|e| match e {
             LinkError::UnknownParent(_) => EnqueueError::Invalid(e.to_string()),
@@ -387,22 +413,29 @@ pub async fn requeue(
 }
 
 /// A job's parents: no duplicates, not itself, and none of the jobs after it in the same call
-/// (so no cycle can be built).
-fn check_parents(job: &NewJob, after: &[NewJob]) -> Result<(), EnqueueError> {
-    for (index, parent) in job.depends_on.iter().enumerate() {
+/// (so no cycle can be built). `index` is the job's place in the call, `last_index` where each
+/// id of the call last appears, `seen` a scratch set (cleared here). O(parents).
+fn check_parents(
+    job: &NewJob,
+    index: usize,
+    last_index: &HashMap<Uuid, usize>,
+    seen: &mut HashSet<Uuid>,
+) -> Result<(), EnqueueError> {
+    seen.clear();
+    for parent in &job.depends_on {
         if *parent == job.id {
             return Err(EnqueueError::Invalid(format!(
                 "job {} depends on itself",
                 job.id
             )));
         }
-        if job.depends_on[..index].contains(parent) {
+        if !seen.insert(*parent) {
             return Err(EnqueueError::Invalid(format!(
                 "job {} names parent {parent} twice",
                 job.id
             )));
         }
-        if after.iter().any(|later| later.id == *parent) {
+        if last_index.get(parent).is_some_and(|at| *at > index) {
             return Err(EnqueueError::Invalid(format!(
                 "job {} depends on {parent}, which comes after it: a parent must exist first",
                 job.id
@@ -428,19 +461,23 @@ fn check(job: &NewJob) -> Result<(), EnqueueError> {
 /// The rows, events, files and outbox messages of `jobs` in one statement; returns the rows
 /// inserted (jobs whose idempotency key exists already, or comes earlier in `jobs`, are
 /// skipped and missing). The `NOTIFY` is an init plan of the final `SELECT`, so it runs once,
-/// and only when a job was inserted.
-async fn insert(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobRow>, sqlx::Error> {
+/// and only when a job was inserted. Jobs in `parents` are stored with `has_dependents`.
+async fn insert(
+    tx: &mut PgConnection,
+    jobs: &[NewJob],
+    parents: &HashSet<Uuid>,
+) -> Result<Vec<JobRow>, sqlx::Error> {
     let column = |f: fn(&NewJob) -> Option<String>| jobs.iter().map(f).collect::<Vec<_>>();
     let with_file: Vec<&NewJob> = jobs.iter().filter(|j| j.file.is_some()).collect();
     sqlx::query_as::<_, JobRow>(&format!(
         "WITH inserted AS ( \
              INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
                                run_at, idempotency_key, traceparent, tracestate, status, \
-                               awaiting_parents, run_on_failure, batch_id) \
+                               awaiting_parents, run_on_failure, batch_id, has_dependents) \
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
                                   $6::jsonb[], $7::int2[], $8::timestamptz[], $9::text[], \
                                   $14::text[], $15::text[], $16::text[], $17::int4[], \
-                                  $18::bool[], $19::uuid[]) \
+                                  $18::bool[], $19::uuid[], $20::bool[]) \
              ON CONFLICT (coalesce(user_id, ''), idempotency_key) \
                  WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING {JOB_COLUMNS}), \
@@ -504,6 +541,11 @@ async fn insert(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobRow>, s
     )
     .bind(jobs.iter().map(|j| j.run_on_failure).collect::<Vec<_>>())
     .bind(jobs.iter().map(|j| j.batch_id).collect::<Vec<_>>())
+    .bind(
+        jobs.iter()
+            .map(|j| parents.contains(&j.id))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *tx)
     .await
 }
