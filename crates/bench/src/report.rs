@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::benches::{
-    csv::CsvBench, import::ImportBench, latency::LatencyBench, overhead::OverheadBench,
-    peers::PeersBench, retry::RetryBench, sweep::SweepBench, typed::TypedBench,
-    upsert::UpsertBench, workflows::WorkflowsBench,
+    csv::CsvBench, import::ImportBench, latency::LatencyBench, limits::LimitsBench,
+    overhead::OverheadBench, peers::PeersBench, retry::RetryBench, sweep::SweepBench,
+    typed::TypedBench, upsert::UpsertBench, workflows::WorkflowsBench,
 };
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::Machine;
@@ -84,6 +84,8 @@ pub enum Measurement {
     Peers(PeersBench),
     /// Benchmark 11.
     Workflows(WorkflowsBench),
+    /// Benchmark 12.
+    Limits(LimitsBench),
 }
 
 impl Measurement {
@@ -99,6 +101,7 @@ impl Measurement {
             Measurement::Upsert(m) => m.rows(),
             Measurement::Peers(m) => m.rows(),
             Measurement::Workflows(m) => m.rows(),
+            Measurement::Limits(m) => m.rows(),
         }
     }
 
@@ -114,6 +117,7 @@ impl Measurement {
             Measurement::Upsert(m) => m.details(),
             Measurement::Peers(m) => m.details(),
             Measurement::Workflows(m) => m.details(),
+            Measurement::Limits(_) => Vec::new(),
         }
     }
 }
@@ -165,7 +169,9 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
         target,
         verdict: Verdict::Missed,
     };
-    use crate::benches::{csv, import, latency, overhead, peers, sweep, typed, upsert, workflows};
+    use crate::benches::{
+        csv, import, latency, limits, overhead, peers, sweep, typed, upsert, workflows,
+    };
     use crate::stats::rate;
     match bench {
         BenchId::Import => vec![
@@ -228,6 +234,11 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
                 "reported".to_owned(),
             ),
         ],
+        BenchId::Limits => vec![row(
+            "12",
+            "noop jobs under a cap not reached vs none",
+            format!("≥ {:.2}× uncapped", limits::TARGET_RATIO),
+        )],
     }
 }
 

@@ -10,16 +10,20 @@
 //! - [`upsert`]: 9, an upsert profile onto the rows already in its table.
 //! - [`peers`]: 10, polars and DuckDB on the same workbook vs burrow's import.
 //! - [`workflows`]: 11, a batch with a callback vs plain noop jobs, and a chain's time per link.
+//! - [`limits`]: 12, noop jobs under a cluster-wide cap never reached vs none.
+//! - [`timed_jobs`]: timing runs of jobs from their rows (rows 11 and 12).
 //! - [`upload`]: one import end to end (rows 1, 7–10); [`bench_profile`]: the profiles of 8 and 9.
 
 pub mod bench_profile;
 pub mod csv;
 pub mod import;
 pub mod latency;
+pub mod limits;
 pub mod overhead;
 pub mod peers;
 pub mod retry;
 pub mod sweep;
+pub mod timed_jobs;
 pub mod typed;
 pub mod upload;
 pub mod upsert;

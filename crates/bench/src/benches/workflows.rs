@@ -15,15 +15,14 @@
 //!
 //! One api and one worker with its defaults serve all four runs.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::client::ApiClient;
-use crate::process::Service;
+use super::timed_jobs::{noop_jobs_timed, timed, wait_succeeded, Timed};
 use crate::report::{Row, Verdict};
 use crate::stack::{Stack, STOP_GRACE};
 use crate::stats::{before_after, rate, thousands};
@@ -34,10 +33,6 @@ pub const TARGET_RATIO: f64 = 0.7;
 pub const BATCH_MEMBERS: u64 = 10_000;
 /// Links of 11b's chain.
 pub const CHAIN_LINKS: u64 = 1_000;
-/// Longest one run may take until its last job has ended.
-const DEADLINE: Duration = Duration::from_secs(180);
-/// How often the job counts are read.
-const POLL: Duration = Duration::from_millis(100);
 
 /// What benchmark 11 measured.
 #[derive(Debug, Clone, Serialize)]
@@ -56,19 +51,6 @@ pub struct WorkflowsBench {
     pub chain: Timed,
     /// 11b: milliseconds per link, `chain.secs × 1000 / CHAIN_LINKS`.
     pub ms_per_link: f64,
-}
-
-/// One timed run: its jobs (all `succeeded`), its span and rate.
-#[derive(Debug, Clone, Serialize)]
-pub struct Timed {
-    /// Jobs that ran (a batch's callback included).
-    pub jobs: u64,
-    /// Seconds until every job was stored (the requests answered).
-    pub enqueue_secs: f64,
-    /// Seconds from the start (see the module docs) to the last `completed_at`.
-    pub secs: f64,
-    /// `jobs / secs`.
-    pub jobs_per_sec: f64,
 }
 
 /// Runs benchmark 11.
@@ -103,7 +85,14 @@ pub async fn run(stack: &Stack) -> anyhow::Result<WorkflowsBench> {
     let ms_per_link = chain.secs * 1000.0 / CHAIN_LINKS as f64;
     println!("    {:.1} s: {ms_per_link:.2} ms per link", chain.secs);
 
-    let plain_before = plain_once(stack, client, &mut worker, "bench-wf-plain-1").await?;
+    let plain_before = noop_jobs_timed(
+        stack,
+        client,
+        &mut worker,
+        BATCH_MEMBERS,
+        "bench-wf-plain-1",
+    )
+    .await?;
     println!(
         "  batch: {} noop members and an on_complete noop, one POST /api/batches",
         thousands(BATCH_MEMBERS)
@@ -127,7 +116,14 @@ pub async fn run(stack: &Stack) -> anyhow::Result<WorkflowsBench> {
         batch.secs,
         rate(batch.jobs_per_sec)
     );
-    let plain_after = plain_once(stack, client, &mut worker, "bench-wf-plain-2").await?;
+    let plain_after = noop_jobs_timed(
+        stack,
+        client,
+        &mut worker,
+        BATCH_MEMBERS,
+        "bench-wf-plain-2",
+    )
+    .await?;
 
     worker.stop(STOP_GRACE).await?;
     api.stop().await?;
@@ -141,73 +137,6 @@ pub async fn run(stack: &Stack) -> anyhow::Result<WorkflowsBench> {
         chain,
         ms_per_link,
     })
-}
-
-/// [`BATCH_MEMBERS`] plain noop jobs owned by `tag`, first request → last `completed_at`.
-async fn plain_once(
-    stack: &Stack,
-    client: &ApiClient,
-    worker: &mut Service,
-    tag: &str,
-) -> anyhow::Result<Timed> {
-    println!(
-        "  plain ({tag}): {} noop jobs via /api/jobs/batch",
-        thousands(BATCH_MEMBERS)
-    );
-    let started_at = Utc::now();
-    let started = Instant::now();
-    client.noop_jobs(BATCH_MEMBERS, tag).await?;
-    let enqueue_secs = started.elapsed().as_secs_f64();
-    let (jobs, _, last_completed) = wait_succeeded(stack, tag, BATCH_MEMBERS, worker).await?;
-    let plain = timed(jobs, enqueue_secs, started_at, last_completed);
-    println!(
-        "    {:.1} s: {} jobs/s",
-        plain.secs,
-        rate(plain.jobs_per_sec)
-    );
-    Ok(plain)
-}
-
-/// Polls `tag`'s jobs until `jobs` of them succeeded; their count, first `started_at` and
-/// last `completed_at`.
-async fn wait_succeeded(
-    stack: &Stack,
-    tag: &str,
-    jobs: u64,
-    worker: &mut Service,
-) -> anyhow::Result<(u64, Option<DateTime<Utc>>, DateTime<Utc>)> {
-    let started = Instant::now();
-    loop {
-        let tally = stack.tally(tag).await?;
-        anyhow::ensure!(
-            tally.ended_badly == 0,
-            "{tag}: {} jobs did not succeed",
-            tally.ended_badly
-        );
-        if tally.succeeded >= jobs {
-            let last = tally
-                .last_completed
-                .ok_or_else(|| anyhow::anyhow!("{tag}: no completed_at"))?;
-            return Ok((tally.succeeded, tally.first_started, last));
-        }
-        anyhow::ensure!(
-            started.elapsed() < DEADLINE,
-            "{tag}: only {} of {jobs} jobs succeeded after {DEADLINE:?}",
-            tally.succeeded
-        );
-        worker.ensure_running()?;
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn timed(jobs: u64, enqueue_secs: f64, from: DateTime<Utc>, to: DateTime<Utc>) -> Timed {
-    let secs = ((to - from).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
-    Timed {
-        jobs,
-        enqueue_secs,
-        secs,
-        jobs_per_sec: jobs as f64 / secs,
-    }
 }
 
 impl WorkflowsBench {

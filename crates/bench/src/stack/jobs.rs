@@ -1,5 +1,6 @@
 //! Reading and resetting the bench database's job tables directly: counts and times per owner
-//! tag, the outbox's backlog, committed transactions, and emptying the tables between benches.
+//! tag, the outbox's backlog, committed transactions, and emptying the tables (and removing a
+//! kind's cap) between benches.
 
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,16 @@ impl Stack {
         sqlx::query("TRUNCATE jobs CASCADE")
             .execute(&self.db)
             .await?;
+        Ok(())
+    }
+
+    /// Removes `kind`'s cluster-wide cap: caps live in the database, so a worker started
+    /// without `KIND_CAPS` after one started with it still obeys the cap until it is removed.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn remove_kind_cap(&self, kind: &str) -> anyhow::Result<()> {
+        burrow_shared::engine::kind_caps::remove(&self.db, kind).await?;
         Ok(())
     }
 
