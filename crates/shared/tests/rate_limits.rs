@@ -1,6 +1,7 @@
 //! Rate limits against the real Postgres: reservations per key (two keys each get their own
 //! rate), a waiting job parked once however often its message is delivered, and its message
-//! released to the outbox once, at its slot, when the job then runs without a new reservation.
+//! released to the outbox once, at its slot, when the job then runs without a new reservation;
+//! and the claim that runs a job spends its slot, so its retry reserves a new one.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +45,15 @@ async fn add(env: &TestEnv, key: &str) -> Uuid {
     enqueue(&mut conn, job).await.expect("enqueue").job.id
 }
 
+/// Declares `Keyed`'s limit, as a worker running it does at start-up; its registry.
+async fn limit_keyed(env: &TestEnv) -> Registry {
+    let limits = BTreeMap::from([("keyed".to_owned(), Keyed::RATE_LIMIT.expect("a limit"))]);
+    rate_limits::declare(&env.db, &limits, "test")
+        .await
+        .expect("declare");
+    Registry::default().register(Keyed)
+}
+
 fn message(id: Uuid) -> Vec<u8> {
     JobMessage::new(id, "keyed", Uuid::new_v4()).encode()
 }
@@ -59,11 +69,7 @@ async fn count(env: &TestEnv, sql: &str, id: Uuid) -> i64 {
 #[tokio::test]
 async fn each_key_gets_its_own_rate_and_a_waiting_job_parks_once_and_runs_at_its_slot() {
     let env = TestEnv::new().await.expect("env");
-    let registry = Registry::default().register(Keyed);
-    let limits = BTreeMap::from([("keyed".to_owned(), Keyed::RATE_LIMIT.expect("a limit"))]);
-    rate_limits::declare(&env.db, &limits, "test")
-        .await
-        .expect("declare");
+    let registry = limit_keyed(&env).await;
 
     // Five jobs for each of two keys, reserved in one go, keys interleaved.
     let mut jobs: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
@@ -162,4 +168,64 @@ async fn each_key_gets_its_own_rate_and_a_waiting_job_parks_once_and_runs_at_its
             .expect("tat");
     assert_eq!(tat_before, tat_after);
     assert_eq!(rate_limits::next_due(&env.db).await.expect("next"), None);
+}
+
+#[tokio::test]
+async fn the_claim_spends_the_slot_so_a_retry_reserves_a_new_one() {
+    use burrow_shared::engine::state::capped::{claim, CappedClaim};
+    use burrow_shared::state::{self, Transition};
+
+    let env = TestEnv::new().await.expect("env");
+    let registry = limit_keyed(&env).await;
+    let (first, second) = (add(&env, "k").await, add(&env, "k").await);
+    let reserve = |id: Uuid| {
+        let (db, registry) = (env.db.clone(), registry.clone());
+        async move {
+            rate_limits::reserve(&db, &registry, id, &message(id))
+                .await
+                .expect("reserve")
+        }
+    };
+    assert_eq!(reserve(first).await, Reservation::Run);
+    let Reservation::Wait { until, .. } = reserve(second).await else {
+        panic!("the second job of the key waits");
+    };
+    // The first job runs (no cap on the kind: `claim` claims it as the group claim would) and
+    // fails transiently: the claim cleared its slot, so its retry reserves the key's next one,
+    // after the second job's.
+    let claimed = claim(&env.db, first, "w", None, &message(first))
+        .await
+        .expect("claim");
+    assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");
+    let slot: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT rate_slot_at FROM jobs WHERE id = $1")
+            .bind(first)
+            .fetch_one(&env.db)
+            .await
+            .expect("slot");
+    assert_eq!(slot, None, "the run spent its slot");
+    let retry = Transition::Retry {
+        error: "boom",
+        next_attempt_at: Utc::now(),
+    };
+    state::apply(&env.db, first, retry).await.expect("retry");
+    match reserve(first).await {
+        Reservation::Wait { until: again, .. } => {
+            let gap = (again - until).num_milliseconds();
+            assert!(
+                (499..=501).contains(&gap),
+                "the retry's slot follows: {gap} ms"
+            );
+        }
+        other => panic!("the retry waits for a new slot: {other:?}"),
+    }
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(first)
+        .fetch_one(&env.db)
+        .await
+        .expect("status");
+    assert_eq!(
+        status, "retrying",
+        "waiting for a slot keeps the job as it was"
+    );
 }
