@@ -92,3 +92,45 @@ BEGIN
     RETURN released;
 END;
 $$;
+
+-- One delivery's reservation, in one statement so that the key's row lock is held only for it
+-- (and its commit): the job's slot if it holds one, else a new slot of (k, rkey), recorded on
+-- the job (`rate_slot_at`, `next_attempt_at`, a `waiting_for_rate` event) when it is not due at
+-- once. A slot due within `ahead` is 'run' (due) or 'soon' (the caller waits it out); a later
+-- one parks `msg` in rate_waiters ('wait'; a duplicate delivery finds it there already).
+CREATE FUNCTION burrow_rate_reserve_job(j uuid, k text, rkey text, msg bytea, ahead interval,
+                                        OUT decision text, OUT slot timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    att integer;
+    n timestamptz;
+BEGIN
+    SELECT rate_slot_at, attempts INTO slot, att FROM jobs WHERE id = j FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        decision := 'run';
+        RETURN;
+    END IF;
+    IF slot IS NULL THEN
+        slot := burrow_rate_reserve(k, rkey);
+        n := clock_timestamp();
+        IF slot <= n THEN
+            decision := 'run';
+            RETURN;
+        END IF;
+        UPDATE jobs SET rate_slot_at = slot, next_attempt_at = slot WHERE id = j;
+        INSERT INTO job_events (job_id, event, attempt, detail)
+        VALUES (j, 'waiting_for_rate', att, 'rate limit of kind ' || k
+                || coalesce(' key ' || nullif(rkey, ''), '') || ' until ' || slot::text);
+    ELSE
+        n := clock_timestamp();
+    END IF;
+    IF slot <= n + ahead THEN
+        DELETE FROM rate_waiters WHERE job_id = j;
+        decision := CASE WHEN slot <= n THEN 'run' ELSE 'soon' END;
+        RETURN;
+    END IF;
+    INSERT INTO rate_waiters (job_id, kind, due_at, message) VALUES (j, k, slot, msg)
+    ON CONFLICT (job_id) DO NOTHING;
+    decision := 'wait';
+END;
+$$;

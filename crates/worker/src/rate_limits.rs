@@ -8,7 +8,8 @@
 //! delay queues. Every worker runs the pump ([`RateLimits::run_pump`]): it sleeps until the
 //! earliest waiter is due (at most [`PUMP_IDLE`]; a park on this worker wakes it early), moves
 //! the due ones to the outbox, and the relay publishes them. Kinds without a limit pay one map
-//! look-up, and the pump does nothing while no kind is limited.
+//! look-up on the delivery path; while no kind is limited, the pump only looks every
+//! [`LIMITS_REFRESH`] (for the waiters of a limit just removed).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
