@@ -34,7 +34,8 @@ pub mod testing;
 // The engine's modules under their short paths (`burrow_shared::jobs`, …).
 pub use engine::{
     enqueue, handler, job_batch, job_lock, job_stats, jobs, leader, message, outbox, park,
-    progress, publish, readiness, redrive, relay, relay_metrics, retry, state, status, topology,
+    progress, publish, rate_limits, readiness, redrive, relay, relay_metrics, retry, state, status,
+    topology,
 };
 pub use enqueue::{enqueue, enqueue_many, EnqueueError, Enqueued, NewJob};
 pub use kinds::KIND_IMPORT_XLSX;

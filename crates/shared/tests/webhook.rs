@@ -453,3 +453,28 @@ fn the_api_check_refuses_bad_urls_and_other_schemes() {
         .expect_err("refused");
     assert!(error.contains("WEBHOOK_ALLOWED_HOSTS is empty"), "{error}");
 }
+
+#[test]
+fn a_rate_limit_on_webhooks_counts_per_target_host() {
+    let handler = webhook("hooks.example.com", Duration::from_secs(1));
+    let key = |url: &str| {
+        let payload = json!({ "url": url });
+        burrow_shared::handler::ErasedHandler::rate_key(&handler, &payload)
+    };
+    // One key per host, whatever the path, scheme or port; the parser lower-cases the host.
+    assert_eq!(
+        key("https://Hooks.Example.com/a").as_deref(),
+        Some("hooks.example.com")
+    );
+    assert_eq!(
+        key("http://hooks.example.com:8080/b"),
+        key("https://hooks.example.com/c")
+    );
+    assert_ne!(key("https://a.example/x"), key("https://b.example/x"));
+    // A payload without a parseable URL counts in the kind's one bucket (its run fails anyway).
+    assert_eq!(key("not a url"), None);
+    assert_eq!(
+        burrow_shared::handler::ErasedHandler::rate_key(&handler, &json!({})),
+        None
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use burrow_shared::handler::{JobHandler, Registry};
+use burrow_shared::rate_limits::RateLimit;
 use burrow_shared::readiness::ReadinessRules;
 use burrow_shared::relay::OutboxRelay;
 use burrow_shared::retry::RetryPolicy;
@@ -48,6 +49,8 @@ pub struct WorkerBuilder {
     failpoint_file: Option<String>,
     /// Cluster-wide caps set here, over what the kinds declare.
     caps: BTreeMap<String, u32>,
+    /// Cluster-wide rate limits set here, over what the kinds declare.
+    rate_limits: BTreeMap<String, RateLimit>,
 }
 
 /// A worker ready to run: consumer, outbox relay, maintenance and (if asked) its HTTP port.
@@ -114,6 +117,7 @@ impl Worker {
             recurring: None,
             failpoint_file: None,
             caps: BTreeMap::new(),
+            rate_limits: BTreeMap::new(),
         }
     }
 
@@ -175,6 +179,12 @@ impl Worker {
             tasks.spawn(crate::metrics::run_upkeep(handle, background.clone()));
         }
         tasks.spawn(ctx.caps.clone().run_refresh(db.clone(), background.clone()));
+        tasks.spawn(
+            ctx.rates
+                .clone()
+                .run_refresh(db.clone(), background.clone()),
+        );
+        tasks.spawn(ctx.rates.clone().run_pump(db.clone(), background.clone()));
         let result = consume(&amqp, &topology, ctx, &settings, consuming).await;
         background.cancel();
         while tasks.join_next().await.is_some() {}
@@ -330,6 +340,32 @@ impl WorkerBuilder {
         self
     }
 
+    /// At most `limit.rate` jobs of `kind` start per `limit.period` across every worker and
+    /// host, per key of the kind's [`JobHandler::rate_key`], after a burst of `limit.burst`;
+    /// over the kind's own [`JobHandler::RATE_LIMIT`]. Written to the `kind_rate_limits`
+    /// table at [`WorkerBuilder::build`], where the last replica to start wins
+    /// ([`burrow_shared::engine::rate_limits`]).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use burrow_shared::engine::rate_limits::RateLimit;
+    /// use burrow_shared::kinds::Sleep;
+    /// use burrow_worker::Worker;
+    ///
+    /// # async fn example(db: sqlx::PgPool) -> anyhow::Result<()> {
+    /// let worker = Worker::builder(db, "amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .register(Sleep)
+    ///     .rate_limit("sleep", RateLimit::per_second(10).with_burst(5))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn rate_limit(mut self, kind: impl Into<String>, limit: RateLimit) -> Self {
+        self.rate_limits.insert(kind.into(), limit);
+        self
+    }
+
     /// Test-only fault injection: jobs whose file has this name fail transiently every time.
     #[doc(hidden)]
     #[must_use]
@@ -362,6 +398,10 @@ impl WorkerBuilder {
         burrow_shared::engine::kind_caps::declare(&self.db, &caps, &worker_id)
             .await
             .context("writing the kind caps")?;
+        let rate_limits = declared_rate_limits(&self.registry, self.rate_limits)?;
+        burrow_shared::engine::rate_limits::declare(&self.db, &rate_limits, &worker_id)
+            .await
+            .context("writing the kind rate limits")?;
         let ctx = JobContext {
             retry: self.retry.clone(),
             always_transient_file: self.failpoint_file,
@@ -371,6 +411,10 @@ impl WorkerBuilder {
             .refresh(&self.db)
             .await
             .context("reading the kind caps")?;
+        ctx.rates
+            .refresh(&self.db)
+            .await
+            .context("reading the kind rate limits")?;
         let maintenance = Maintenance {
             db: self.db,
             retry: self.retry,
@@ -391,6 +435,26 @@ impl WorkerBuilder {
             maintenance,
         })
     }
+}
+
+/// The rate limits this worker declares: its kinds' [`JobHandler::RATE_LIMIT`], replaced by
+/// `set` (the builder's, e.g. from `KIND_RATE_LIMITS`).
+fn declared_rate_limits(
+    registry: &Registry,
+    set: BTreeMap<String, RateLimit>,
+) -> anyhow::Result<BTreeMap<String, RateLimit>> {
+    let mut limits: BTreeMap<String, RateLimit> = registry
+        .kinds()
+        .filter_map(|kind| Some((kind.to_owned(), registry.get(kind)?.rate_limit()?)))
+        .collect();
+    for (kind, limit) in set {
+        anyhow::ensure!(
+            registry.get(&kind).is_some(),
+            "a rate limit names the kind {kind:?}, which this worker does not run"
+        );
+        limits.insert(kind, limit);
+    }
+    Ok(limits)
 }
 
 /// The caps this worker declares: its kinds' [`JobHandler::GLOBAL_CONCURRENCY`], replaced by

@@ -18,6 +18,7 @@
 //! | `SWEEP_INTERVAL_SECS` | 30 | how often one replica looks for such stuck jobs |
 //! | `RETENTION_DAYS` | 30 | finished jobs (and their files, rows, results, history) are deleted after this many days; 0 keeps them |
 //! | `KIND_CAPS` | unset | cluster-wide caps, `kind=cap` separated by commas (`export_xlsx=2,webhook=5`): at most `cap` jobs of the kind run at once across all workers; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::kind_caps`) |
+//! | `KIND_RATE_LIMITS` | unset | cluster-wide rate limits, `kind=RATE/UNIT[:BURST]` separated by commas, `UNIT` one of `s`, `m`, `h` (`webhook=10/s,export_xlsx=100/m:20`): at most `RATE` jobs of the kind start per unit for each key the kind extracts (a webhook's host), after a burst of `BURST` (default 1); jobs over it wait; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::rate_limits`) |
 //! | `RECURRING_JOBS` | unset | JSON array of `{"name","cron","kind","payload"}`: jobs enqueued on cron schedules (UTC, with seconds) |
 //! | `WORKER_HTTP_ADDR` | `127.0.0.1:9090` | `/healthz`, `/readyz`, `/metrics` (`0.0.0.0:9090` in a container; a taken port is a warning, not an error) |
 //! | `READY_BACKLOG_THRESHOLD` | 10000 | `/readyz` says `degraded` above this many ready messages in the work queues (both priorities) |
@@ -32,6 +33,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use burrow_shared::engine::rate_limits::RateLimit;
 use burrow_shared::import::ImportLimitArgs;
 use burrow_shared::kinds::webhook::WebhookArgs;
 use burrow_shared::readiness::{self, ReadinessRules};
@@ -99,6 +101,10 @@ pub struct WorkerConfig {
     /// Cluster-wide caps: `kind=cap` separated by commas, e.g. `export_xlsx=2,webhook=5`.
     #[arg(long, env = "KIND_CAPS")]
     pub kind_caps: Option<String>,
+    /// Cluster-wide rate limits: `kind=RATE/UNIT[:BURST]` separated by commas, e.g.
+    /// `webhook=10/s,export_xlsx=100/m:20`.
+    #[arg(long, env = "KIND_RATE_LIMITS")]
+    pub kind_rate_limits: Option<String>,
     /// Recurring jobs: a JSON array of `{"name", "cron", "kind", "payload"}`; cron with seconds, UTC.
     #[arg(long, env = "RECURRING_JOBS")]
     pub recurring_jobs: Option<String>,
@@ -159,6 +165,14 @@ impl WorkerConfig {
         parse_kind_caps(self.kind_caps.as_deref().unwrap_or(""))
     }
 
+    /// The limits of `KIND_RATE_LIMITS`, kind → limit ([`parse_kind_rate_limits`]).
+    ///
+    /// # Errors
+    /// As [`parse_kind_rate_limits`].
+    pub fn kind_rate_limits(&self) -> anyhow::Result<BTreeMap<String, RateLimit>> {
+        parse_kind_rate_limits(self.kind_rate_limits.as_deref().unwrap_or(""))
+    }
+
     /// When `/readyz` says `degraded`.
     pub fn readiness_rules(&self) -> ReadinessRules {
         ReadinessRules::new(self.ready_backlog_threshold, self.ready_stall_minutes)
@@ -203,4 +217,41 @@ pub fn parse_kind_caps(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
         caps.insert(kind.to_owned(), cap);
     }
     Ok(caps)
+}
+
+/// Parses `KIND_RATE_LIMITS`: `kind=RATE/UNIT[:BURST]` entries separated by commas, `UNIT`
+/// one of `s`, `m`, `h` (blanks around entries ignored; an empty string is no limit). `10/s`
+/// is ten jobs per second per key; `100/m:20` a hundred per minute after a burst of twenty.
+///
+/// # Errors
+/// An entry without `=`, an empty kind, or a limit that does not parse
+/// ([`RateLimit`]'s `FromStr`: rate and burst whole numbers from 1).
+///
+/// # Example
+/// ```
+/// use burrow_shared::engine::rate_limits::RateLimit;
+/// use burrow_worker::config::parse_kind_rate_limits;
+/// let limits = parse_kind_rate_limits("webhook=10/s, export_xlsx=100/m:20").unwrap();
+/// assert_eq!(limits.get("webhook"), Some(&RateLimit::per_second(10)));
+/// assert_eq!(limits.get("export_xlsx"), Some(&RateLimit::per_minute(100).with_burst(20)));
+/// assert!(parse_kind_rate_limits("").unwrap().is_empty());
+/// assert!(parse_kind_rate_limits("webhook=10").is_err());
+/// ```
+pub fn parse_kind_rate_limits(text: &str) -> anyhow::Result<BTreeMap<String, RateLimit>> {
+    let mut limits = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (kind, limit) = entry.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("KIND_RATE_LIMITS entry {entry:?} is not kind=RATE/UNIT")
+        })?;
+        let kind = kind.trim();
+        anyhow::ensure!(
+            !kind.is_empty(),
+            "KIND_RATE_LIMITS entry {entry:?} names no kind"
+        );
+        let limit: RateLimit = limit
+            .parse()
+            .map_err(|e| anyhow::anyhow!("KIND_RATE_LIMITS entry {entry:?}: {e}"))?;
+        limits.insert(kind.to_owned(), limit);
+    }
+    Ok(limits)
 }

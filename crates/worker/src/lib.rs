@@ -10,6 +10,7 @@
 //! - [`batcher`]: claims and successes of many jobs in one commit (group commit).
 //! - [`kind_slots`]: per-kind limits on jobs run at once (imports: 2).
 //! - [`cluster_caps`]: cluster-wide caps per kind: which kinds, and their claim.
+//! - [`rate_limits`]: rate limits per kind and key: which kinds, the reservation, the pump.
 //! - [`process`]: one delivery → claim, run, record → an [`outcome::Outcome`] (no broker I/O).
 //! - [`outcome`]: the decision (ack, retry, park, dead-letter, requeue) and where it is carried out.
 //! - [`watch`]: progress flushing and cancel requests while a job runs.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod process;
 pub mod queue_stats;
+pub mod rate_limits;
 pub mod sweeper;
 pub mod watch;
 
@@ -105,6 +107,9 @@ pub async fn run(
     }
     for (kind, cap) in config.kind_caps().context("KIND_CAPS")? {
         builder = builder.global_concurrency(kind, cap);
+    }
+    for (kind, limit) in config.kind_rate_limits().context("KIND_RATE_LIMITS")? {
+        builder = builder.rate_limit(kind, limit);
     }
     let result = builder.build().await?.run(shutdown).await;
     db.close().await;

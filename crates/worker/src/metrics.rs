@@ -68,6 +68,8 @@ pub const KIND_CAP: &str = "burrow_kind_cap";
 pub const KIND_CAP_RUNNING: &str = "burrow_kind_cap_running";
 /// Gauge, per kind: its jobs waiting for a slot of its cap.
 pub const KIND_CAP_WAITING: &str = "burrow_kind_cap_waiting";
+/// Gauge, per kind: its jobs waiting for their slot of its rate limit, across all workers.
+pub const KIND_RATE_WAITING: &str = "burrow_kind_rate_waiting";
 
 /// The `kind` label of kinds this build does not run: keeps the label set bounded whatever a
 /// message says.
@@ -168,6 +170,11 @@ pub fn record_cap(usage: &burrow_shared::engine::kind_caps::CapUsage) {
     metrics::gauge!(KIND_CAP, "kind" => kind.clone()).set(f64::from(usage.cap));
     metrics::gauge!(KIND_CAP_RUNNING, "kind" => kind.clone()).set(f64::from(usage.running));
     metrics::gauge!(KIND_CAP_WAITING, "kind" => kind).set(f64::from(usage.waiting));
+}
+
+/// Sets the gauge of a rate-limited kind: its jobs waiting for their slot cluster-wide.
+pub fn record_rate_waiting(kind: &str, waiting: u32) {
+    metrics::gauge!(KIND_RATE_WAITING, "kind" => kind.to_owned()).set(f64::from(waiting));
 }
 
 /// Sets the gauges of `queue`: ready messages and consumers, as the broker reported them.
@@ -328,5 +335,10 @@ fn describe() {
         KIND_CAP_WAITING,
         Unit::Count,
         "Jobs of the capped kind waiting for a slot, parked in Postgres."
+    );
+    describe_gauge!(
+        KIND_RATE_WAITING,
+        Unit::Count,
+        "Jobs of the rate-limited kind waiting for their reserved slot, parked in Postgres."
     );
 }

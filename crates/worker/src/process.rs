@@ -25,6 +25,7 @@
 //! | `run_at` ahead | — | park until due |
 //! | another delivery of the job runs | — | park ([`DUPLICATE_PARK`]) |
 //! | the kind's slots are full | — | park ([`HAND_BACK`]) |
+//! | over the kind's rate limit | — (stays queued or retrying) | ack: the message waits in Postgres until its reserved slot ([`crate::rate_limits`]) |
 //! | the kind is at its cluster-wide cap | — (stays queued or retrying) | ack: the message waits in Postgres ([`crate::cluster_caps`]) |
 //! | the job ended already | — | ack |
 //! | undecodable, no such job | — | dead-letter |
@@ -38,6 +39,7 @@ use burrow_shared::handler::{
 use burrow_shared::job_batch::Claim;
 use burrow_shared::jobs::JobRow;
 use burrow_shared::progress::Progress;
+use burrow_shared::rate_limits::Reservation;
 use burrow_shared::retry::RetryPolicy;
 use burrow_shared::state::{self, Transition};
 use burrow_shared::telemetry::{self, TraceContext};
@@ -53,6 +55,7 @@ use crate::health::WorkerHealth;
 use crate::kind_slots::{KindSlots, Slot};
 use crate::metrics::{self, JobOutcome};
 use crate::outcome::Outcome;
+use crate::rate_limits::RateLimits;
 use crate::watch::{watch_run, WatchStop};
 
 /// How long a duplicate delivery waits before it looks again: by then the running copy has
@@ -85,6 +88,9 @@ pub struct JobContext {
     /// Cluster-wide caps per kind, as last read from the database (none until the
     /// [`crate::Worker`] reads them; in-process tests set them).
     pub caps: ClusterCaps,
+    /// Cluster-wide rate limits per kind, as last read from the database (none until the
+    /// [`crate::Worker`] reads them; in-process tests set them).
+    pub rates: RateLimits,
     /// Cancelled when the worker stops hard: every running handler's token fires.
     pub hard_stop: CancellationToken,
 }
@@ -97,6 +103,7 @@ impl JobContext {
         JobContext {
             kind_slots: KindSlots::new(&registry),
             caps: ClusterCaps::default(),
+            rates: RateLimits::default(),
             batcher: Batcher::start(db.clone(), worker_id.clone()),
             db,
             worker_id,
@@ -191,6 +198,28 @@ async fn decide(ctx: &JobContext, message: JobMessage) -> Outcome {
         }
         slot => slot,
     };
+    if ctx.rates.limit(&message.kind).is_some() {
+        let body = message.encode();
+        match ctx
+            .rates
+            .reserve(&ctx.db, &ctx.registry, message.job_id, &body)
+            .await
+        {
+            Ok(Reservation::Run) => {}
+            Ok(Reservation::Soon { at }) => {
+                // Released a little ahead of its slot (or reserved a moment before it): the
+                // rest is shorter than any park, and starting early would break the rate.
+                let rest = (at - Utc::now()).to_std().unwrap_or_default();
+                tokio::time::sleep(rest).await;
+            }
+            Ok(Reservation::Wait { until, key }) => {
+                info!(%until, key, "over the kind's rate limit; the job waits for its slot in Postgres");
+                return Outcome::Ack;
+            }
+            // Nothing reserved: the delivery is tried again after a pause.
+            Err(e) => return Outcome::requeue(e),
+        }
+    }
     let run_span = tracing::Span::current();
     let run_trace = TraceContext::of_span(&run_span);
     let claim = if ctx.caps.cap(&message.kind).is_some() {

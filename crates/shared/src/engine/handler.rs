@@ -202,6 +202,12 @@ pub trait JobHandler: Send + Sync + 'static {
     /// ([`crate::engine::kind_caps`]). Set it for kinds that load something shared (a
     /// database, a partner's API) that more replicas must not overload.
     const GLOBAL_CONCURRENCY: Option<usize> = None;
+    /// Most jobs of this kind started per period across every worker and host, per key of
+    /// [`JobHandler::rate_key`] (`None`: no limit). Jobs over it wait for their slot, never
+    /// fail. Workers write it to the `kind_rate_limits` table at start-up, where the last one
+    /// to start wins; a worker's `KIND_RATE_LIMITS` overrides it
+    /// ([`crate::engine::rate_limits`]).
+    const RATE_LIMIT: Option<crate::engine::rate_limits::RateLimit> = None;
     /// The kind's payload, parsed from the job's JSON payload.
     type Payload: DeserializeOwned + Send;
 
@@ -213,6 +219,13 @@ pub trait JobHandler: Send + Sync + 'static {
     /// Longest a run may take; `None` (the default): no limit. When it passes, the run's
     /// cancellation token fires and the attempt ends as a retryable failure ("timed out").
     fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The key a rate limit counts this job under ([`JobHandler::RATE_LIMIT`]): jobs with the
+    /// same key share one rate (a webhook's target host, a customer id). `None` (the default):
+    /// every job of the kind shares one.
+    fn rate_key(&self, _payload: &Self::Payload) -> Option<String> {
         None
     }
 
@@ -243,6 +256,13 @@ pub trait ErasedHandler: Send + Sync {
 
     /// [`JobHandler::GLOBAL_CONCURRENCY`].
     fn global_concurrency(&self) -> Option<usize>;
+
+    /// [`JobHandler::RATE_LIMIT`].
+    fn rate_limit(&self) -> Option<crate::engine::rate_limits::RateLimit>;
+
+    /// [`JobHandler::rate_key`] of a JSON payload; `None` too if it does not parse (the job
+    /// then counts in the kind's one bucket; its run fails on the payload anyway).
+    fn rate_key(&self, payload: &serde_json::Value) -> Option<String>;
 
     /// [`JobHandler::retry_policy`].
     fn retry_policy(&self) -> Option<RetryPolicy>;
@@ -275,6 +295,15 @@ impl<H: JobHandler> ErasedHandler for H {
 
     fn global_concurrency(&self) -> Option<usize> {
         H::GLOBAL_CONCURRENCY
+    }
+
+    fn rate_limit(&self) -> Option<crate::engine::rate_limits::RateLimit> {
+        H::RATE_LIMIT
+    }
+
+    fn rate_key(&self, payload: &serde_json::Value) -> Option<String> {
+        let parsed = H::Payload::deserialize(payload).ok()?;
+        JobHandler::rate_key(self, &parsed)
     }
 
     fn retry_policy(&self) -> Option<RetryPolicy> {

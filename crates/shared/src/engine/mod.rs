@@ -41,6 +41,7 @@ pub mod outbox;
 pub mod park;
 pub mod progress;
 pub mod publish;
+pub mod rate_limits;
 pub mod readiness;
 pub mod redrive;
 pub mod relay;

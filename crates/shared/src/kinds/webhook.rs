@@ -159,6 +159,15 @@ impl JobHandler for Webhook {
         self.target(payload).map(|_| ())
     }
 
+    /// The target's host (lower case, as the URL parser writes it): a rate limit on `webhook`
+    /// (`KIND_RATE_LIMITS=webhook=10/s`) is per receiving host, whatever the path.
+    fn rate_key(&self, payload: &WebhookPayload) -> Option<String> {
+        url::Url::parse(&payload.url)
+            .ok()?
+            .host_str()
+            .map(str::to_owned)
+    }
+
     async fn run(
         &self,
         mut ctx: RunContext<'_>,

@@ -132,3 +132,32 @@ impl Stack {
         }
     }
 }
+
+/// Waits (at most 60 s) until every job of `ids` has succeeded; panics with their statuses
+/// otherwise.
+pub async fn all_succeeded(stack: &Stack, ids: &[uuid::Uuid]) {
+    let deadline = Duration::from_secs(60);
+    let ended = tokio::time::timeout(deadline, async {
+        loop {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'succeeded'",
+            )
+            .bind(ids)
+            .fetch_one(&stack.env.db)
+            .await
+            .expect("count");
+            if done == ids.len() as i64 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM jobs WHERE id = ANY($1) GROUP BY status")
+            .bind(ids)
+            .fetch_all(&stack.env.db)
+            .await
+            .expect("statuses");
+    assert!(ended.is_ok(), "not every job succeeded: {statuses:?}");
+}

@@ -72,6 +72,7 @@ pub async fn release_lock_and_claim(
          claimed AS ( \
              UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $4, \
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
+                    rate_slot_at = NULL, \
                     progress_done = NULL, progress_total = NULL, \
                     run_traceparent = {run_value} \
              WHERE id IN (SELECT id FROM locked) \

@@ -148,6 +148,7 @@ pub async fn claim(
          claimed AS ( \
              UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $2, \
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
+                    rate_slot_at = NULL, \
                     progress_done = NULL, progress_total = NULL, run_traceparent = $3, \
                     capped = $4 \
              WHERE id = $1 \
