@@ -443,18 +443,9 @@ fn declared_rate_limits(
     registry: &Registry,
     set: BTreeMap<String, RateLimit>,
 ) -> anyhow::Result<BTreeMap<String, RateLimit>> {
-    let mut limits: BTreeMap<String, RateLimit> = registry
-        .kinds()
-        .filter_map(|kind| Some((kind.to_owned(), registry.get(kind)?.rate_limit()?)))
-        .collect();
-    for (kind, limit) in set {
-        anyhow::ensure!(
-            registry.get(&kind).is_some(),
-            "a rate limit names the kind {kind:?}, which this worker does not run"
-        );
-        limits.insert(kind, limit);
-    }
-    Ok(limits)
+    declared(registry, set, "a rate limit", |kind| {
+        registry.get(kind)?.rate_limit()
+    })
 }
 
 /// The caps this worker declares: its kinds' [`JobHandler::GLOBAL_CONCURRENCY`], replaced by
@@ -463,24 +454,32 @@ fn declared_caps(
     registry: &Registry,
     set: BTreeMap<String, u32>,
 ) -> anyhow::Result<BTreeMap<String, u32>> {
-    let mut caps: BTreeMap<String, u32> = registry
+    declared(registry, set, "a cluster-wide cap", |kind| {
+        let cap = registry.get(kind)?.global_concurrency()?;
+        Some(u32::try_from(cap).unwrap_or(u32::MAX).max(1))
+    })
+}
+
+/// What the registry's kinds declare (`of_kind`), replaced by `set`; `what` names the setting
+/// in the error for a kind of `set` this worker does not run.
+fn declared<V>(
+    registry: &Registry,
+    set: BTreeMap<String, V>,
+    what: &str,
+    of_kind: impl Fn(&str) -> Option<V>,
+) -> anyhow::Result<BTreeMap<String, V>> {
+    let mut declared: BTreeMap<String, V> = registry
         .kinds()
-        .filter_map(|kind| {
-            let cap = registry.get(kind)?.global_concurrency()?;
-            Some((
-                kind.to_owned(),
-                u32::try_from(cap).unwrap_or(u32::MAX).max(1),
-            ))
-        })
+        .filter_map(|kind| Some((kind.to_owned(), of_kind(kind)?)))
         .collect();
-    for (kind, cap) in set {
+    for (kind, value) in set {
         anyhow::ensure!(
             registry.get(&kind).is_some(),
-            "a cluster-wide cap names the kind {kind:?}, which this worker does not run"
+            "{what} names the kind {kind:?}, which this worker does not run"
         );
-        caps.insert(kind, cap);
+        declared.insert(kind, value);
     }
-    Ok(caps)
+    Ok(declared)
 }
 
 /// `{hostname}:{pid}`.

@@ -13,7 +13,6 @@
 //! protects one process's memory, the cap protects what all replicas share.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use burrow_shared::engine::kind_caps;
@@ -26,6 +25,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::batcher::Batcher;
+use crate::kind_table::KindTable;
 use crate::metrics;
 
 /// How often a worker re-reads which kinds are capped: a cap another replica declares is
@@ -35,7 +35,7 @@ pub const CAPS_REFRESH: Duration = Duration::from_secs(5);
 /// The capped kinds as this worker last read them (kind → cap); cheap to clone, shared.
 #[derive(Clone, Default, Debug)]
 pub struct ClusterCaps {
-    caps: Arc<RwLock<BTreeMap<String, u32>>>,
+    caps: KindTable<u32>,
 }
 
 /// What [`ClusterCaps::claim`] came to.
@@ -58,25 +58,13 @@ impl ClusterCaps {
     /// Caps as given (for tests and start-up, before the first [`ClusterCaps::refresh`]).
     pub fn with(caps: BTreeMap<String, u32>) -> Self {
         ClusterCaps {
-            caps: Arc::new(RwLock::new(caps)),
+            caps: KindTable::with(caps),
         }
     }
 
     /// The cap of `kind`, if it has one (as last read).
     pub fn cap(&self, kind: &str) -> Option<u32> {
-        self.caps
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(kind)
-            .copied()
-    }
-
-    /// Every cap, as last read.
-    pub fn all(&self) -> BTreeMap<String, u32> {
-        self.caps
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.caps.get(kind)
     }
 
     /// Re-reads the `kind_caps` table.
@@ -84,11 +72,7 @@ impl ClusterCaps {
     /// # Errors
     /// The database error; the caps stay as they were.
     pub async fn refresh(&self, db: &PgPool) -> Result<(), sqlx::Error> {
-        let caps = kind_caps::load(db).await?;
-        *self
-            .caps
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = caps;
+        self.caps.replace(kind_caps::load(db).await?);
         Ok(())
     }
 
@@ -104,7 +88,7 @@ impl ClusterCaps {
                 warn!(error = %e, "could not re-read the kind caps; keeping the last ones");
                 continue;
             }
-            if self.all().is_empty() {
+            if self.caps.is_empty() {
                 continue;
             }
             match kind_caps::usage(&db).await {

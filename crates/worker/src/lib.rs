@@ -11,6 +11,7 @@
 //! - [`kind_slots`]: per-kind limits on jobs run at once (imports: 2).
 //! - [`cluster_caps`]: cluster-wide caps per kind: which kinds, and their claim.
 //! - [`rate_limits`]: rate limits per kind and key: which kinds, the reservation, the pump.
+//! - [`kind_table`]: the copy of a per-kind table (caps, rate limits) that deliveries read.
 //! - [`process`]: one delivery → claim, run, record → an [`outcome::Outcome`] (no broker I/O).
 //! - [`outcome`]: the decision (ack, retry, park, dead-letter, requeue) and where it is carried out.
 //! - [`watch`]: progress flushing and cancel requests while a job runs.
@@ -32,6 +33,7 @@ pub mod deliveries;
 pub mod health;
 pub mod http;
 pub mod kind_slots;
+pub mod kind_table;
 pub mod maintenance;
 pub mod metrics;
 pub mod outcome;

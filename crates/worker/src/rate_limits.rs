@@ -12,7 +12,7 @@
 //! [`LIMITS_REFRESH`] (for the waiters of a limit just removed).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use burrow_shared::engine::rate_limits::{self, RateLimit, Reservation};
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::kind_table::KindTable;
 use crate::metrics;
 
 /// How often a worker re-reads which kinds are limited: a limit another replica declares is
@@ -39,7 +40,7 @@ const PUMP_BATCH: u32 = 500;
 /// The limited kinds as this worker last read them, and the pump's wake-up; cheap to clone.
 #[derive(Clone, Default, Debug)]
 pub struct RateLimits {
-    limits: Arc<RwLock<BTreeMap<String, RateLimit>>>,
+    limits: KindTable<RateLimit>,
     parked: Arc<Notify>,
 }
 
@@ -47,25 +48,18 @@ impl RateLimits {
     /// Limits as given (for tests and start-up, before the first [`RateLimits::refresh`]).
     pub fn with(limits: BTreeMap<String, RateLimit>) -> Self {
         RateLimits {
-            limits: Arc::new(RwLock::new(limits)),
+            limits: KindTable::with(limits),
             parked: Arc::default(),
         }
     }
 
     /// The limit of `kind`, if it has one (as last read).
     pub fn limit(&self, kind: &str) -> Option<RateLimit> {
-        self.limits
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(kind)
-            .copied()
+        self.limits.get(kind)
     }
 
     fn is_empty(&self) -> bool {
-        self.limits
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_empty()
+        self.limits.is_empty()
     }
 
     /// Re-reads the `kind_rate_limits` table.
@@ -73,11 +67,7 @@ impl RateLimits {
     /// # Errors
     /// The database error; the limits stay as they were.
     pub async fn refresh(&self, db: &PgPool) -> Result<(), sqlx::Error> {
-        let limits = rate_limits::load(db).await?;
-        *self
-            .limits
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
+        self.limits.replace(rate_limits::load(db).await?);
         Ok(())
     }
 

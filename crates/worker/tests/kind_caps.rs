@@ -113,18 +113,7 @@ async fn three_workers_hold_a_cap_of_two_exactly_and_waiting_jobs_do_not_bounce(
         .fetch_all(&stack.env.db)
         .await
         .expect("attempts");
-    let parks: usize = procs
-        .iter()
-        .map(|p| {
-            p.log()
-                .iter()
-                .filter(|line| {
-                    let message = line["fields"]["message"].as_str().unwrap_or("");
-                    message.contains("parking") || message.contains("handing the delivery back")
-                })
-                .count()
-        })
-        .sum();
+    let parks: usize = procs.iter().map(WorkerProcess::delay_queue_parks).sum();
     eprintln!(
         "cap 2, 3 workers, {JOBS} jobs of 300 ms: took {took:?}, max running {most} in {samples} \
          samples, publishes per job {publishes:?}, {waited} jobs waited, {parks} broker parks"

@@ -164,21 +164,6 @@ async fn publishes_and_waits(db: &PgPool, ids: &[Uuid]) -> (Vec<i64>, i64) {
     (publishes, waits.unwrap_or(0))
 }
 
-fn delay_queue_parks(procs: &[WorkerProcess]) -> usize {
-    procs
-        .iter()
-        .map(|p| {
-            p.log()
-                .iter()
-                .filter(|line| {
-                    let message = line["fields"]["message"].as_str().unwrap_or("");
-                    message.contains("parking") || message.contains("handing the delivery back")
-                })
-                .count()
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn three_workers_start_at_most_ten_a_second_and_waiting_jobs_do_not_bounce() {
     let stack = Stack::new().await;
@@ -195,7 +180,10 @@ async fn three_workers_start_at_most_ten_a_second_and_waiting_jobs_do_not_bounce
         .fetch_all(&stack.env.db)
         .await
         .expect("attempts");
-    let parks = delay_queue_parks(&procs);
+    let parks = procs
+        .iter()
+        .map(WorkerProcess::delay_queue_parks)
+        .sum::<usize>();
     let twice = publishes.iter().filter(|n| **n == 2).count();
     eprintln!(
         "10/s, 3 workers, {jobs} jobs: took {took:?}, starts spread over {span:?}, at most \

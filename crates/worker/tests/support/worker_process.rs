@@ -122,6 +122,18 @@ impl WorkerProcess {
             .collect()
     }
 
+    /// How many deliveries it parked in, or handed back through, a delay queue (by its log):
+    /// what caps and rate limits must not do while a job waits.
+    pub fn delay_queue_parks(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|line| {
+                let message = line["fields"]["message"].as_str().unwrap_or("");
+                message.contains("parking") || message.contains("handing the delivery back")
+            })
+            .count()
+    }
+
     /// Every JSON line of its log so far.
     pub fn log(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
