@@ -86,6 +86,11 @@ pub struct ApiConfig {
     /// `host:port`. The api refuses other hosts at once; the secret is the worker's only.
     #[arg(long, env = ALLOWED_HOSTS_VAR, default_value = "", value_parser = AllowedHosts::parse)]
     pub webhook_allowed_hosts: AllowedHosts,
+    /// Fair sharing between tenants in this process's outbox relay: at most this many messages
+    /// ready in the work queues, the rest waiting in the outbox in turn order; 0: off. Set it
+    /// as on the workers.
+    #[arg(long, env = "FAIR_SHARE_WINDOW", default_value_t = 0)]
+    pub fair_share_window: u32,
     /// Test-only: the failpoint to arm (see [`Failpoint`]); never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
     pub failpoint: Option<String>,

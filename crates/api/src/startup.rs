@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burrow_shared::engine::fair_share::FairShare;
 use burrow_shared::handler::Registry;
 use burrow_shared::relay::OutboxRelay;
 use burrow_shared::Topology;
@@ -27,6 +28,7 @@ const RELAY_STOP_TIMEOUT: Duration = Duration::from_secs(45);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    fair_share: Option<FairShare>,
 }
 
 impl Application {
@@ -68,12 +70,28 @@ impl Application {
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            fair_share: FairShare::from_window(config.fair_share_window),
+        })
     }
 
     /// An api over existing pools, bound to `listener` (tests bind port 0).
     pub fn from_parts(listener: TcpListener, state: AppState) -> Self {
-        Application { listener, state }
+        Application {
+            listener,
+            state,
+            fair_share: None,
+        }
+    }
+
+    /// The same api with fair sharing between tenants in its outbox relay (`FAIR_SHARE_WINDOW`;
+    /// `None`: oldest first).
+    #[must_use]
+    pub fn with_fair_share(mut self, fair: Option<FairShare>) -> Self {
+        self.fair_share = fair;
+        self
     }
 
     /// The bound port.
@@ -100,7 +118,8 @@ impl Application {
             publisher.pool().clone(),
             publisher.topology().clone(),
         )
-        .with_handle(publisher.relay());
+        .with_handle(publisher.relay())
+        .with_fair_share(self.fair_share);
         let mut relay = tokio::spawn(relay.run(relay_stop.clone()));
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burrow_shared::engine::fair_share::FairShare;
 use burrow_shared::handler::{JobHandler, Registry};
 use burrow_shared::rate_limits::RateLimit;
 use burrow_shared::readiness::ReadinessRules;
@@ -41,6 +42,7 @@ pub struct WorkerBuilder {
     http: Option<(SocketAddr, ReadinessRules)>,
     metrics: bool,
     relay: bool,
+    fair_share: Option<FairShare>,
     stop_when_idle: bool,
     lease: Duration,
     sweep_interval: Duration,
@@ -62,6 +64,7 @@ pub struct Worker {
     http: Option<(SocketAddr, ReadinessRules)>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     relay: bool,
+    fair_share: Option<FairShare>,
     stop_when_idle: bool,
     maintenance: Maintenance,
 }
@@ -110,6 +113,7 @@ impl Worker {
             http: None,
             metrics: false,
             relay: true,
+            fair_share: None,
             stop_when_idle: false,
             lease: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(30),
@@ -143,6 +147,7 @@ impl Worker {
             http,
             metrics,
             relay,
+            fair_share,
             stop_when_idle,
             maintenance,
         } = self;
@@ -157,7 +162,8 @@ impl Worker {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(maintenance.run(background.clone()));
         if relay {
-            let relay = OutboxRelay::new(db.clone(), amqp.clone(), topology.clone());
+            let relay = OutboxRelay::new(db.clone(), amqp.clone(), topology.clone())
+                .with_fair_share(fair_share);
             tasks.spawn(relay.run(background.clone()));
         }
         if let Some((addr, rules)) = http {
@@ -280,6 +286,15 @@ impl WorkerBuilder {
     #[must_use]
     pub fn relay(mut self, run: bool) -> Self {
         self.relay = run;
+        self
+    }
+
+    /// Fair sharing between tenants in this process's outbox relay (`None`, the default:
+    /// oldest first). Give every relaying process (api and workers) the same setting
+    /// ([`burrow_shared::engine::fair_share`]).
+    #[must_use]
+    pub fn fair_share(mut self, fair: Option<FairShare>) -> Self {
+        self.fair_share = fair;
         self
     }
 
@@ -431,6 +446,7 @@ impl WorkerBuilder {
             http: self.http,
             metrics,
             relay: self.relay,
+            fair_share: self.fair_share,
             stop_when_idle: self.stop_when_idle,
             maintenance,
         })

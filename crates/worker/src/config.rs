@@ -105,6 +105,10 @@ pub struct WorkerConfig {
     /// `webhook=10/s,export_xlsx=100/m:20`.
     #[arg(long, env = "KIND_RATE_LIMITS")]
     pub kind_rate_limits: Option<String>,
+    /// Fair sharing between tenants in this process's outbox relay: at most this many messages
+    /// ready in the work queues, the rest waiting in the outbox in turn order; 0: off.
+    #[arg(long, env = "FAIR_SHARE_WINDOW", default_value_t = 0)]
+    pub fair_share_window: u32,
     /// Recurring jobs: a JSON array of `{"name", "cron", "kind", "payload"}`; cron with seconds, UTC.
     #[arg(long, env = "RECURRING_JOBS")]
     pub recurring_jobs: Option<String>,

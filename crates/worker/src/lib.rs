@@ -44,6 +44,7 @@ pub mod sweeper;
 pub mod watch;
 
 use anyhow::Context as _;
+use burrow_shared::engine::fair_share::FairShare;
 use burrow_shared::handler::Registry;
 use burrow_shared::publish::open_confirm_channel;
 use burrow_shared::redrive::RedriveReport;
@@ -103,6 +104,7 @@ pub async fn run(
         .retention_days(config.retention_days)
         .http(config.http_addr, config.readiness_rules())
         .metrics(true)
+        .fair_share(FairShare::from_window(config.fair_share_window))
         .failpoint_transient_file(config.failpoint_transient_file());
     if let Some(json) = &config.recurring_jobs {
         builder = builder.recurring(json.clone());

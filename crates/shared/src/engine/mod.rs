@@ -20,7 +20,7 @@
 //! - [`enqueue`]: putting jobs in the queue inside the caller's transaction (the outbox's write half).
 //! - [`outbox`]: the transactional outbox rows.
 //! - [`relay`]: the outbox relay (the outbox's read half), run by every process that enqueues;
-//!   [`relay_metrics`]: its metrics.
+//!   [`relay_metrics`]: its metrics; [`fair_share`]: the order it releases in between tenants.
 //! - [`park`]: waiting for a moment (`run_at`, snooze) in delay queues, whatever the retry policy.
 //! - [`redrive`]: moving dead-lettered job messages back to the work queue.
 //! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
@@ -29,6 +29,7 @@
 pub mod batches;
 pub mod dependencies;
 pub mod enqueue;
+pub mod fair_share;
 pub mod handler;
 pub mod job_batch;
 pub mod job_lock;

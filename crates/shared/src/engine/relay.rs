@@ -30,10 +30,18 @@
 //! again later, so a job may be delivered twice and workers must be (and are) idempotent.
 //! The stop signal is checked between batches only: the relay never gives up a batch halfway.
 //!
-//! The loop lives here; `link` holds the broker channel, `batch` one transaction, `handle`
-//! what the process around the relay sees of it.
+//! # Fair sharing
+//! With [`OutboxRelay::with_fair_share`], step 2 releases rows only while the work queues hold
+//! fewer ready messages than the window, in turn order between tenants instead of oldest
+//! first, one relay at a time; and step 3 looks again every
+//! [`crate::engine::fair_share::FAIR_POLL_INTERVAL`] while rows wait. The model is in
+//! [`crate::engine::fair_share`].
+//!
+//! The loop lives here; `link` holds the broker channel, `batch` one transaction, `fair` the
+//! fair selection, `handle` what the process around the relay sees of it.
 
 mod batch;
+mod fair;
 mod handle;
 mod link;
 
@@ -49,6 +57,7 @@ use self::batch::relay_batch;
 pub use self::handle::{BrokerHealth, RelayHandle};
 use self::link::{ensure_link, Link};
 use crate::engine::enqueue::OUTBOX_CHANNEL;
+use crate::engine::fair_share::{FairShare, FAIR_POLL_INTERVAL};
 use crate::engine::outbox;
 use crate::engine::publish::PublishError;
 use crate::engine::topology::Topology;
@@ -92,6 +101,7 @@ pub struct OutboxRelay {
     amqp: crate::amqp::AmqpPool,
     topology: Topology,
     handle: RelayHandle,
+    fair: Option<FairShare>,
 }
 
 impl OutboxRelay {
@@ -102,7 +112,18 @@ impl OutboxRelay {
             amqp,
             topology,
             handle: RelayHandle::default(),
+            fair: None,
         }
+    }
+
+    /// The same relay releasing with fair sharing between tenants when `fair` is set: at most
+    /// `fair.window()` messages ready in the work queues, the rest waiting in the outbox in
+    /// turn order ([`crate::engine::fair_share`]). `None` (the default) publishes the outbox
+    /// oldest first, as fast as the broker confirms.
+    #[must_use]
+    pub fn with_fair_share(mut self, fair: Option<FairShare>) -> Self {
+        self.fair = fair;
+        self
     }
 
     /// The same relay reporting to (and woken through) `handle`, e.g. one its process made
@@ -204,6 +225,8 @@ struct Relay {
     db_failing: bool,
     /// Outbox ids already reported as undecodable, to report each once.
     undecodable: BTreeSet<i64>,
+    /// Fair sharing between tenants, if on.
+    fair: Option<FairShare>,
 }
 
 /// The retry delays: 100 ms, doubling up to 2.5 s, each plus up to 100 % jitter (so at most
@@ -230,6 +253,7 @@ impl Relay {
             backoff: retry_delays(),
             db_failing: false,
             undecodable: BTreeSet::new(),
+            fair: relay.fair,
         }
     }
 
@@ -241,7 +265,7 @@ impl Relay {
                 break;
             }
             let drained = self.drain().await;
-            self.record_pending().await;
+            let pending = self.record_pending().await;
             match drained {
                 Ok(()) => self.on_success(),
                 Err(e) => {
@@ -254,13 +278,20 @@ impl Relay {
                     }
                 }
             }
+            // In fair mode, rows held back wait for room in the window, which only the
+            // workers' consuming makes: nothing notifies it, so look again soon.
+            let poll = if self.fair.is_some() && pending.is_some_and(|rows| rows > 0) {
+                FAIR_POLL_INTERVAL
+            } else {
+                POLL_INTERVAL
+            };
             // A wake-up goes first: a job committed just before the stop is still relayed if
             // the channel is open (see the top of the loop).
             tokio::select! {
                 biased;
                 () = self.handle.woken() => {}
                 () = self.stop.cancelled() => break,
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                () = tokio::time::sleep(poll) => {}
             }
         }
         if let Some(link) = self.link.take() {
@@ -277,6 +308,7 @@ impl Relay {
                 &self.db,
                 &link.channel,
                 &self.topology,
+                self.fair.as_ref(),
                 &mut self.undecodable,
             )
             .await?;
@@ -289,12 +321,12 @@ impl Relay {
         }
     }
 
-    /// Sets the `burrow_outbox_pending` gauge; skipped (the gauge keeps its value) while
-    /// Postgres does not answer.
-    async fn record_pending(&self) {
-        if let Ok(pending) = outbox::pending_count(&self.db).await {
-            crate::engine::relay_metrics::record_pending(pending);
-        }
+    /// Sets the `burrow_outbox_pending` gauge and returns the count; skipped (the gauge keeps
+    /// its value) while Postgres does not answer.
+    async fn record_pending(&self) -> Option<i64> {
+        let pending = outbox::pending_count(&self.db).await.ok()?;
+        crate::engine::relay_metrics::record_pending(pending);
+        Some(pending)
     }
 
     fn on_success(&mut self) {

@@ -7,7 +7,9 @@ use futures::future::join_all;
 use lapin::Channel;
 use sqlx::PgPool;
 
+use super::fair::lock_fair;
 use super::{RelayError, BATCH_SIZE, CONFIRM_TIMEOUT};
+use crate::engine::fair_share::{self, FairShare};
 use crate::engine::message::JobMessage;
 use crate::engine::outbox::{self, PendingMessage};
 use crate::engine::publish::publish_job;
@@ -31,17 +33,22 @@ impl Batch {
     }
 }
 
-/// One transaction: lock pending rows, publish them, await the confirms, stamp the confirmed
-/// rows, commit. Rows whose publish failed stay pending; the first failure is returned after
-/// the confirmed rows are committed.
+/// One transaction: lock pending rows (the oldest, or with `fair` the next in turn order up to
+/// the window's room), publish them, await the confirms, stamp the confirmed rows, commit.
+/// Rows whose publish failed stay pending; the first failure is returned after the confirmed
+/// rows are committed.
 pub(super) async fn relay_batch(
     db: &PgPool,
     channel: &Channel,
     topology: &Topology,
+    fair: Option<&FairShare>,
     undecodable: &mut BTreeSet<i64>,
 ) -> Result<Batch, RelayError> {
     let mut tx = db.begin().await?;
-    let pending = outbox::lock_pending(&mut tx, BATCH_SIZE).await?;
+    let pending = match fair {
+        None => outbox::lock_pending(&mut tx, BATCH_SIZE).await?,
+        Some(fair) => lock_fair(&mut tx, channel, topology, fair).await?,
+    };
     if pending.is_empty() {
         return Ok(Batch {
             locked: 0,
@@ -74,6 +81,9 @@ pub(super) async fn relay_batch(
     }
     if !confirmed.is_empty() {
         outbox::mark_published(&mut tx, &confirmed).await?;
+        if let Some(fair) = fair {
+            fair_share::record_released(&mut tx, &confirmed, fair.half_life()).await?;
+        }
     }
     tx.commit().await?;
     crate::engine::relay_metrics::record_published(confirmed.len());

@@ -1,0 +1,227 @@
+//! Fair sharing between tenants: one tenant's burst of 10,000 jobs must not make another's
+//! 100 wait behind all of it, while the first still gets every spare worker.
+//!
+//! A tenant is a job's owner tag (`jobs.user_id`, set from the API key); jobs without one share
+//! the tenant `""`.
+//!
+//! # Model
+//! - **The outbox is the waiting room.** RabbitMQ serves a queue first in, first out, so
+//!   whatever order is in the work queue is the order jobs run in. With fair sharing on
+//!   ([`FairShare`], `FAIR_SHARE_WINDOW`), relays keep the backlog in the outbox and release
+//!   messages only while the work queues hold fewer ready messages than the **window**: the
+//!   broker holds a short queue, Postgres the long one, and the order is decided late.
+//! - **Turn order.** Each pending message's turn is its tenant's *usage* — the messages
+//!   released for it lately, halved every [`FairShare::half_life`] — plus its place among the
+//!   tenant's pending messages (1, 2, …). Lower turns go first; ties go to the older message.
+//!   High-priority messages (priority ≥ 5) go before every normal one, as in the work queues.
+//!   A tenant that has just been served a lot waits behind one that has not, and two tenants
+//!   with backlogs alternate once their usage is even. A tenant alone gets every release.
+//! - **One relay releases at a time.** Every process runs a relay; in fair mode each batch
+//!   first takes a transaction-level advisory lock, so the room a relay reads (the broker's
+//!   ready count) already includes what the relay before it published, and the window holds
+//!   however many relays there are.
+//!
+//! # Why this design
+//! - *Usage, not round robin:* round robin gives a newcomer one release in two, so behind a
+//!   tenant with a backlog its jobs start at half the rate they would alone — its tail waits
+//!   twice as long, plus the window. Counting what each tenant was served lately serves the
+//!   newcomer first until its usage catches up (this is the fair-share factor of batch
+//!   schedulers such as Slurm, with a decay), then alternates.
+//! - *Decay:* without it a tenant that ran a large import last week would have priority over
+//!   nobody and a newcomer would be owed a week of work. A half-life of seconds remembers the
+//!   burst going on now.
+//! - *In the relay, not the worker:* workers take what the broker hands them; reordering there
+//!   would need every worker to see every backlog. The relay already reads the backlog, in
+//!   Postgres, where ordering by tenant is one query.
+//!
+//! # Limits
+//! - The broker's ready count does not include messages already pushed to workers and not yet
+//!   started: up to `WORKER_PREFETCH − WORKER_CONCURRENCY` per worker (and per lane) run before a
+//!   newcomer's first job. Set the prefetch near the concurrency with fair sharing.
+//! - The window is counted over the default work queues (both lanes).
+//! - A release waits for room: relays in fair mode look every [`FAIR_POLL_INTERVAL`] while a
+//!   backlog waits, and each look ranks the whole backlog (one query, a few milliseconds per
+//!   10,000 pending messages). Off by default; with it off nothing of this runs.
+//! - Every process that relays (api and workers) must run with the same setting: a relay
+//!   without a window publishes the backlog first in, first out, as before.
+//! - No weights per tenant yet: every tenant counts the same.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use crate::engine::outbox::PendingMessage;
+
+/// How long a tenant's usage takes to halve, by default.
+pub const DEFAULT_HALF_LIFE: Duration = Duration::from_secs(10);
+
+/// How often a relay in fair mode looks for room while a backlog waits in the outbox.
+pub const FAIR_POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The advisory-lock key that lets one relay release at a time: `burrowfs` in ASCII, fixed so
+/// every process agrees (advisory locks are per database, so installations sharing a server
+/// do not contend).
+pub(crate) const RELEASE_LOCK: i64 = 0x6275_7272_6f77_6673;
+
+/// Usage this many half-lives old is below a millionth of what it was: its row is removed.
+const FORGOTTEN_AFTER_HALF_LIVES: f64 = 20.0;
+
+/// Fair sharing between tenants, for [`crate::engine::relay::OutboxRelay::with_fair_share`].
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use burrow_shared::engine::fair_share::FairShare;
+///
+/// // At most 64 ready messages in the work queues; the rest wait in the outbox, by turn.
+/// let fair = FairShare::new(64).with_half_life(Duration::from_secs(30));
+/// assert_eq!(fair.window(), 64);
+/// assert_eq!(fair.half_life(), Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FairShare {
+    window: u32,
+    half_life: Duration,
+}
+
+impl FairShare {
+    /// At most `window` messages (at least 1) ready in the work queues at once; the usage
+    /// half-life is [`DEFAULT_HALF_LIFE`].
+    pub fn new(window: u32) -> Self {
+        FairShare {
+            window: window.max(1),
+            half_life: DEFAULT_HALF_LIFE,
+        }
+    }
+
+    /// Fair sharing with `window` (the `FAIR_SHARE_WINDOW` setting of the api and the worker),
+    /// or `None` (off) for 0.
+    pub fn from_window(window: u32) -> Option<Self> {
+        (window > 0).then(|| FairShare::new(window))
+    }
+
+    /// The same with usage halving every `half_life` (at least 1 ms).
+    #[must_use]
+    pub fn with_half_life(mut self, half_life: Duration) -> Self {
+        self.half_life = half_life.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most messages ready in the work queues at once.
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// How long a tenant's usage takes to halve.
+    pub fn half_life(&self) -> Duration {
+        self.half_life
+    }
+}
+
+/// Locks up to `limit` pending messages in turn order (see the module docs), skipping rows
+/// another transaction holds. The locks last until `tx` ends: publish, stamp, then
+/// [`record_released`], then commit.
+///
+/// # Errors
+/// The database error.
+pub(crate) async fn lock_next(
+    tx: &mut PgConnection,
+    limit: i64,
+    half_life: Duration,
+) -> Result<Vec<PendingMessage>, sqlx::Error> {
+    // The window function ranks every pending row; the outer query locks the first `limit`
+    // (a locking clause cannot sit on the query that computes the window function).
+    sqlx::query_as(
+        "WITH usage AS ( \
+             SELECT tenant, \
+                    released * power(0.5, extract(epoch FROM clock_timestamp() - updated_at) / $2) \
+                        AS used \
+             FROM fair_share_usage \
+         ), turns AS ( \
+             SELECT o.id, \
+                    coalesce(j.priority, 0) >= 5 AS high, \
+                    coalesce(u.used, 0) + row_number() OVER ( \
+                        PARTITION BY coalesce(j.user_id, '') ORDER BY o.id) AS turn \
+             FROM outbox o \
+             LEFT JOIN jobs j ON j.id = o.job_id \
+             LEFT JOIN usage u ON u.tenant = coalesce(j.user_id, '') \
+             WHERE o.published_at IS NULL \
+         ) \
+         SELECT o.id, o.job_id, o.message \
+         FROM outbox o JOIN turns t ON t.id = o.id \
+         ORDER BY t.high DESC, t.turn, o.id \
+         LIMIT $1 \
+         FOR UPDATE OF o SKIP LOCKED",
+    )
+    .bind(limit)
+    .bind(half_life.as_secs_f64())
+    .fetch_all(tx)
+    .await
+}
+
+/// Adds the released outbox rows `ids` to their tenants' usage (decaying what was there).
+/// Call in the transaction that stamps them published.
+///
+/// # Errors
+/// The database error.
+pub(crate) async fn record_released(
+    tx: &mut PgConnection,
+    ids: &[i64],
+    half_life: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO fair_share_usage AS u (tenant, released) \
+         SELECT coalesce(j.user_id, ''), count(*) \
+         FROM outbox o LEFT JOIN jobs j ON j.id = o.job_id \
+         WHERE o.id = ANY($1) \
+         GROUP BY 1 \
+         ON CONFLICT (tenant) DO UPDATE SET \
+             released = u.released \
+                 * power(0.5, extract(epoch FROM clock_timestamp() - u.updated_at) / $2) \
+                 + excluded.released, \
+             updated_at = clock_timestamp()",
+    )
+    .bind(ids)
+    .bind(half_life.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    // Tenants not served for long weigh nothing any more; a table of a few rows stays so.
+    sqlx::query(
+        "DELETE FROM fair_share_usage \
+         WHERE updated_at < clock_timestamp() - make_interval(secs => $1)",
+    )
+    .bind(half_life.as_secs_f64() * FORGOTTEN_AFTER_HALF_LIVES)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Every tenant's usage now (decayed), highest first: what the next turns are computed from.
+///
+/// # Errors
+/// The database error.
+///
+/// # Example
+/// ```no_run
+/// # async fn example(db: sqlx::PgPool) -> Result<(), sqlx::Error> {
+/// use std::time::Duration;
+/// use burrow_shared::engine::fair_share;
+/// for (tenant, used) in fair_share::usage(&db, Duration::from_secs(10)).await? {
+///     println!("{tenant}: {used:.1} messages released lately");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn usage(
+    db: impl sqlx::PgExecutor<'_>,
+    half_life: Duration,
+) -> Result<Vec<(String, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant, \
+                released * power(0.5, extract(epoch FROM clock_timestamp() - updated_at) / $1) \
+                    AS used \
+         FROM fair_share_usage ORDER BY used DESC, tenant",
+    )
+    .bind(half_life.as_secs_f64())
+    .fetch_all(db)
+    .await
+}
