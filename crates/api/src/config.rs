@@ -17,6 +17,7 @@
 //! | `RATE_LIMIT_PER_SECOND` | 50 | requests per second per API key (then 429 with `Retry-After`) |
 //! | `RATE_LIMIT_BURST` | 100 | requests a key may burst above its rate |
 //! | `WEBHOOK_ALLOWED_HOSTS` | empty | hosts `webhook` jobs may POST to, as the worker's: a job whose URL's host is not on it is refused (422); set it as on the worker |
+//! | `FAIR_SHARE_WINDOW` | 0 | fair sharing between tenants in this process's outbox relay: at most this many messages ready in the work queues, the rest released in turn order (`burrow_shared::engine::fair_share`); 0: off; give every api and worker the same |
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them

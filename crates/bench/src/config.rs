@@ -21,7 +21,7 @@
 //! | `BENCH_RATE_SECS` | 20 | seconds measured at that rate (after 2 s of warm-up) |
 //! | `BENCH_RETRY_JOBS` | 3 | failing jobs whose retry gaps are measured |
 //! | `BENCH_SWEEP_JOBS` | 2000 | noop jobs per point of the prefetch sweep |
-//! | `BENCH_ONLY` | all | comma-separated subset: `import,csv,typed,upsert,peers,overhead,retry,sweep,workflows,limits,latency` |
+//! | `BENCH_ONLY` | all | comma-separated subset: `import,csv,typed,upsert,peers,overhead,retry,sweep,workflows,limits,fairness,latency` |
 //! | `BENCH_TRIES` | 2 | runs of one bench when a service restarted under it or it failed |
 //! | `BENCH_DEADLINE_SECS` | 1200 | benches not started by then are skipped (and count as missed) |
 //! | `BENCH_OUT` | `bench/results/latest.json` | the report |
@@ -56,13 +56,15 @@ pub enum BenchId {
     Workflows,
     /// 12: noop jobs under a cluster-wide cap that is never reached, against none.
     Limits,
+    /// 13: one tenant's jobs behind another's burst, with fair sharing, against alone.
+    Fairness,
     /// 4: `POST /api/jobs` latency under an open-loop offered rate.
     Latency,
 }
 
 impl BenchId {
     /// Every bench, in running order.
-    pub const ALL: [BenchId; 11] = [
+    pub const ALL: [BenchId; 12] = [
         BenchId::Import,
         BenchId::Csv,
         BenchId::Typed,
@@ -73,6 +75,7 @@ impl BenchId {
         BenchId::Sweep,
         BenchId::Workflows,
         BenchId::Limits,
+        BenchId::Fairness,
         BenchId::Latency,
     ];
 }

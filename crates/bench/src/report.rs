@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::benches::{
-    csv::CsvBench, import::ImportBench, latency::LatencyBench, limits::LimitsBench,
-    overhead::OverheadBench, peers::PeersBench, retry::RetryBench, sweep::SweepBench,
-    typed::TypedBench, upsert::UpsertBench, workflows::WorkflowsBench,
+    csv::CsvBench, fairness::FairnessBench, import::ImportBench, latency::LatencyBench,
+    limits::LimitsBench, overhead::OverheadBench, peers::PeersBench, retry::RetryBench,
+    sweep::SweepBench, typed::TypedBench, upsert::UpsertBench, workflows::WorkflowsBench,
 };
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::Machine;
@@ -86,6 +86,8 @@ pub enum Measurement {
     Workflows(WorkflowsBench),
     /// Benchmark 12.
     Limits(LimitsBench),
+    /// Benchmark 13.
+    Fairness(FairnessBench),
 }
 
 impl Measurement {
@@ -102,6 +104,7 @@ impl Measurement {
             Measurement::Peers(m) => m.rows(),
             Measurement::Workflows(m) => m.rows(),
             Measurement::Limits(m) => m.rows(),
+            Measurement::Fairness(m) => m.rows(),
         }
     }
 
@@ -117,7 +120,7 @@ impl Measurement {
             Measurement::Upsert(m) => m.details(),
             Measurement::Peers(m) => m.details(),
             Measurement::Workflows(m) => m.details(),
-            Measurement::Limits(_) => Vec::new(),
+            Measurement::Limits(_) | Measurement::Fairness(_) => Vec::new(),
         }
     }
 }
@@ -170,7 +173,7 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
         verdict: Verdict::Missed,
     };
     use crate::benches::{
-        csv, import, latency, limits, overhead, peers, sweep, typed, upsert, workflows,
+        csv, fairness, import, latency, limits, overhead, peers, sweep, typed, upsert, workflows,
     };
     use crate::stats::rate;
     match bench {
@@ -238,6 +241,11 @@ fn failed_rows(bench: BenchId, error: &str) -> Vec<Row> {
             "12",
             "noop jobs under a cap not reached vs none",
             format!("≥ {:.2}× uncapped", limits::TARGET_RATIO),
+        )],
+        BenchId::Fairness => vec![row(
+            "13",
+            "fair sharing: tenant B behind tenant A's burst vs alone",
+            format!("≤ {:.2}× alone", fairness::TARGET_RATIO),
         )],
     }
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::benches::{
-    csv, import, latency, limits, overhead, peers, retry, sweep, typed, upsert, workflows,
+    csv, fairness, import, latency, limits, overhead, peers, retry, sweep, typed, upsert, workflows,
 };
 use crate::config::{BenchConfig, BenchId};
 use crate::machine::{load_average, Machine};
@@ -151,6 +151,7 @@ async fn once(stack: &Stack, cfg: &BenchConfig, bench: BenchId) -> anyhow::Resul
         BenchId::Sweep => Measurement::Sweep(sweep::run(stack, cfg.sweep_jobs).await?),
         BenchId::Workflows => Measurement::Workflows(workflows::run(stack).await?),
         BenchId::Limits => Measurement::Limits(limits::run(stack).await?),
+        BenchId::Fairness => Measurement::Fairness(fairness::run(stack).await?),
         BenchId::Latency => {
             Measurement::Latency(latency::run(stack, cfg.rate, cfg.rate_secs).await?)
         }

@@ -17,6 +17,7 @@
 //! | `JOB_LEASE_SECS` | 600 | a `processing` job whose worker is gone this long is re-enqueued |
 //! | `SWEEP_INTERVAL_SECS` | 30 | how often one replica looks for such stuck jobs |
 //! | `RETENTION_DAYS` | 30 | finished jobs (and their files, rows, results, history) are deleted after this many days; 0 keeps them |
+//! | `FAIR_SHARE_WINDOW` | 0 | fair sharing between tenants in this process's outbox relay: at most this many messages ready in the work queues, the rest released in turn order (`burrow_shared::engine::fair_share`); 0: off; give every api and worker the same |
 //! | `KIND_CAPS` | unset | cluster-wide caps, `kind=cap` separated by commas (`export_xlsx=2,webhook=5`): at most `cap` jobs of the kind run at once across all workers; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::kind_caps`) |
 //! | `KIND_RATE_LIMITS` | unset | cluster-wide rate limits, `kind=RATE/UNIT[:BURST]` separated by commas, `UNIT` one of `s`, `m`, `h` (`webhook=10/s,export_xlsx=100/m:20`): at most `RATE` jobs of the kind start per unit for each key the kind extracts (a webhook's host), after a burst of `BURST` (default 1); jobs over it wait; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::rate_limits`) |
 //! | `RECURRING_JOBS` | unset | JSON array of `{"name","cron","kind","payload"}`: jobs enqueued on cron schedules (UTC, with seconds) |

@@ -11,11 +11,13 @@
 //! - [`peers`]: 10, polars and DuckDB on the same workbook vs burrow's import.
 //! - [`workflows`]: 11, a batch with a callback vs plain noop jobs, and a chain's time per link.
 //! - [`limits`]: 12, noop jobs under a cluster-wide cap never reached vs none.
+//! - [`fairness`]: 13, one tenant's jobs behind another's burst vs alone, with fair sharing.
 //! - [`timed_jobs`]: timing runs of jobs from their rows (rows 11 and 12).
 //! - [`upload`]: one import end to end (rows 1, 7–10); [`bench_profile`]: the profiles of 8 and 9.
 
 pub mod bench_profile;
 pub mod csv;
+pub mod fairness;
 pub mod import;
 pub mod latency;
 pub mod limits;

@@ -78,6 +78,54 @@ impl Stack {
         })
     }
 
+    /// The median and 95th-percentile wait (`started_at − created_at`) of `tag`'s started jobs,
+    /// in milliseconds (0 if none started).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn wait_percentiles_ms(&self, tag: &str) -> anyhow::Result<(f64, f64)> {
+        let (p50, p95): (Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_ms), \
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY wait_ms) \
+             FROM (SELECT extract(epoch FROM started_at - created_at)::float8 * 1000 AS wait_ms \
+                   FROM jobs WHERE user_id = $1 AND started_at IS NOT NULL) waits",
+        )
+        .bind(tag)
+        .fetch_one(&self.db)
+        .await?;
+        Ok((p50.unwrap_or(0.0), p95.unwrap_or(0.0)))
+    }
+
+    /// Jobs of any tag whose `completed_at` falls in `[from, to]`.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn completed_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE completed_at BETWEEN $1 AND $2")
+                .bind(from)
+                .bind(to)
+                .fetch_one(&self.db)
+                .await?,
+        )
+    }
+
+    /// Forgets every tenant's fair-share usage (`burrow_shared::engine::fair_share`), so a
+    /// bench's tenants start even.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn reset_fair_share(&self) -> anyhow::Result<()> {
+        sqlx::query("TRUNCATE fair_share_usage")
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Empties the job tables (`TRUNCATE jobs CASCADE`: files, results, history, outbox), so
     /// each bench starts on empty tables. Call it while no worker runs. Imported rows have no
     /// foreign key to `jobs`: [`Self::reset_imported_rows`] empties them.
