@@ -45,6 +45,9 @@
 //! - Every process that relays (api and workers) must run with the same setting: a relay
 //!   without a window publishes the backlog first in, first out, as before.
 //! - No weights per tenant yet: every tenant counts the same.
+//! - Only what goes through the outbox is ordered: retries and jobs parked until a time come
+//!   back through the delay queues (`crate::engine::park`, the retry policy), straight to the
+//!   work queue.
 
 use std::time::Duration;
 
