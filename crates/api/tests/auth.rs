@@ -267,3 +267,29 @@ async fn an_unset_auth_mode_checks_keys_unless_the_api_listens_on_loopback() {
     );
     assert!(on("127.0.0.1:8080", Some("maybe")).is_err());
 }
+
+#[tokio::test]
+async fn only_an_admin_sees_the_backlog_of_each_tenant() {
+    let api = spawn(Auth::new(AuthMode::Keys, 1000, 1000)).await;
+    let (alice, bob, admin) = (
+        create_key(&api, "alice", false).await,
+        create_key(&api, "bob", false).await,
+        create_key(&api, "ops", true).await,
+    );
+    let noop = json!({"kind": "noop"});
+    let (status, _) = call(&api, "POST", "/api/jobs", Some(&bob), Some(noop)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // A tenant's key learns nothing of the others: not their names, not their counts.
+    let (status, refused) = call(&api, "GET", "/api/stats", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!refused.to_string().contains("bob"), "{refused}");
+    assert!(refused.get("tenants").is_none(), "{refused}");
+
+    let (status, stats) = call(&api, "GET", "/api/stats", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["tenants"]["top"],
+        json!([{"user_id": "bob", "backlog": 1, "running": 0}])
+    );
+}
