@@ -466,7 +466,11 @@ async fn stats_show_the_backlog_and_running_jobs_of_each_tenant_largest_first() 
         .await
         .expect("backlog");
     assert_eq!(
-        top_one.top.iter().map(|t| t.user_id.as_deref()).collect::<Vec<_>>(),
+        top_one
+            .top
+            .iter()
+            .map(|t| t.user_id.as_deref())
+            .collect::<Vec<_>>(),
         [Some("acme")]
     );
     assert_eq!(
