@@ -4,7 +4,7 @@
 //! waiting jobs, the rate limits per kind with their waiting jobs, and the backlog per tenant
 //! (the [`TENANTS_LISTED`] largest by name, the others summed).
 //!
-//! Admin keys only: the tenants' names and counts are everyone's business but a tenant's.
+//! Admin keys only: a tenant's key must not learn the other tenants' names or counts.
 
 use std::time::Duration;
 
