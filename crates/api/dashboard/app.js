@@ -2,7 +2,7 @@
 //
 // Views (hash routes): #/jobs (upload + live table), #/jobs/{id} (one job, its history and
 // actions), #/batches/{id} (one batch: progress, members, callbacks), #/failures (failed and dead jobs grouped by error, the DLQ). The overview on top
-// (queue depth, in flight, consumers, throughput chart) is shared by all views.
+// (queue depth, in flight, consumers, throughput chart, flow control) is shared by all views.
 //
 // Everything polls: the current view every second, the overview every two seconds, paused
 // while the tab is hidden. Rows and groups are updated in place (keyed by id), so keyboard
@@ -350,6 +350,73 @@ async function loadStats() {
   badge.setAttribute("aria-label", `${failures} failed or dead`);
   renderChips(stats.jobs_by_status);
   renderChart(stats.throughput.per_minute);
+  renderFlow(stats);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flow control: caps per kind, rate limits per kind, backlog per tenant (all from /api/stats)
+
+/** The three flow-control tables; each is rebuilt only when its figures change. */
+function renderFlow(stats) {
+  flowTable("caps", stats.kind_caps ?? [], (c) =>
+    h(
+      "tr",
+      {},
+      h("td", { text: c.kind }),
+      h(
+        "td",
+        {},
+        h("progress", {
+          max: c.cap,
+          value: Math.min(c.running, c.cap),
+          class: c.running >= c.cap ? "full" : null,
+          "aria-label": `${c.kind}: ${c.running} of ${c.cap} slots in use`,
+        }),
+        h("span", { class: "cap-text", text: `${fmt(c.running)} / ${fmt(c.cap)}` }),
+      ),
+      h("td", { class: "num", text: fmt(c.waiting) }),
+    ),
+  );
+  flowTable("rates", stats.rate_limits ?? [], (r) =>
+    h(
+      "tr",
+      {},
+      h("td", { text: r.kind }),
+      h("td", { text: `${fmt(r.rate)} per ${period(r.period_ms)}, burst ${fmt(r.burst)}` }),
+      h("td", { class: "num", text: fmt(r.waiting) }),
+      h("td", { class: "num", text: fmt(r.keys_throttled) }),
+    ),
+  );
+  const tenants = stats.tenants ?? { top: [], others: { tenants: 0, backlog: 0, running: 0 } };
+  flowTable("tenants", tenants.top, (t) =>
+    h(
+      "tr",
+      {},
+      t.user_id == null ? h("td", { class: "no-owner", text: "(no owner)" }) : h("td", { text: t.user_id }),
+      h("td", { class: "num", text: fmt(t.backlog) }),
+      h("td", { class: "num", text: fmt(t.running) }),
+    ),
+  );
+  const others = tenants.others;
+  const note = $("#flow-tenants-others");
+  note.hidden = others.tenants === 0;
+  note.textContent = `and ${fmt(others.tenants)} more tenant${others.tenants === 1 ? "" : "s"}: ${fmt(others.backlog)} backlog, ${fmt(others.running)} running`;
+}
+
+/** Fills table #flow-`name` with a row per item (or shows its empty state). */
+function flowTable(name, items, row) {
+  const table = $(`#flow-${name}`);
+  table.closest(".table-wrap").hidden = items.length === 0;
+  $(`#flow-${name}-empty`).hidden = items.length > 0;
+  render(table.tBodies[0], JSON.stringify(items), () => items.map(row));
+}
+
+/** A rate limit's period in words: "1 s", "1 min", "250 ms". */
+function period(ms) {
+  if (ms % 3_600_000 === 0) return ms === 3_600_000 ? "hour" : `${fmt(ms / 3_600_000)} h`;
+  if (ms % 60_000 === 0) return ms === 60_000 ? "minute" : `${fmt(ms / 60_000)} min`;
+  if (ms % 1000 === 0) return ms === 1000 ? "second" : `${fmt(ms / 1000)} s`;
+  return `${fmt(ms)} ms`;
 }
 
 function setStat(selector, value) {

@@ -22,6 +22,16 @@ async fn create_key(api: &TestApi, user: &str, admin: bool) -> String {
         .expect("key")
 }
 
+/// An api with keys required (and a rate limit no test reaches), and keys for the tenants
+/// `alice` and `bob` and the admin `ops`.
+async fn spawn_with_alice_bob_and_admin() -> (TestApi, String, String, String) {
+    let api = spawn(Auth::new(AuthMode::Keys, 1000, 1000)).await;
+    let alice = create_key(&api, "alice", false).await;
+    let bob = create_key(&api, "bob", false).await;
+    let admin = create_key(&api, "ops", true).await;
+    (api, alice, bob, admin)
+}
+
 async fn call(
     api: &TestApi,
     method: &str,
@@ -47,12 +57,7 @@ async fn call(
 
 #[tokio::test]
 async fn keys_are_required_and_each_user_sees_only_its_own_jobs() {
-    let api = spawn(Auth::new(AuthMode::Keys, 1000, 1000)).await;
-    let (alice, bob, admin) = (
-        create_key(&api, "alice", false).await,
-        create_key(&api, "bob", false).await,
-        create_key(&api, "ops", true).await,
-    );
+    let (api, alice, bob, admin) = spawn_with_alice_bob_and_admin().await;
 
     let response = api.get_response("/api/jobs").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -266,4 +271,25 @@ async fn an_unset_auth_mode_checks_keys_unless_the_api_listens_on_loopback() {
         Some(AuthMode::Keys)
     );
     assert!(on("127.0.0.1:8080", Some("maybe")).is_err());
+}
+
+#[tokio::test]
+async fn only_an_admin_sees_the_backlog_of_each_tenant() {
+    let (api, alice, bob, admin) = spawn_with_alice_bob_and_admin().await;
+    let noop = json!({"kind": "noop"});
+    let (status, _) = call(&api, "POST", "/api/jobs", Some(&bob), Some(noop)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // A tenant's key learns nothing of the others: not their names, not their counts.
+    let (status, refused) = call(&api, "GET", "/api/stats", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!refused.to_string().contains("bob"), "{refused}");
+    assert!(refused.get("tenants").is_none(), "{refused}");
+
+    let (status, stats) = call(&api, "GET", "/api/stats", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["tenants"]["top"],
+        json!([{"user_id": "bob", "backlog": 1, "running": 0}])
+    );
 }

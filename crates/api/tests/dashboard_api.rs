@@ -375,3 +375,110 @@ async fn stats_show_each_capped_kind_running_against_its_cap_and_its_waiting_job
         "waiting jobs look queued"
     );
 }
+
+/// Creates a `noop` job owned by `user_id` (none when `None`); its id.
+async fn create_owned_job(api: &TestApi, user_id: Option<&str>) -> uuid::Uuid {
+    let (status, job) = api
+        .post_json("/api/jobs", &json!({"kind": "noop", "user_id": user_id}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    job["id"].as_str().expect("id").parse().expect("uuid")
+}
+
+#[tokio::test]
+async fn stats_show_each_rate_limited_kind_with_its_waiting_jobs_and_throttled_keys() {
+    use burrow_shared::engine::rate_limits::{self, RateLimit};
+    use burrow_shared::JobMessage;
+
+    let api = TestApi::spawn().await;
+    let (_, before) = api.get("/api/stats").await;
+    assert_eq!(before["rate_limits"], json!([]));
+    let limits = std::collections::BTreeMap::from([(
+        "noop".to_owned(),
+        RateLimit::per_minute(1).with_burst(2),
+    )]);
+    rate_limits::declare(&api.env.db, &limits, "test")
+        .await
+        .expect("limits");
+    // Three jobs of one key: the burst of two runs at once, the third waits for its slot.
+    let mut decisions = Vec::new();
+    for _ in 0..3 {
+        let id = create_owned_job(&api, None).await;
+        let message = JobMessage::new(id, "noop", uuid::Uuid::new_v4()).encode();
+        let decision: String = sqlx::query_scalar(
+            "SELECT decision FROM burrow_rate_reserve_job($1, 'noop', 'host-a', $2, interval '0')",
+        )
+        .bind(id)
+        .bind(&message)
+        .fetch_one(&api.env.db)
+        .await
+        .expect("reserve");
+        decisions.push(decision);
+    }
+    assert_eq!(decisions, ["run", "run", "wait"]);
+
+    let (status, stats) = api.get("/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["rate_limits"],
+        json!([{"kind": "noop", "rate": 1, "period_ms": 60_000, "burst": 2, "waiting": 1,
+                "keys_throttled": 1}])
+    );
+}
+
+#[tokio::test]
+async fn stats_show_the_backlog_and_running_jobs_of_each_tenant_largest_first() {
+    use burrow_shared::engine::tenant_backlog::{self, OtherTenants};
+
+    let api = TestApi::spawn().await;
+    let (_, before) = api.get("/api/stats").await;
+    assert_eq!(
+        before["tenants"],
+        json!({"top": [], "others": {"tenants": 0, "backlog": 0, "running": 0}})
+    );
+    for _ in 0..3 {
+        create_owned_job(&api, Some("acme")).await;
+    }
+    let ended = create_owned_job(&api, Some("acme")).await;
+    let running = create_owned_job(&api, Some("globex")).await;
+    let retrying = create_owned_job(&api, None).await;
+    create_owned_job(&api, None).await;
+    set_state(&api, &ended.to_string(), "succeeded", "Done", 0).await;
+    set_state(&api, &running.to_string(), "processing", "", 0).await;
+    set_state(&api, &retrying.to_string(), "retrying", "", 0).await;
+
+    let (status, stats) = api.get("/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["tenants"],
+        json!({
+            "top": [
+                {"user_id": "acme", "backlog": 3, "running": 0},
+                {"user_id": null, "backlog": 2, "running": 0},
+                {"user_id": "globex", "backlog": 0, "running": 1},
+            ],
+            "others": {"tenants": 0, "backlog": 0, "running": 0},
+        })
+    );
+
+    // Past the listed ones, the others are summed, not named.
+    let top_one = tenant_backlog::backlog(&api.env.db, 1)
+        .await
+        .expect("backlog");
+    assert_eq!(
+        top_one
+            .top
+            .iter()
+            .map(|t| t.user_id.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("acme")]
+    );
+    assert_eq!(
+        top_one.others,
+        OtherTenants {
+            tenants: 2,
+            backlog: 2,
+            running: 1
+        }
+    );
+}

@@ -21,7 +21,7 @@ use crate::consumer::{consume, ConsumerSettings, HARD_STOP_GRACE};
 use crate::http::{self, HttpState};
 use crate::maintenance::{recurring, Maintenance};
 use crate::process::JobContext;
-use crate::{metrics, queue_stats};
+use crate::{metrics, queue_stats, tenant_stats};
 
 /// Broker connections in the pool: the consumer and the outbox relay keep one each, the queue
 /// gauges borrow one every few seconds, one is spare.
@@ -185,6 +185,10 @@ impl Worker {
             tasks.spawn(crate::metrics::run_upkeep(handle, background.clone()));
         }
         tasks.spawn(ctx.caps.clone().run_refresh(db.clone(), background.clone()));
+        tasks.spawn(tenant_stats::run_tenant_stats(
+            db.clone(),
+            background.clone(),
+        ));
         tasks.spawn(
             ctx.rates
                 .clone()

@@ -21,6 +21,7 @@
 //! - [`health`]: what `/readyz` reads: consumer connected, last finished delivery, backlog.
 //! - [`metrics`]: the Prometheus metric names (with units), the recorder, recording helpers.
 //! - [`queue_stats`]: the queue gauges (ready messages, consumers), refreshed every ~5 s.
+//! - [`tenant_stats`]: the tenant gauges (backlog, running per owner tag), refreshed every ~5 s.
 //!
 //! `main.rs` only reads config, starts tracing, registers the shipped kinds and awaits [`run`].
 
@@ -41,6 +42,7 @@ pub mod process;
 pub mod queue_stats;
 pub mod rate_limits;
 pub mod sweeper;
+pub mod tenant_stats;
 pub mod watch;
 
 use anyhow::Context as _;

@@ -17,10 +17,18 @@
 //! | `burrow_kind_cap` | gauge | `kind` | jobs: the cluster-wide cap of each capped kind, refreshed every ~5 s |
 //! | `burrow_kind_cap_running` | gauge | `kind` | jobs: of each capped kind running under its cap, across all workers, refreshed every ~5 s |
 //! | `burrow_kind_cap_waiting` | gauge | `kind` | jobs: of each capped kind waiting for a slot (parked in Postgres), refreshed every ~5 s |
+//! | `burrow_kind_rate_waiting` | gauge | `kind` | jobs: of each rate-limited kind waiting for their reserved slot (parked in Postgres), refreshed every ~5 s |
+//! | `burrow_tenant_backlog` | gauge | `tenant` | jobs: `queued` or `retrying` per owner tag, refreshed every ~5 s (see below for the label's values) |
+//! | `burrow_tenant_running` | gauge | `tenant` | jobs: `processing` per owner tag, refreshed as `burrow_tenant_backlog` |
 //!
 //! Counters are this process's since it started; sum them over workers in Prometheus. The
-//! queue and cap gauges are the broker's and the database's view, the same from every worker:
-//! aggregate them with `max`.
+//! queue, cap, rate and tenant gauges are the broker's and the database's view, the same from
+//! every worker: aggregate them with `max`.
+//!
+//! The `tenant` label is bounded: it names the [`crate::tenant_stats::TENANTS_LABELLED`] owners
+//! with the largest backlog, [`TENANT_NONE`] for jobs without owner and [`TENANT_OTHER`] for
+//! everyone else summed. An owner that leaves the top keeps its series, set to 0, until the
+//! worker restarts, so the label set is at most the owners ever in the top since start-up.
 //!
 //! The recorder is global (the `metrics` facade's design): [`install`] installs it once per
 //! process, in [`crate::run`]. Without it (tests that drive the consumer directly) the helpers
@@ -70,6 +78,15 @@ pub const KIND_CAP_RUNNING: &str = "burrow_kind_cap_running";
 pub const KIND_CAP_WAITING: &str = "burrow_kind_cap_waiting";
 /// Gauge, per kind: its jobs waiting for their slot of its rate limit, across all workers.
 pub const KIND_RATE_WAITING: &str = "burrow_kind_rate_waiting";
+
+/// Gauge, per owner tag: its jobs `queued` or `retrying`.
+pub const TENANT_BACKLOG: &str = "burrow_tenant_backlog";
+/// Gauge, per owner tag: its jobs `processing`.
+pub const TENANT_RUNNING: &str = "burrow_tenant_running";
+/// The `tenant` label of jobs without owner tag.
+pub const TENANT_NONE: &str = "(none)";
+/// The `tenant` label summing the owners outside the top.
+pub const TENANT_OTHER: &str = "(other)";
 
 /// The `kind` label of kinds this build does not run: keeps the label set bounded whatever a
 /// message says.
@@ -175,6 +192,13 @@ pub fn record_cap(usage: &burrow_shared::engine::kind_caps::CapUsage) {
 /// Sets the gauge of a rate-limited kind: its jobs waiting for their slot cluster-wide.
 pub fn record_rate_waiting(kind: &str, waiting: u32) {
     metrics::gauge!(KIND_RATE_WAITING, "kind" => kind.to_owned()).set(f64::from(waiting));
+}
+
+/// Sets the gauges of the owner labelled `tenant`: its jobs waiting to run and running.
+pub fn record_tenant(tenant: &str, backlog: u64, running: u64) {
+    // Gauges are f64: exact up to 2^53 jobs.
+    metrics::gauge!(TENANT_BACKLOG, "tenant" => tenant.to_owned()).set(backlog as f64);
+    metrics::gauge!(TENANT_RUNNING, "tenant" => tenant.to_owned()).set(running as f64);
 }
 
 /// Sets the gauges of `queue`: ready messages and consumers, as the broker reported them.
@@ -340,5 +364,15 @@ fn describe() {
         KIND_RATE_WAITING,
         Unit::Count,
         "Jobs of the rate-limited kind waiting for their reserved slot, parked in Postgres."
+    );
+    describe_gauge!(
+        TENANT_BACKLOG,
+        Unit::Count,
+        "Jobs queued or retrying of the owner tag (top owners by backlog, the rest as (other))."
+    );
+    describe_gauge!(
+        TENANT_RUNNING,
+        Unit::Count,
+        "Jobs processing of the owner tag (labelled as burrow_tenant_backlog)."
     );
 }

@@ -261,3 +261,60 @@ async fn a_fresh_worker_shows_every_counter_at_zero_before_any_job() {
         .collect();
     assert!(missing.is_empty(), "not at 0: {missing:#?}\n{page}");
 }
+
+#[tokio::test]
+async fn a_worker_process_shows_each_tenants_backlog_and_zeroes_it_when_the_work_is_gone() {
+    let stack = Stack::new().await;
+    // Scheduled an hour ahead: queued for the whole test, whatever the worker does.
+    let run_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let mut jobs = Vec::new();
+    for user_id in [Some("acme"), Some("acme"), None] {
+        let (status, job) = stack
+            .post_json(
+                "/api/jobs",
+                &json!({"kind": "noop", "run_at": run_at, "user_id": user_id}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        jobs.push(job["id"].as_str().expect("job id").to_owned());
+    }
+    let worker = spawn_worker(&stack, &[]).await;
+
+    let expected = [
+        (r#"burrow_tenant_backlog{tenant="acme"}"#, 2.0),
+        (r#"burrow_tenant_running{tenant="acme"}"#, 0.0),
+        (r#"burrow_tenant_backlog{tenant="(none)"}"#, 1.0),
+        (r#"burrow_tenant_backlog{tenant="(other)"}"#, 0.0),
+    ];
+    let page = eventually("the tenant gauges", || async {
+        let (_, page) = worker.get("/metrics").await?;
+        expected
+            .iter()
+            .all(|(series, value)| sample(&page, series) == Some(*value))
+            .then_some(page)
+    })
+    .await;
+    assert!(
+        page.contains("# TYPE burrow_tenant_backlog gauge"),
+        "{page}"
+    );
+
+    // The work gone, an owner's series stays, at 0, rather than claim a backlog that is gone.
+    for id in &jobs {
+        let (status, body) = stack
+            .post_json(&format!("/api/jobs/{id}/cancel"), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    eventually("the tenant gauges at 0", || async {
+        let (_, page) = worker.get("/metrics").await?;
+        [
+            r#"burrow_tenant_backlog{tenant="acme"}"#,
+            r#"burrow_tenant_backlog{tenant="(none)"}"#,
+        ]
+        .iter()
+        .all(|series| sample(&page, series) == Some(0.0))
+        .then_some(())
+    })
+    .await;
+}

@@ -18,6 +18,7 @@ import {
   launch,
   openDashboard,
   screenshot,
+  sql,
   uniqueUser,
   uploadViaApi,
 } from "./harness.mjs";
@@ -399,6 +400,63 @@ test("the overview shows the queues, in-flight jobs and the throughput chart", a
   await page.locator("#jobs-body tr").first().waitFor();
   assert.equal(await page.locator("#jobs-body .pill").evaluateAll((p) => p.every((x) => x.textContent === "succeeded")), true);
   await page.context().close();
+});
+
+test("the overview's flow control shows caps, rate limits and each tenant's backlog", async () => {
+  // Kinds no worker runs, so nothing of them ever runs or waits: the figures stay as set.
+  const capKind = uniqueUser("capped");
+  const rateKind = uniqueUser("limited");
+  sql(
+    `INSERT INTO kind_caps (kind, cap, updated_by) VALUES (:'cap_kind', 2, 'browser-test');
+     INSERT INTO kind_rate_limits (kind, rate, period_ms, burst, updated_by)
+       VALUES (:'rate_kind', 10, 1000, 5, 'browser-test');`,
+    { cap_kind: capKind, rate_kind: rateKind },
+  );
+  const user = uniqueUser("tenant");
+  const runAt = new Date(Date.now() + 10 * 60_000).toISOString();
+  const jobs = [];
+  for (let i = 0; i < 3; i++) {
+    const { status, body } = await apiCall("POST", "/api/jobs", { kind: "noop", run_at: runAt, user_id: user });
+    assert.equal(status, 202);
+    jobs.push(body.id);
+  }
+  try {
+    const page = await openDashboard(browser);
+    const capRow = page.locator("#flow-caps tbody tr", { hasText: capKind });
+    await capRow.waitFor();
+    assert.deepEqual(await capRow.locator("td").allTextContents(), [capKind, "0 / 2", "0"]);
+    assert.equal(await capRow.locator("progress").getAttribute("aria-label"), `${capKind}: 0 of 2 slots in use`);
+    const rateRow = page.locator("#flow-rates tbody tr", { hasText: rateKind });
+    await rateRow.waitFor();
+    assert.deepEqual(await rateRow.locator("td").allTextContents(), [rateKind, "10 per second, burst 5", "0", "0"]);
+    const tenantRow = page.locator("#flow-tenants tbody tr", { hasText: user });
+    await tenantRow.waitFor();
+    assert.deepEqual(await tenantRow.locator("td").allTextContents(), [user, "3", "0"]);
+    assert.ok(await page.locator("#flow-caps-empty").isHidden());
+    assert.ok(await page.locator("#flow-rates-empty").isHidden());
+    await page.locator("#flow").scrollIntoViewIfNeeded();
+    await screenshot(page, "11-flow-control");
+
+    // Once the limits are gone and the jobs cancelled, the panel says so instead of a table.
+    sql(`DELETE FROM kind_caps WHERE kind = :'cap_kind'; DELETE FROM kind_rate_limits WHERE kind = :'rate_kind';`, {
+      cap_kind: capKind,
+      rate_kind: rateKind,
+    });
+    for (const id of jobs) await apiCall("POST", `/api/jobs/${id}/cancel`);
+    await tenantRow.waitFor({ state: "detached" });
+    await capRow.waitFor({ state: "detached" });
+    await rateRow.waitFor({ state: "detached" });
+    // No other test sets a cap or a rate limit, and run.sh's worker declares none.
+    await page.locator("#flow-caps-empty").waitFor();
+    await page.locator("#flow-rates-empty").waitFor();
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  } finally {
+    sql(`DELETE FROM kind_caps WHERE kind = :'cap_kind'; DELETE FROM kind_rate_limits WHERE kind = :'rate_kind';`, {
+      cap_kind: capKind,
+      rate_kind: rateKind,
+    });
+  }
 });
 
 test("the page works from the keyboard", async () => {

@@ -1,6 +1,7 @@
 // What the browser tests share: the api's address (set by run.sh), headless Debian chromium,
 // screenshots into target/browser-artifacts/, small JSON api helpers and polling.
 
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -99,6 +100,18 @@ export async function apiCall(method, urlPath, json) {
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/**
+ * Runs `statement` on the test database with psql (run.sh's DATABASE_URL), for state the api
+ * does not set: the cluster-wide caps and rate limits that workers declare. Values are passed
+ * as psql variables (`:'name'` in the statement), never spliced into the text.
+ */
+export function sql(statement, variables = {}) {
+  const args = [required("DATABASE_URL"), "-X", "-q", "-v", "ON_ERROR_STOP=1"];
+  for (const [name, value] of Object.entries(variables)) args.push("-v", `${name}=${value}`);
+  // psql expands variables only in statements it reads (stdin), not in -c.
+  execFileSync("psql", args, { input: statement, stdio: ["pipe", "ignore", "inherit"] });
 }
 
 /** Polls `probe` until it returns a truthy value, failing after `timeout` ms with `what`. */

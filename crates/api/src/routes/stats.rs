@@ -1,12 +1,18 @@
 //! `GET /api/stats`: the dashboard's overview: work queues' (normal and high priority) and DLQ
 //! depth and consumers (from RabbitMQ), jobs per status, in-flight jobs, completions per minute,
-//! and the cluster-wide caps per kind with their running and waiting jobs (from Postgres).
+//! and flow control (from Postgres): the cluster-wide caps per kind with their running and
+//! waiting jobs, the rate limits per kind with their waiting jobs, and the backlog per tenant
+//! (the [`TENANTS_LISTED`] largest by name, the others summed).
+//!
+//! Admin keys only: a tenant's key must not learn the other tenants' names or counts.
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
 use burrow_shared::engine::kind_caps::{self, CapUsage};
+use burrow_shared::engine::rate_limits::{self, RateUsage};
+use burrow_shared::engine::tenant_backlog::{self, TenantBacklog};
 use burrow_shared::job_stats::{self, MinuteCount};
 use burrow_shared::{outbox, JobStatus};
 use lapin::options::QueueDeclareOptions;
@@ -21,6 +27,8 @@ use crate::state::AppState;
 
 /// Minutes of throughput shown, the current one included.
 pub const THROUGHPUT_MINUTES: i32 = 15;
+/// Most tenants named in [`Stats::tenants`]; the others are summed in `tenants.others`.
+pub const TENANTS_LISTED: u32 = 20;
 /// Longest wait for RabbitMQ before its figures are reported as `null`.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -60,6 +68,13 @@ pub struct Stats {
     /// Every kind with a cluster-wide cap, by name: its cap, its jobs running under it, and
     /// its jobs waiting for a slot (parked in Postgres; they show as `queued` or `retrying`).
     pub kind_caps: Vec<CapUsage>,
+    /// Every kind with a rate limit, by name: the limit as the table holds it, its jobs waiting
+    /// for their reserved slot (parked in Postgres; they show as `queued` or `retrying`), and
+    /// its keys over their rate now.
+    pub rate_limits: Vec<RateUsage>,
+    /// Jobs `queued` or `retrying` (backlog) and `processing` (running) per owner tag: the
+    /// [`TENANTS_LISTED`] largest backlogs by name, the rest summed in `others`.
+    pub tenants: TenantBacklog,
 }
 
 /// Completions per minute.
@@ -85,12 +100,14 @@ pub struct Throughput {
 )]
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
     caller.require_admin()?;
-    let (queues, by_status, per_minute, outbox_pending, caps) = tokio::join!(
+    let (queues, by_status, per_minute, outbox_pending, caps, rates, tenants) = tokio::join!(
         queue_stats(&state),
         job_stats::count_by_status(&state.db),
         job_stats::completed_per_minute(&state.db, THROUGHPUT_MINUTES),
         outbox::pending_count(&state.db),
         kind_caps::usage(&state.db),
+        rate_limits::usage(&state.db),
+        tenant_backlog::backlog(&state.db, TENANTS_LISTED),
     );
     let by_status = by_status?;
     let in_flight = by_status
@@ -114,6 +131,8 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
             per_minute: per_minute?,
         },
         kind_caps: caps?,
+        rate_limits: rates?,
+        tenants: tenants?,
     }))
 }
 

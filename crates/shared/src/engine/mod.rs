@@ -11,6 +11,8 @@
 //! - [`jobs`]: job rows, their files and results (reads and inserts; no status changes).
 //! - [`job_stats`]: aggregates for the dashboard (per status, per minute, failures by error).
 //! - [`kind_caps`]: cluster-wide concurrency caps per kind (declared, loaded, in use).
+//! - [`rate_limits`]: rate limits per kind and key (declared, reserved, waiting).
+//! - [`tenant_backlog`]: work not ended per owner tag (backlog, running), the largest first.
 //! - [`leader`]: one replica at a time for periodic chores (sweeper, retention, recurring jobs).
 //! - [`job_lock`]: the per-job advisory lock that lets one delivery of a job run at a time.
 //! - [`job_batch`]: a worker's lock session: locks and claims of many jobs in one statement.
@@ -50,4 +52,5 @@ pub mod relay_metrics;
 pub mod retry;
 pub mod state;
 pub mod status;
+pub mod tenant_backlog;
 pub mod topology;

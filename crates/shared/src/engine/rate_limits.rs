@@ -422,20 +422,69 @@ pub async fn next_due(db: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
     }))
 }
 
+/// One rate-limited kind as it stands: for `/api/stats` (and, through [`waiting`], the
+/// worker's gauges).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RateUsage {
+    /// The kind.
+    pub kind: String,
+    /// Jobs per `period_ms` for each key, as `kind_rate_limits` holds it.
+    pub rate: u32,
+    /// The period `rate` counts over, in milliseconds.
+    pub period_ms: u64,
+    /// Jobs of one key that may start at once after a quiet time.
+    pub burst: u32,
+    /// Jobs parked until their reserved slot (`rate_waiters`), every key together.
+    pub waiting: u32,
+    /// Keys whose next job would wait now: their burst is used up (`rate_limit_state`).
+    pub keys_throttled: u32,
+}
+
+/// Every rate-limited kind's limit, its waiting jobs and its throttled keys, by kind.
+///
+/// A key is throttled when its theoretical arrival time less the burst's tolerance is still
+/// ahead (`tat − (burst − 1) · T > now`): a job of it reserved now gets a later slot.
+///
+/// # Errors
+/// The database error.
+pub async fn usage(db: impl PgExecutor<'_>) -> Result<Vec<RateUsage>, sqlx::Error> {
+    let rows: Vec<(String, i32, i64, i32, i64, i64)> = sqlx::query_as(
+        "SELECT l.kind, l.rate, l.period_ms, l.burst, \
+                (SELECT count(*) FROM rate_waiters w WHERE w.kind = l.kind), \
+                (SELECT count(*) FROM rate_limit_state s \
+                 WHERE s.kind = l.kind \
+                   AND s.tat - make_interval(secs => (l.burst - 1) * l.period_ms / 1000.0 / l.rate) \
+                       > clock_timestamp()) \
+         FROM kind_rate_limits l ORDER BY l.kind",
+    )
+    .fetch_all(db)
+    .await?;
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok(rows
+        .into_iter()
+        .map(
+            |(kind, rate, period_ms, burst, waiting, keys_throttled)| RateUsage {
+                kind,
+                rate: u32::try_from(rate).unwrap_or(1),
+                period_ms: u64::try_from(period_ms).unwrap_or(1),
+                burst: u32::try_from(burst).unwrap_or(1),
+                waiting: count(waiting),
+                keys_throttled: count(keys_throttled),
+            },
+        )
+        .collect())
+}
+
 /// Jobs waiting for their rate slot, by kind (every rate-limited kind, 0 included).
 ///
 /// # Errors
 /// The database error.
 pub async fn waiting(db: impl PgExecutor<'_>) -> Result<BTreeMap<String, u32>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT l.kind, (SELECT count(*) FROM rate_waiters w WHERE w.kind = l.kind) \
-         FROM kind_rate_limits l",
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
+    Ok(usage(db)
+        .await?
         .into_iter()
-        .map(|(kind, n)| (kind, u32::try_from(n).unwrap_or(u32::MAX)))
+        .map(|usage| (usage.kind, usage.waiting))
         .collect())
 }
 
