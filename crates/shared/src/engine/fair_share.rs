@@ -32,7 +32,8 @@
 //!   burst going on now.
 //! - *In the relay, not the worker:* workers take what the broker hands them; reordering there
 //!   would need every worker to see every backlog. The relay already reads the backlog, in
-//!   Postgres, where ordering by tenant is one query.
+//!   Postgres, where ordering by tenant is one query. Each outbox row carries its tenant and
+//!   lane (copied from its job when written), so that query reads an index, not the backlog.
 //!
 //! # Limits
 //! - The broker's ready count does not include messages already pushed to workers and not yet
@@ -40,8 +41,10 @@
 //!   newcomer's first job. Set the prefetch near the concurrency with fair sharing.
 //! - The window is counted over the default work queues (both lanes).
 //! - A release waits for room: relays in fair mode look every [`FAIR_POLL_INTERVAL`] while a
-//!   backlog waits, and each look ranks the whole backlog (one query, a few milliseconds per
-//!   10,000 pending messages). Off by default; with it off nothing of this runs.
+//!   backlog waits (nothing tells them when a worker takes a message). Each look reads the
+//!   first few pending messages of each tenant from an index, so its cost grows with the
+//!   number of tenants waiting, not with the backlog. Off by default; with it off the relay
+//!   publishes oldest first and only the outbox's two copied columns (tenant, lane) remain.
 //! - Every process that relays (api and workers) must run with the same setting: a relay
 //!   without a window publishes the backlog first in, first out, as before.
 //! - No weights per tenant yet: every tenant counts the same.
@@ -59,7 +62,7 @@ use crate::engine::outbox::PendingMessage;
 pub const DEFAULT_HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// How often a relay in fair mode looks for room while a backlog waits in the outbox.
-pub const FAIR_POLL_INTERVAL: Duration = Duration::from_millis(25);
+pub const FAIR_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The advisory-lock key that lets one relay release at a time: `burrowfs` in ASCII, fixed so
 /// every process agrees (advisory locks are per database, so installations sharing a server
@@ -125,6 +128,11 @@ impl FairShare {
 /// another transaction holds. The locks last until `tx` ends: publish, stamp, then
 /// [`record_released`], then commit.
 ///
+/// Only the first `limit` pending messages of each tenant can be among the next `limit`, so
+/// that is all it reads: the tenants with pending messages by a skip scan of
+/// `outbox_pending_tenant_idx`, then each one's first `limit` from the same index. The cost
+/// grows with tenants × `limit`, not with the backlog.
+///
 /// # Errors
 /// The database error.
 pub(crate) async fn lock_next(
@@ -132,27 +140,35 @@ pub(crate) async fn lock_next(
     limit: i64,
     half_life: Duration,
 ) -> Result<Vec<PendingMessage>, sqlx::Error> {
-    // The window function ranks every pending row; the outer query locks the first `limit`
-    // (a locking clause cannot sit on the query that computes the window function).
     sqlx::query_as(
-        "WITH usage AS ( \
+        "WITH RECURSIVE tenants AS ( \
+             (SELECT tenant FROM outbox WHERE published_at IS NULL AND tenant IS NOT NULL \
+              ORDER BY tenant LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT o.tenant FROM outbox o \
+                     WHERE o.published_at IS NULL AND o.tenant > t.tenant \
+                     ORDER BY o.tenant LIMIT 1) \
+             FROM tenants t WHERE t.tenant IS NOT NULL \
+         ), usage AS ( \
              SELECT tenant, \
                     released * power(0.5, extract(epoch FROM clock_timestamp() - updated_at) / $2) \
                         AS used \
              FROM fair_share_usage \
-         ), turns AS ( \
-             SELECT o.id, \
-                    coalesce(j.priority, 0) >= 5 AS high, \
-                    coalesce(u.used, 0) + row_number() OVER ( \
-                        PARTITION BY coalesce(j.user_id, '') ORDER BY o.id) AS turn \
-             FROM outbox o \
-             LEFT JOIN jobs j ON j.id = o.job_id \
-             LEFT JOIN usage u ON u.tenant = coalesce(j.user_id, '') \
-             WHERE o.published_at IS NULL \
+         ), candidates AS ( \
+             SELECT c.id, c.high, coalesce(u.used, 0) + c.place AS turn \
+             FROM tenants t \
+             LEFT JOIN usage u ON u.tenant = t.tenant \
+             CROSS JOIN LATERAL ( \
+                 SELECT o.id, o.high, row_number() OVER (ORDER BY o.high DESC, o.id) AS place \
+                 FROM (SELECT id, high FROM outbox \
+                       WHERE published_at IS NULL AND tenant = t.tenant \
+                       ORDER BY high DESC, id LIMIT $1) o \
+             ) c \
+             WHERE t.tenant IS NOT NULL \
          ) \
          SELECT o.id, o.job_id, o.message \
-         FROM outbox o JOIN turns t ON t.id = o.id \
-         ORDER BY t.high DESC, t.turn, o.id \
+         FROM outbox o JOIN candidates c ON c.id = o.id \
+         ORDER BY c.high DESC, c.turn, o.id \
          LIMIT $1 \
          FOR UPDATE OF o SKIP LOCKED",
     )
@@ -174,8 +190,8 @@ pub(crate) async fn record_released(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO fair_share_usage AS u (tenant, released) \
-         SELECT coalesce(j.user_id, ''), count(*) \
-         FROM outbox o LEFT JOIN jobs j ON j.id = o.job_id \
+         SELECT coalesce(o.tenant, ''), count(*) \
+         FROM outbox o \
          WHERE o.id = ANY($1) \
          GROUP BY 1 \
          ON CONFLICT (tenant) DO UPDATE SET \
