@@ -100,6 +100,7 @@ impl Stack {
             prefetch: (concurrency * 2) as u16,
             drain_timeout: Duration::from_secs(5),
             hard_stop_grace: burrow_worker::consumer::HARD_STOP_GRACE,
+            queues: vec![burrow_shared::topology::DEFAULT_QUEUE.to_owned()],
         };
         let (amqp, topology, stop) = (
             self.env.amqp.clone(),
