@@ -62,7 +62,7 @@ pub async fn consume(
     let ctx = Arc::new(ctx);
     let topology = &topology
         .clone()
-        .with_queues(&settings.queues)
+        .with_queues(settings.queues.clone())
         .context("WORKER_QUEUES")?;
     let mut backoff = reconnect_backoff();
     loop {
@@ -136,7 +136,8 @@ async fn consume_session(
         .await?;
     // Both work queues of each queue, high first: a free slot always takes a high-priority
     // delivery first.
-    let mut deliveries = consume_lanes(&channel, topology, &settings.queues, &ctx.worker_id).await?;
+    let mut deliveries =
+        consume_lanes(&channel, topology, &settings.queues, &ctx.worker_id).await?;
     // Ready (for `/readyz`) from here until this session ends, however it ends.
     let _connected = ctx.health.consumer_connected();
     info!(

@@ -55,10 +55,11 @@ async fn refresh(
     let result = async {
         // A job waits whichever lane it is in: the backlog is every consumed work queue.
         let mut backlog = 0u32;
-        for (name, lane) in queues
+        let routes: Vec<(&String, Lane)> = queues
             .iter()
             .flat_map(|name| [Lane::Normal, Lane::High].map(|lane| (name, lane)))
-        {
+            .collect();
+        for (name, lane) in routes {
             let queue = topology.work_queue_in(name, lane);
             let (ready, consumers) = counts(&channel, &queue).await?;
             metrics::record_queue(&queue, ready, consumers);

@@ -157,11 +157,12 @@ async fn queue_stats(state: &AppState) -> BrokerView {
             None => None,
         };
         let mut named = Vec::new();
-        let named_routes = topology
+        let named_routes: Vec<(&str, Lane)> = topology
             .queues()
-            .filter(|queue| *queue != DEFAULT_QUEUE)
-            .flat_map(|queue| [Lane::Normal, Lane::High].map(|lane| (queue, lane)));
-        for (queue, lane) in named_routes.take_while(|_| dead.is_some()) {
+            .filter(|queue| *queue != DEFAULT_QUEUE && dead.is_some())
+            .flat_map(|queue| [Lane::Normal, Lane::High].map(|lane| (queue, lane)))
+            .collect();
+        for (queue, lane) in named_routes {
             match inspect_queue(&channel, &topology.work_queue_in(queue, lane)).await {
                 Some(stats) => named.push(stats),
                 // The failed passive declare closed the channel.

@@ -144,12 +144,20 @@ mod tests {
     fn only_a_named_queue_travels_in_the_body() {
         let message = JobMessage::new(Uuid::now_v7(), "import_xlsx", Uuid::new_v4());
         let default = message.clone().in_queue(DEFAULT_QUEUE);
-        assert_eq!(default.encode(), message.encode(), "same bytes as before queues");
+        assert_eq!(
+            default.encode(),
+            message.encode(),
+            "same bytes as before queues"
+        );
         assert_eq!(default.queue_name(), DEFAULT_QUEUE);
         let imports = message.in_queue("imports");
         let decoded = JobMessage::decode(&imports.encode()).expect("decodes");
         assert_eq!(decoded.queue_name(), "imports");
-        assert_eq!(decoded.for_attempt(2).queue_name(), "imports", "retries keep it");
+        assert_eq!(
+            decoded.for_attempt(2).queue_name(),
+            "imports",
+            "retries keep it"
+        );
     }
 
     #[test]

@@ -316,7 +316,11 @@ impl Topology {
         if queue == DEFAULT_QUEUE {
             return Cow::Borrowed(self.queue(lane));
         }
-        Cow::Owned(format!("{}.jobs.{}", self.prefix, lane.routing_key_in(queue)))
+        Cow::Owned(format!(
+            "{}.jobs.{}",
+            self.prefix,
+            lane.routing_key_in(queue)
+        ))
     }
 
     /// The delay queue of `lane` in `queue` for retries that wait `delay`:
@@ -360,6 +364,15 @@ impl Topology {
         )
     }
 
+    /// Every (queue, lane, delay) of this topology for `delays`, collected (so no iterator
+    /// adapter is held across the declaring `.await`s).
+    fn routes(&self, delays: &[Duration]) -> Vec<(&str, Lane, Duration)> {
+        self.queues()
+            .flat_map(|queue| Lane::ALL.map(|lane| (queue, lane)))
+            .flat_map(|(queue, lane)| delays.iter().map(move |delay| (queue, lane, *delay)))
+            .collect()
+    }
+
     /// Declares the retry exchange and, per delay in `delays`, one delay queue per lane of
     /// every queue ([`Topology::queues`]), idempotently. Each queue's TTL is its delay; expired
     /// messages go back to its lane's work queue in its queue (dead-letter routing key
@@ -383,11 +396,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        let routes = self
-            .queues()
-            .flat_map(|queue| Lane::ALL.map(|lane| (queue, lane)));
-        for ((queue_name, lane), delay) in routes.flat_map(|r| delays.iter().map(move |d| (r, *d)))
-        {
+        for (queue_name, lane, delay) in self.routes(delays) {
             let queue = self.delay_queue_in(queue_name, lane, delay);
             let mut arguments = quorum_arguments();
             let ttl_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
@@ -478,10 +487,7 @@ impl Topology {
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(WORK_DELIVERY_LIMIT),
         );
-        let routes = self
-            .queues()
-            .flat_map(|queue| [Lane::Normal, Lane::High].map(|lane| (queue, lane)));
-        for (queue, lane) in routes {
+        for (queue, lane, _) in self.routes(&[Duration::ZERO]) {
             let work_queue = self.work_queue_in(queue, lane);
             channel
                 .queue_declare(
@@ -599,8 +605,14 @@ mod tests {
             .with_queues(["imports"])
             .expect("valid");
         let four = Duration::from_secs(4);
-        assert_eq!(topology.work_queue_in("imports", Lane::Normal), "t1.jobs.q.imports");
-        assert_eq!(topology.work_queue_in("imports", Lane::High), "t1.jobs.q.imports.high");
+        assert_eq!(
+            topology.work_queue_in("imports", Lane::Normal),
+            "t1.jobs.q.imports"
+        );
+        assert_eq!(
+            topology.work_queue_in("imports", Lane::High),
+            "t1.jobs.q.imports.high"
+        );
         assert_eq!(Lane::Normal.routing_key_in("imports"), "q.imports");
         assert_eq!(Lane::High.routing_key_in("imports"), "q.imports.high");
         assert_eq!(
@@ -611,7 +623,10 @@ mod tests {
             topology.delay_queue_in("imports", Lane::High, four),
             "t1.jobs.delay.q.imports.high.4s"
         );
-        assert_eq!(Lane::High.delay_routing_key_in("imports", four), "q.imports.high.4s");
+        assert_eq!(
+            Lane::High.delay_routing_key_in("imports", four),
+            "q.imports.high.4s"
+        );
     }
 
     #[test]
@@ -663,7 +678,12 @@ mod tests {
             assert!(error.reason.contains(reason), "{name:?}: {error}");
             assert!(Topology::with_prefix("t1").with_queues([name]).is_err());
         }
-        for name in ["imports", "a", "bulk_mail-2", &"q".repeat(MAX_QUEUE_NAME_LEN)] {
+        for name in [
+            "imports",
+            "a",
+            "bulk_mail-2",
+            &"q".repeat(MAX_QUEUE_NAME_LEN),
+        ] {
             assert_eq!(check_queue_name(name), Ok(()), "{name}");
         }
     }

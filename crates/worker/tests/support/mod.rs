@@ -94,13 +94,20 @@ impl Stack {
 
     /// Starts an in-process worker with this context.
     pub fn start_worker_with(&mut self, ctx: JobContext, concurrency: usize) {
+        self.start_worker_on(ctx, concurrency, &[burrow_shared::topology::DEFAULT_QUEUE]);
+    }
+
+    /// Starts an in-process worker with this context consuming `queues` (`WORKER_QUEUES`).
+    pub fn start_worker_on(&mut self, ctx: JobContext, concurrency: usize, queues: &[&str]) {
         self.env.track_delays(&ctx.retry.delays());
+        let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+        self.env.track_queues(&queues);
         let settings = ConsumerSettings {
             concurrency,
             prefetch: (concurrency * 2) as u16,
             drain_timeout: Duration::from_secs(5),
             hard_stop_grace: burrow_worker::consumer::HARD_STOP_GRACE,
-            queues: vec![burrow_shared::topology::DEFAULT_QUEUE.to_owned()],
+            queues,
         };
         let (amqp, topology, stop) = (
             self.env.amqp.clone(),
