@@ -147,7 +147,10 @@ impl TestEnv {
         let db = crate::db::connect(&database_url, 10).await?;
         crate::db::migrate(&db).await?;
 
-        let topology = Topology::with_prefix(&format!("test-{id}"));
+        // The shipped kinds' queues (imports) too, as the api declares them.
+        let shipped = crate::kinds::shipped(Default::default(), Default::default());
+        let topology =
+            Topology::with_prefix(&format!("test-{id}")).with_queues(shipped.queues())?;
         let amqp = crate::amqp::amqp_pool(&amqp_url, 4)?;
         let env = TestEnv {
             database_url,
@@ -164,7 +167,7 @@ impl TestEnv {
                     .chain(crate::park::PARK_STEPS)
                     .collect(),
             ),
-            queues: Mutex::new(Vec::new()),
+            queues: Mutex::new(shipped.queues().into_iter().map(str::to_owned).collect()),
         };
         let channel = env.channel().await?;
         env.topology

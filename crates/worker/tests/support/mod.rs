@@ -93,8 +93,13 @@ impl Stack {
     }
 
     /// Starts an in-process worker with this context.
+    /// It consumes what a worker consumes by default: the default queue and its kinds' queues.
     pub fn start_worker_with(&mut self, ctx: JobContext, concurrency: usize) {
-        self.start_worker_on(ctx, concurrency, &[burrow_shared::topology::DEFAULT_QUEUE]);
+        let mut queues = ctx.registry.queues();
+        queues.push(burrow_shared::topology::DEFAULT_QUEUE);
+        queues.sort_unstable();
+        queues.dedup();
+        self.start_worker_on(ctx, concurrency, &queues);
     }
 
     /// Starts an in-process worker with this context consuming `queues` (`WORKER_QUEUES`).
