@@ -310,6 +310,14 @@ impl Topology {
         std::iter::once(DEFAULT_QUEUE).chain(self.named_queues.iter().map(String::as_str))
     }
 
+    /// The work queues (normal, then high) of every queue ([`Topology::queues`]).
+    pub fn work_queues(&self) -> Vec<String> {
+        self.queues()
+            .flat_map(|queue| [Lane::Normal, Lane::High].map(|lane| (queue, lane)))
+            .map(|(queue, lane)| self.work_queue_in(queue, lane).into_owned())
+            .collect()
+    }
+
     /// The work queue of `lane` in `queue`: [`Topology::queue`] for the [`DEFAULT_QUEUE`],
     /// `{prefix}.jobs.q.{queue}` (normal) or `{prefix}.jobs.q.{queue}.high` for the others.
     pub fn work_queue_in(&self, queue: &str, lane: Lane) -> Cow<'_, str> {
@@ -660,6 +668,17 @@ mod tests {
         assert_eq!(
             Topology::with_prefix("t1").queues().collect::<Vec<_>>(),
             ["default"]
+        );
+        assert_eq!(
+            topology.work_queues(),
+            [
+                "t1.jobs.work",
+                "t1.jobs.work.high",
+                "t1.jobs.q.imports",
+                "t1.jobs.q.imports.high",
+                "t1.jobs.q.mail",
+                "t1.jobs.q.mail.high"
+            ]
         );
     }
 
