@@ -584,12 +584,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_default_queue_keeps_the_names_it_had_before_queues_per_kind() {
+    /// Names under `t1` with the queue `imports`, and a delay of 4 s.
+    fn imports_topology() -> (Topology, Duration) {
         let topology = Topology::with_prefix("t1")
             .with_queues(["imports"])
             .expect("valid");
-        let four = Duration::from_secs(4);
+        (topology, Duration::from_secs(4))
+    }
+
+    #[test]
+    fn the_default_queue_keeps_the_names_it_had_before_queues_per_kind() {
+        let (topology, four) = imports_topology();
         for lane in Lane::ALL {
             assert_eq!(
                 topology.work_queue_in(DEFAULT_QUEUE, lane),
@@ -609,10 +614,7 @@ mod tests {
 
     #[test]
     fn a_named_queue_has_its_own_work_queues_routing_keys_and_delay_queues() {
-        let topology = Topology::with_prefix("t1")
-            .with_queues(["imports"])
-            .expect("valid");
-        let four = Duration::from_secs(4);
+        let (topology, four) = imports_topology();
         assert_eq!(
             topology.work_queue_in("imports", Lane::Normal),
             "t1.jobs.q.imports"
