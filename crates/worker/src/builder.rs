@@ -598,6 +598,31 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_consumes_the_default_queue_and_its_kinds_queues_unless_told_otherwise() {
+        let registry = burrow_shared::kinds::shipped(Default::default(), Default::default());
+        assert_eq!(
+            consumed_queues(None, &registry).expect("queues"),
+            ["default", "imports"]
+        );
+        let chosen = vec!["mail".to_owned(), "imports".to_owned(), "mail".to_owned()];
+        assert_eq!(
+            consumed_queues(Some(chosen), &registry).expect("queues"),
+            ["imports", "mail"],
+            "only what it is told, once each"
+        );
+        let both = vec!["imports".to_owned(), "default".to_owned()];
+        assert_eq!(
+            consumed_queues(Some(both), &registry).expect("queues"),
+            ["default", "imports"],
+            "the default queue first"
+        );
+        assert!(consumed_queues(Some(Vec::new()), &registry).is_err());
+        let bad =
+            consumed_queues(Some(vec!["Imports".to_owned()]), &registry).expect_err("refused");
+        assert!(format!("{bad:#}").contains("lowercase"), "{bad:#}");
+    }
+
+    #[test]
     fn declared_caps_are_the_kinds_own_overridden_by_the_builders_and_name_known_kinds_only() {
         let registry = Registry::default()
             .register(Capped)
