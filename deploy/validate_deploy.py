@@ -186,13 +186,15 @@ def cross_check(resources, report):
     for cm in configmaps.values():
         settings.update(cm.get("data", {}))
     drain = int(settings.get("WORKER_DRAIN_TIMEOUT_SECS", "30"))
-    worker = deployments.get("burrow-worker")
-    if report.check(worker is not None, "Deployment/burrow-worker", "exists"):
+    report.check("burrow-worker" in deployments, "Deployment/burrow-worker", "exists")
+    workers = {n: d for n, d in deployments.items() if n.startswith("burrow-worker")}
+    for worker_name, worker in workers.items():
+        where_worker = f"Deployment/{worker_name}"
         conts, pod = containers(worker)
         grace = pod.get("terminationGracePeriodSeconds", 30)
         report.check(
             grace >= drain + GRACE_MARGIN_SECS,
-            "Deployment/burrow-worker",
+            where_worker,
             f"terminationGracePeriodSeconds {grace} >= WORKER_DRAIN_TIMEOUT_SECS {drain} "
             f"+ {GRACE_MARGIN_SECS}",
         )
@@ -200,7 +202,7 @@ def cross_check(resources, report):
         addr = env_value(cont, "WORKER_HTTP_ADDR") or ""
         report.check(
             addr == f"0.0.0.0:{WORKER_HEALTH_PORT}",
-            "Deployment/burrow-worker",
+            where_worker,
             f"WORKER_HTTP_ADDR is 0.0.0.0:{WORKER_HEALTH_PORT} (reachable by the kubelet)",
             f"found {addr!r}",
         )
@@ -210,7 +212,7 @@ def cross_check(resources, report):
             port = ports.get(get.get("port"), get.get("port"))
             report.check(
                 get.get("path") == path and port == WORKER_HEALTH_PORT,
-                "Deployment/burrow-worker",
+                where_worker,
                 f"{probe} is GET {path} on port {WORKER_HEALTH_PORT}",
                 f"found {get.get('path')} on {port}",
             )
@@ -218,13 +220,13 @@ def cross_check(resources, report):
         window = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
         report.check(
             window >= grace,
-            "Deployment/burrow-worker",
+            where_worker,
             f"livenessProbe needs {window} s of failures to restart, >= the {grace} s grace "
             "period (a drain is never cut short)",
         )
         report.check(
             "replicas" not in worker["spec"],
-            "Deployment/burrow-worker",
+            where_worker,
             "sets no replicas (the ScaledObject owns the count)",
         )
 
@@ -249,8 +251,15 @@ def cross_check(resources, report):
             where,
             "minReplicaCount >= 1 (the sweeper and recurring jobs run in workers)",
         )
-        # Jobs wait in two work queues (normal and high priority): each needs a trigger.
-        work_queues = [f"{prefix}.jobs.work", f"{prefix}.jobs.work.high"]
+        # Jobs wait in two work queues (normal and high priority) per queue the target
+        # consumes (WORKER_QUEUES; unset: the default queue): each needs a trigger.
+        work_queues = []
+        target_conts, _ = containers(deployments.get(target["name"], {"spec": {}}))
+        consumed = env_value(target_conts[0], "WORKER_QUEUES") if target_conts else None
+        for queue in (consumed or "default").split(","):
+            queue = queue.strip()
+            base = f"{prefix}.jobs.work" if queue == "default" else f"{prefix}.jobs.q.{queue}"
+            work_queues += [base, f"{base}.high"]
         read = []
         for trigger in spec["triggers"]:
             meta = trigger["metadata"]

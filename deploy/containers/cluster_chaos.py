@@ -49,7 +49,8 @@ FAULT_SECS = int(os.environ.get("CLUSTER_FAULT_SECS", "20"))
 FIXTURES = [ROOT / "fixtures" / f"MOCK_DATA_{n}.xlsx" for n in range(1, 6)]
 ROWS_PER_FILE = 200
 WORK_QUEUE = "burrow.jobs.work"
-EMPTY_AT_END = ("burrow.jobs.work", "burrow.jobs.work.high", "burrow.jobs.dead")
+EMPTY_AT_END = ("burrow.jobs.work", "burrow.jobs.work.high", "burrow.jobs.q.imports",
+                "burrow.jobs.q.imports.high", "burrow.jobs.dead")
 
 T0 = time.monotonic()
 

@@ -50,7 +50,10 @@ ROW_DELAY_MS = int(os.environ.get("CTEST_ROW_DELAY_MS", "20"))
 FIXTURES = [ROOT / "fixtures" / f"MOCK_DATA_{n}.xlsx" for n in range(1, 6)]
 ROWS_PER_FILE = 200
 USER = "compose-test"
-WORK_QUEUES = ("burrow.jobs.work", "burrow.jobs.work.high")
+# The default queue's and the `imports` queue's (import_xlsx; "Queues per kind" in the README):
+# compose's workers leave WORKER_QUEUES unset, so each consumes all four.
+WORK_QUEUES = ("burrow.jobs.work", "burrow.jobs.work.high",
+               "burrow.jobs.q.imports", "burrow.jobs.q.imports.high")
 DEAD_QUEUE = "burrow.jobs.dead"
 # The worker's stop_grace_period in compose.yaml: SIGTERM, drain, then SIGKILL.
 STOP_GRACE_SECS = 45

@@ -54,8 +54,11 @@ impl Application {
                 "test-only failpoint armed: this process will crash on purpose"
             );
         }
-        let publisher = Publisher::new(amqp, Topology::with_prefix(&config.queue_prefix))
-            .with_failpoint(failpoint);
+        // The queues of the api's kinds are declared too: its relay publishes to them.
+        let topology = Topology::with_prefix(&config.queue_prefix)
+            .with_queues(registry.queues())
+            .context("a kind's QUEUE")?;
+        let publisher = Publisher::new(amqp, topology).with_failpoint(failpoint);
         let state = AppState {
             readiness: config.readiness_rules(),
             metrics: Some(crate::metrics::install()),

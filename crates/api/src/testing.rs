@@ -24,7 +24,10 @@
 use std::ops::Deref;
 use std::time::Duration;
 
+use burrow_shared::handler::JobHandler;
+use burrow_shared::kinds::ImportXlsx;
 pub use burrow_shared::testing::{eventually, fixture, imported_people, TestEnv, DEADLINE};
+use burrow_shared::topology::Lane;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -283,13 +286,29 @@ impl TestApi {
         self.stop.child_token()
     }
 
-    /// Messages ready in the work queue. With no worker running this is every message
-    /// published and not taken off by the test.
+    /// Messages ready in the (normal-priority) work queues of every queue (the default one, and
+    /// `imports` of the uploads). With no worker running this is every message of priority
+    /// 0–4 published and not taken off by the test.
     pub async fn ready_in_work_queue(&self) -> u32 {
+        let topology = &self.env.topology;
+        let queues: Vec<String> = topology
+            .queues()
+            .map(|queue| topology.work_queue_in(queue, Lane::Normal).into_owned())
+            .collect();
+        let mut ready = 0;
+        for queue in &queues {
+            ready += self.env.ready_messages(queue).await.expect("queue depth");
+        }
+        ready
+    }
+
+    /// The work queue uploads (`import_xlsx`, of priority 0) wait in: the one of its queue.
+    pub fn upload_queue(&self) -> String {
+        let queue = <ImportXlsx as JobHandler>::QUEUE;
         self.env
-            .ready_messages(&self.env.topology.work_queue)
-            .await
-            .expect("queue depth")
+            .topology
+            .work_queue_in(queue, Lane::Normal)
+            .into_owned()
     }
 
     /// Asserts that the request `what` left no trace: no job, no file, no outbox row, no

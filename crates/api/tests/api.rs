@@ -101,10 +101,7 @@ async fn an_upload_is_accepted_stored_and_published_once() {
     let channel = api.env.channel().await.expect("channel");
     let message = eventually("the relay to publish the job", || async {
         channel
-            .basic_get(
-                api.env.topology.work_queue.as_str().into(),
-                Default::default(),
-            )
+            .basic_get(api.upload_queue().as_str().into(), Default::default())
             .await
             .expect("basic.get")
     })
@@ -336,10 +333,7 @@ async fn pending_outbox_rows_are_published_once_the_broker_is_reachable() {
 
     let channel = api.env.channel().await.expect("channel");
     let message = channel
-        .basic_get(
-            api.env.topology.work_queue.as_str().into(),
-            Default::default(),
-        )
+        .basic_get(api.upload_queue().as_str().into(), Default::default())
         .await
         .expect("basic.get")
         .expect("the message");
@@ -489,7 +483,7 @@ async fn redrive_moves_a_dead_job_back_to_the_work_queue() {
     let env = &api.env;
     let channel = env.channel().await.expect("channel");
     let got = channel
-        .basic_get(env.topology.work_queue.as_str().into(), Default::default())
+        .basic_get(api.upload_queue().as_str().into(), Default::default())
         .await
         .expect("basic.get")
         .expect("the job message");

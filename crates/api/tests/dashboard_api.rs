@@ -70,6 +70,17 @@ async fn stats_report_queues_jobs_by_status_in_flight_and_throughput() {
         stats["dead_letter_queue"],
         json!({"name": api.env.topology.dead_letter_queue, "messages": 0, "consumers": 1})
     );
+    // The `imports` queue's (the uploads'), normal then high: none here.
+    let imports: Vec<Value> = api
+        .env
+        .topology
+        .work_queues()
+        .into_iter()
+        .filter(|name| name.contains(".q.imports"))
+        .map(|name| json!({"name": name, "messages": 0, "consumers": 0}))
+        .collect();
+    assert_eq!(imports.len(), 2);
+    assert_eq!(stats["named_queues"], Value::Array(imports));
     assert_eq!(
         stats["jobs_by_status"],
         json!({"awaiting": 0, "queued": 1, "processing": 1, "retrying": 0, "succeeded": 2, "failed": 1,

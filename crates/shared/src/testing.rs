@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::jobs::{self, JobRow};
 use crate::people_sheet::Person;
 use crate::retry::RetryPolicy;
-use crate::topology::{Lane, Topology};
+use crate::topology::{Lane, Topology, DEFAULT_QUEUE};
 
 pub mod batch_checks;
 
@@ -120,6 +120,8 @@ pub struct TestEnv {
     db_name: String,
     /// Delay queues to delete at the end (those of the default retry policy, and any tracked).
     delays: Mutex<Vec<Duration>>,
+    /// Named queues ("Queues per kind") whose work and delay queues are deleted at the end.
+    queues: Mutex<Vec<String>>,
 }
 
 impl TestEnv {
@@ -145,7 +147,10 @@ impl TestEnv {
         let db = crate::db::connect(&database_url, 10).await?;
         crate::db::migrate(&db).await?;
 
-        let topology = Topology::with_prefix(&format!("test-{id}"));
+        // The shipped kinds' queues (imports) too, as the api declares them.
+        let shipped = crate::kinds::shipped(Default::default(), Default::default());
+        let topology =
+            Topology::with_prefix(&format!("test-{id}")).with_queues(shipped.queues())?;
         let amqp = crate::amqp::amqp_pool(&amqp_url, 4)?;
         let env = TestEnv {
             database_url,
@@ -162,6 +167,7 @@ impl TestEnv {
                     .chain(crate::park::PARK_STEPS)
                     .collect(),
             ),
+            queues: Mutex::new(shipped.queues().into_iter().map(str::to_owned).collect()),
         };
         let channel = env.channel().await?;
         env.topology
@@ -184,6 +190,14 @@ impl TestEnv {
     pub fn track_delays(&self, delays: &[Duration]) {
         if let Ok(mut tracked) = self.delays.lock() {
             tracked.extend_from_slice(delays);
+        }
+    }
+
+    /// Deletes the work and delay queues of these named queues at the end too (for workers
+    /// consuming other queues than the default one).
+    pub fn track_queues(&self, queues: &[String]) {
+        if let Ok(mut tracked) = self.queues.lock() {
+            tracked.extend_from_slice(queues);
         }
     }
 
@@ -280,15 +294,19 @@ impl Drop for TestEnv {
         let db_name = self.db_name.clone();
         let amqp_url = self.amqp_url.clone();
         let topology = self.topology.clone();
-        let mut queues = vec![
-            topology.work_queue.clone(),
-            topology.high_queue.clone(),
-            topology.dead_letter_queue.clone(),
-        ];
-        if let Ok(delays) = self.delays.lock() {
-            for lane in Lane::ALL {
-                queues.extend(delays.iter().map(|d| topology.delay_queue_for(lane, *d)));
-            }
+        let mut names = vec![DEFAULT_QUEUE.to_owned()];
+        if let Ok(tracked) = self.queues.lock() {
+            names.extend(tracked.iter().cloned());
+        }
+        let mut queues = vec![topology.dead_letter_queue.clone()];
+        let delays = self.delays.lock().map(|d| d.clone()).unwrap_or_default();
+        for (name, lane) in names.iter().flat_map(|n| Lane::ALL.map(|lane| (n, lane))) {
+            queues.push(topology.work_queue_in(name, lane).into_owned());
+            queues.extend(
+                delays
+                    .iter()
+                    .map(|d| topology.delay_queue_in(name, lane, *d)),
+            );
         }
         queues.sort();
         queues.dedup();

@@ -8,7 +8,7 @@ use burrow_shared::enqueue::{
 };
 use burrow_shared::state::{self, Transition};
 use burrow_shared::testing::TestEnv;
-use burrow_shared::{jobs, JobStatus};
+use burrow_shared::{jobs, JobMessage, JobStatus};
 use sqlx::postgres::PgListener;
 
 async fn count(env: &TestEnv, table: &str) -> i64 {
@@ -122,4 +122,40 @@ async fn requeue_moves_only_from_the_statuses_its_transition_leaves() {
         matches!(refused, Err(EnqueueError::Invalid(_))),
         "not a way back to the queue"
     );
+}
+
+#[tokio::test]
+async fn a_job_keeps_its_queue_from_enqueue_to_every_requeue_and_bad_names_are_refused() {
+    let env = TestEnv::new().await.expect("test services");
+    let job = env
+        .insert_job(NewJob::new("noop").queue("imports"))
+        .await
+        .expect("insert");
+    assert_eq!(job.queue, "imports");
+    let default = env.insert_job(NewJob::new("noop")).await.expect("insert");
+    assert_eq!(default.queue, "default");
+
+    // Rebuilt from the row (an api retry, a sweeper requeue): back to its queue.
+    assert!(state::apply(&env.db, job.id, Transition::CancelWaiting)
+        .await
+        .expect("db"));
+    let mut conn = env.db.acquire().await.expect("conn");
+    let restart = Transition::Restart { why: "asked" };
+    assert!(requeue(&mut conn, job.id, restart, 1).await.expect("db"));
+    let body: Vec<u8> = sqlx::query_scalar("SELECT message FROM outbox WHERE job_id = $1")
+        .bind(job.id)
+        .fetch_one(&env.db)
+        .await
+        .expect("its message");
+    let message = JobMessage::decode(&body).expect("a job message");
+    assert_eq!(message.queue_name(), "imports");
+
+    for bad in ["", "Imports", "a.b", &"q".repeat(33)] {
+        let refused = enqueue(&mut conn, NewJob::new("noop").queue(bad)).await;
+        assert!(
+            matches!(&refused, Err(EnqueueError::Invalid(reason)) if reason.contains("queue name")),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    assert_eq!(count(&env, "jobs").await, 2, "nothing of the refused ones");
 }

@@ -436,6 +436,7 @@ prop_compose! {
                     Some(f) => f.value.ok_or(Expected::Malformed)?,
                 },
                 trace: None,
+                queue: None,
             };
             if message.v != MESSAGE_VERSION {
                 return Err(Expected::UnsupportedVersion(message.v));
@@ -548,18 +549,22 @@ fn valid_message() -> impl Strategy<Value = JobMessage> {
         any::<u128>(),
         proptest::option::of(instant),
         any::<u8>(),
+        proptest::option::of(prop_oneof![Just("imports".to_owned()), any::<String>()]),
     )
         .prop_map(
-            |(job_id, kind, attempt, enqueued_at, correlation_id, run_at, priority)| JobMessage {
-                v: MESSAGE_VERSION,
-                job_id: Uuid::from_u128(job_id),
-                kind,
-                attempt,
-                enqueued_at,
-                correlation_id: Uuid::from_u128(correlation_id),
-                run_at,
-                priority,
-                trace: None,
+            |(job_id, kind, attempt, enqueued_at, correlation_id, run_at, priority, queue)| {
+                JobMessage {
+                    v: MESSAGE_VERSION,
+                    job_id: Uuid::from_u128(job_id),
+                    kind,
+                    attempt,
+                    enqueued_at,
+                    correlation_id: Uuid::from_u128(correlation_id),
+                    run_at,
+                    priority,
+                    trace: None,
+                    queue,
+                }
             },
         )
 }

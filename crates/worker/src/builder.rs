@@ -13,6 +13,7 @@ use burrow_shared::rate_limits::RateLimit;
 use burrow_shared::readiness::ReadinessRules;
 use burrow_shared::relay::OutboxRelay;
 use burrow_shared::retry::RetryPolicy;
+use burrow_shared::topology::{check_queue_name, DEFAULT_QUEUE};
 use burrow_shared::{JobStatus, Topology};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +54,8 @@ pub struct WorkerBuilder {
     caps: BTreeMap<String, u32>,
     /// Cluster-wide rate limits set here, over what the kinds declare.
     rate_limits: BTreeMap<String, RateLimit>,
+    /// The queues to consume; `None`: the default queue and every queue a kind declares.
+    queues: Option<Vec<String>>,
 }
 
 /// A worker ready to run: consumer, outbox relay, maintenance and (if asked) its HTTP port.
@@ -109,6 +112,7 @@ impl Worker {
                 prefetch: 128,
                 drain_timeout: Duration::from_secs(30),
                 hard_stop_grace: HARD_STOP_GRACE,
+                queues: Vec::new(),
             },
             http: None,
             metrics: false,
@@ -122,6 +126,7 @@ impl Worker {
             failpoint_file: None,
             caps: BTreeMap::new(),
             rate_limits: BTreeMap::new(),
+            queues: None,
         }
     }
 
@@ -178,6 +183,7 @@ impl Worker {
         tasks.spawn(queue_stats::run_queue_stats(
             amqp.clone(),
             topology.clone(),
+            settings.queues.clone(),
             health,
             background.clone(),
         ));
@@ -215,6 +221,35 @@ impl WorkerBuilder {
     #[must_use]
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = self.registry.merge(registry);
+        self
+    }
+
+    /// Consume these queues only (`WORKER_QUEUES`; [`burrow_shared::topology`], "Queues per
+    /// kind"), e.g. `["imports"]` for a worker that runs imports apart from small jobs. By
+    /// default a worker consumes the default queue and every queue its kinds declare, so one
+    /// worker alone runs every job. Jobs of kinds it does not register that arrive on these
+    /// queues are dead-lettered as of an unknown kind.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use burrow_shared::kinds::Noop;
+    /// use burrow_worker::Worker;
+    ///
+    /// # async fn example(db: sqlx::PgPool) -> anyhow::Result<()> {
+    /// let worker = Worker::builder(db, "amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .register(Noop)
+    ///     .queues(["default"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
         self
     }
 
@@ -397,11 +432,19 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// An invalid AMQP URL or recurring-jobs declaration (unknown kind, bad cron, bad payload);
-    /// a cap on a kind this worker does not run; Postgres unreachable while the caps are written.
+    /// a cap on a kind this worker does not run; an invalid or empty list of queues, or a kind
+    /// declaring an invalid queue; Postgres unreachable while the caps are written.
     /// The broker need not be up yet: the consumer connects with backoff.
     pub async fn build(self) -> anyhow::Result<Worker> {
         let amqp =
             burrow_shared::amqp::amqp_pool(&self.amqp_url, AMQP_POOL_SIZE).context("AMQP URL")?;
+        // Every queue this worker's kinds use is declared (its relay may publish to them), the
+        // ones it consumes are declared by the consumer.
+        let topology = Topology::with_prefix(&self.queue_prefix)
+            .with_queues(self.registry.queues())
+            .context("a kind's QUEUE")?;
+        let mut settings = self.settings;
+        settings.queues = consumed_queues(self.queues, &self.registry)?;
         let recurring = match &self.recurring {
             Some(json) => recurring::parse_recurring(json, &self.registry)?,
             None => Vec::new(),
@@ -445,8 +488,8 @@ impl WorkerBuilder {
         Ok(Worker {
             ctx,
             amqp,
-            topology: Topology::with_prefix(&self.queue_prefix),
-            settings: self.settings,
+            topology,
+            settings,
             http: self.http,
             metrics,
             relay: self.relay,
@@ -455,6 +498,28 @@ impl WorkerBuilder {
             maintenance,
         })
     }
+}
+
+/// The queues a worker consumes: `chosen` (checked, once each), or by default the default
+/// queue and every queue of `registry`'s kinds.
+fn consumed_queues(
+    chosen: Option<Vec<String>>,
+    registry: &Registry,
+) -> anyhow::Result<Vec<String>> {
+    let mut queues = chosen.unwrap_or_else(|| {
+        std::iter::once(DEFAULT_QUEUE)
+            .chain(registry.queues())
+            .map(str::to_owned)
+            .collect()
+    });
+    anyhow::ensure!(!queues.is_empty(), "WORKER_QUEUES names no queue");
+    for queue in &queues {
+        check_queue_name(queue).context("WORKER_QUEUES")?;
+    }
+    // The default queue first (its consumers' tags and logs come first), then by name.
+    queues.sort_by_key(|queue| (queue != DEFAULT_QUEUE, queue.clone()));
+    queues.dedup();
+    Ok(queues)
 }
 
 /// The rate limits this worker declares: its kinds' [`JobHandler::RATE_LIMIT`], replaced by
@@ -550,6 +615,31 @@ mod tests {
         ) -> Result<JobOutput, JobError> {
             Ok(JobOutput::default())
         }
+    }
+
+    #[test]
+    fn a_worker_consumes_the_default_queue_and_its_kinds_queues_unless_told_otherwise() {
+        let registry = burrow_shared::kinds::shipped(Default::default(), Default::default());
+        assert_eq!(
+            consumed_queues(None, &registry).expect("queues"),
+            ["default", "imports"]
+        );
+        let chosen = vec!["mail".to_owned(), "imports".to_owned(), "mail".to_owned()];
+        assert_eq!(
+            consumed_queues(Some(chosen), &registry).expect("queues"),
+            ["imports", "mail"],
+            "only what it is told, once each"
+        );
+        let both = vec!["imports".to_owned(), "default".to_owned()];
+        assert_eq!(
+            consumed_queues(Some(both), &registry).expect("queues"),
+            ["default", "imports"],
+            "the default queue first"
+        );
+        assert!(consumed_queues(Some(Vec::new()), &registry).is_err());
+        let bad =
+            consumed_queues(Some(vec!["Imports".to_owned()]), &registry).expect_err("refused");
+        assert!(format!("{bad:#}").contains("lowercase"), "{bad:#}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: one URL, or a cluster's nodes separated by commas (`burrow_shared::amqp`) |
 //! | `BURROW_QUEUE_PREFIX` | `burrow` | prefix of exchange and queue names |
 //! | `WORKER_CONCURRENCY` | 64 | jobs run at once by this process; kinds with a `MAX_CONCURRENCY` (imports, exports: 2) are capped further |
+//! | `WORKER_QUEUES` | the default queue and every queue a registered kind declares | queues this process consumes, separated by commas (`default`, `imports`): run import workers apart from small-job workers (`burrow_shared::topology`, "Queues per kind") |
 //! | `WORKER_PREFETCH` | 128 | unacked messages the broker may push (`basic.qos`), per work queue (normal and high priority) |
 //! | `WORKER_ID` | `{hostname}:{pid}` | recorded on each job it runs; consumer tag |
 //! | `WORKER_DRAIN_TIMEOUT_SECS` | 30 | on SIGTERM, how long in-flight jobs may finish |
@@ -31,6 +32,8 @@
 //! | `BURROW_FAILPOINT` | unset | test-only fault injection (`transient_import:NAME`) |
 
 use std::collections::BTreeMap;
+
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -66,6 +69,10 @@ pub struct WorkerConfig {
     /// Jobs run at once by this process.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+    /// Queues to consume, separated by commas (e.g. `imports`); unset: the default queue and
+    /// every queue of the registered kinds.
+    #[arg(long, env = "WORKER_QUEUES")]
+    pub queues: Option<String>,
     /// Unacked messages the broker may push to this process (`basic.qos` prefetch count) from
     /// each work queue: a worker consumes both priorities, so it may hold twice this. At least
     /// `concurrency`, so a finished job's slot is refilled without a round trip.
@@ -162,6 +169,14 @@ impl WorkerConfig {
             .map(str::to_owned)
     }
 
+    /// The queues of `WORKER_QUEUES` ([`parse_worker_queues`]); `None` when unset.
+    ///
+    /// # Errors
+    /// As [`parse_worker_queues`].
+    pub fn worker_queues(&self) -> anyhow::Result<Option<Vec<String>>> {
+        self.queues.as_deref().map(parse_worker_queues).transpose()
+    }
+
     /// The caps of `KIND_CAPS`, kind → cap ([`parse_kind_caps`]).
     ///
     /// # Errors
@@ -187,6 +202,32 @@ impl WorkerConfig {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs)
     }
+}
+
+/// Parses `WORKER_QUEUES`: queue names separated by commas (blanks around them ignored).
+///
+/// # Errors
+/// No name at all, or an invalid one ([`burrow_shared::topology::check_queue_name`]).
+///
+/// # Example
+/// ```
+/// use burrow_worker::config::parse_worker_queues;
+/// assert_eq!(parse_worker_queues("default, imports").unwrap(), ["default", "imports"]);
+/// assert!(parse_worker_queues(" , ").is_err());
+/// assert!(parse_worker_queues("Imports").is_err());
+/// ```
+pub fn parse_worker_queues(text: &str) -> anyhow::Result<Vec<String>> {
+    let queues: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|queue| !queue.is_empty())
+        .map(str::to_owned)
+        .collect();
+    anyhow::ensure!(!queues.is_empty(), "WORKER_QUEUES names no queue");
+    for queue in &queues {
+        burrow_shared::topology::check_queue_name(queue).context("WORKER_QUEUES")?;
+    }
+    Ok(queues)
 }
 
 /// Parses `KIND_CAPS`: `kind=cap` entries separated by commas (blanks around them ignored;

@@ -32,6 +32,9 @@ pub struct ConsumerSettings {
     /// After the drain timeout, how long runs whose tokens were cancelled (the hard stop) may
     /// take to return and requeue their messages before the channel closes anyway.
     pub hard_stop_grace: Duration,
+    /// The queues consumed (`WORKER_QUEUES`), both lanes of each, high first
+    /// ([`burrow_shared::topology`], "Queues per kind"); declared with their delay queues.
+    pub queues: Vec<String>,
 }
 
 /// Default [`ConsumerSettings::hard_stop_grace`].
@@ -40,13 +43,14 @@ pub const HARD_STOP_GRACE: Duration = Duration::from_secs(5);
 /// A session that lived this long counts as healthy: the reconnect backoff starts over.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
-/// Consumes the work queues (high priority first) until `shutdown` is cancelled, reconnecting
-/// after broker failures with exponential backoff and jitter (250 ms up to 30 s). Each new
-/// session re-declares the topology, so a broker that lost its definitions is repaired.
+/// Consumes the work queues of [`ConsumerSettings::queues`] (high priority first) until
+/// `shutdown` is cancelled, reconnecting after broker failures with exponential backoff and
+/// jitter (250 ms up to 30 s). Each new session re-declares the topology (with those queues),
+/// so a broker that lost its definitions is repaired.
 ///
 /// # Errors
-/// None today: failures are logged and retried until shutdown. The `Result` leaves room for
-/// unrecoverable configuration errors.
+/// An invalid queue name in [`ConsumerSettings::queues`]; otherwise failures are logged and
+/// retried until shutdown.
 pub async fn consume(
     amqp: &burrow_shared::amqp::AmqpPool,
     topology: &Topology,
@@ -54,7 +58,12 @@ pub async fn consume(
     settings: &ConsumerSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(!settings.queues.is_empty(), "no queue to consume");
     let ctx = Arc::new(ctx);
+    let topology = &topology
+        .clone()
+        .with_queues(settings.queues.clone())
+        .context("WORKER_QUEUES")?;
     let mut backoff = reconnect_backoff();
     loop {
         let started = Instant::now();
@@ -125,8 +134,10 @@ async fn consume_session(
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
-    // Both work queues, high first: a free slot always takes a high-priority delivery first.
-    let mut deliveries = consume_lanes(&channel, topology, &ctx.worker_id).await?;
+    // Both work queues of each queue, high first: a free slot always takes a high-priority
+    // delivery first.
+    let mut deliveries =
+        consume_lanes(&channel, topology, &settings.queues, &ctx.worker_id).await?;
     // Ready (for `/readyz`) from here until this session ends, however it ends.
     let _connected = ctx.health.consumer_connected();
     info!(

@@ -1,5 +1,6 @@
-//! Where a worker's deliveries come from: one consumer per priority lane on the session's
-//! channel, merged into one stream that always hands out a high-priority delivery first.
+//! Where a worker's deliveries come from: one consumer per priority lane of each queue it
+//! consumes (`WORKER_QUEUES`) on the session's channel, merged into one stream that always hands
+//! out a high-priority delivery first.
 //!
 //! Quorum queues do not order by priority on RabbitMQ 3.x (and know two levels, served 2:1, on
 //! 4.x), so burrow gives each level its own queue ([`Lane`], see `burrow_shared::topology`) and
@@ -14,11 +15,16 @@
 //! arriving at least as fast as the worker runs them, normal jobs wait (their prefetched
 //! deliveries stay unacked, and count towards RabbitMQ's `consumer_timeout`); RabbitMQ 4.x's
 //! own quorum-queue priorities serve 2:1 instead, to keep normal messages moving.
+//!
+//! A worker consuming several queues ("Queues per kind", `burrow_shared::topology`) groups its
+//! consumers by lane: every high consumer is preferred over every normal one, and within a lane
+//! the queues take turns (round robin), so a backlog in one queue never starves another of the
+//! same lane. With one queue, as by default, this is exactly the two-consumer merge above.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use burrow_shared::topology::Lane;
+use burrow_shared::topology::{Lane, DEFAULT_QUEUE};
 use burrow_shared::Topology;
 use futures::{Stream, StreamExt as _};
 use lapin::message::Delivery;
@@ -28,22 +34,25 @@ use lapin::{Channel, Consumer};
 use tracing::warn;
 
 /// The consumers of one session, high lane first; as a [`Stream`], their deliveries merged,
-/// high first. The stream ends (`None`) as soon as either consumer ends (the broker cancelled
+/// high first. The stream ends (`None`) as soon as any consumer ends (the broker cancelled
 /// it, e.g. its queue was deleted), so the session reconnects instead of silently running one
 /// lane only.
 pub struct Deliveries {
-    /// Consumer tags (`{worker_id}#{session}.{lane}`), high lane first: what
-    /// [`Deliveries::cancel`] sends `basic.cancel` for, and what the management UI shows.
+    /// Consumer tags (`{worker_id}#{session}.{lane}`, `{worker_id}#{session}.{queue}.{lane}`
+    /// for a named queue), high lane first: what [`Deliveries::cancel`] sends `basic.cancel`
+    /// for, and what the management UI shows.
     pub tags: Vec<String>,
     /// The queues consumed, high lane first, for the logs.
     pub queues: Vec<String>,
-    /// One consumer per lane, in [`Lane::ALL`] order: the order they are preferred in.
+    /// One tier per lane, in [`Lane::ALL`] order (the order they are preferred in), of one
+    /// consumer per queue.
     consumers: Preferring<Consumer>,
 }
 
-/// Starts one consumer per lane on `channel`, the high lane's first (so a session that starts
-/// on two backlogs receives high deliveries first), with manual acks. Set `basic.qos` on
-/// `channel` before: each consumer gets that prefetch.
+/// Starts one consumer per lane of each of `queues` (names as in [`Topology::queues`]) on
+/// `channel`, every high lane's first (so a session that starts on two backlogs receives high
+/// deliveries first), with manual acks. Set `basic.qos` on `channel` before: each consumer
+/// gets that prefetch.
 ///
 /// # Errors
 /// The broker's error, e.g. `NOT_FOUND` for a missing queue (the broker then closes the
@@ -51,28 +60,38 @@ pub struct Deliveries {
 pub async fn consume_lanes(
     channel: &Channel,
     topology: &Topology,
+    queues: &[String],
     worker_id: &str,
 ) -> Result<Deliveries, lapin::Error> {
     let session = uuid::Uuid::new_v4().simple();
+    let consumers = Lane::ALL.len() * queues.len();
     let mut deliveries = Deliveries {
-        tags: Vec::with_capacity(Lane::ALL.len()),
-        queues: Vec::with_capacity(Lane::ALL.len()),
-        consumers: Preferring(Vec::with_capacity(Lane::ALL.len())),
+        tags: Vec::with_capacity(consumers),
+        queues: Vec::with_capacity(consumers),
+        consumers: Preferring::new(),
     };
     for lane in Lane::ALL {
-        let tag = format!("{worker_id}#{session}.{}", lane.as_str());
-        let queue = topology.queue(lane);
-        let consumer = channel
-            .basic_consume(
-                queue.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        deliveries.tags.push(tag);
-        deliveries.queues.push(queue.to_owned());
-        deliveries.consumers.0.push(consumer);
+        let mut tier = Vec::with_capacity(queues.len());
+        for name in queues {
+            let tag = if name == DEFAULT_QUEUE {
+                format!("{worker_id}#{session}.{}", lane.as_str())
+            } else {
+                format!("{worker_id}#{session}.{name}.{}", lane.as_str())
+            };
+            let queue = topology.work_queue_in(name, lane);
+            let consumer = channel
+                .basic_consume(
+                    queue.as_ref().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            deliveries.tags.push(tag);
+            deliveries.queues.push(queue.into_owned());
+            tier.push(consumer);
+        }
+        deliveries.consumers.push_tier(tier);
     }
     Ok(deliveries)
 }
@@ -101,18 +120,39 @@ impl Stream for Deliveries {
     }
 }
 
-/// Streams merged by preference: each poll answers with the first stream, in order, that has
-/// an answer (an item, or its end), so an earlier stream's ready item always wins.
-struct Preferring<S>(Vec<S>);
+/// Streams merged by preference between tiers and in turns within one: each poll answers with
+/// the first tier, in order, that has an answer (an item, or a stream's end), so an earlier
+/// tier's ready item always wins; within a tier the stream after the one that answered last is
+/// asked first, so the streams of one tier take turns.
+struct Preferring<S> {
+    /// The tiers, preferred first first; each with the index of the stream to ask first.
+    tiers: Vec<(Vec<S>, usize)>,
+}
+
+impl<S> Preferring<S> {
+    fn new() -> Self {
+        Preferring { tiers: Vec::new() }
+    }
+
+    /// Adds a tier, less preferred than those before it.
+    fn push_tier(&mut self, streams: Vec<S>) {
+        self.tiers.push((streams, 0));
+    }
+}
 
 impl<S: Stream + Unpin> Stream for Preferring<S> {
     type Item = S::Item;
 
     /// Every stream polled registers the waker, so an item on any of them wakes the task.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        for stream in &mut self.0 {
-            if let Poll::Ready(answer) = stream.poll_next_unpin(cx) {
-                return Poll::Ready(answer);
+        for (streams, first) in &mut self.tiers {
+            let count = streams.len();
+            for turn in 0..count {
+                let at = (*first + turn) % count;
+                if let Poll::Ready(answer) = streams[at].poll_next_unpin(cx) {
+                    *first = (at + 1) % count;
+                    return Poll::Ready(answer);
+                }
             }
         }
         Poll::Pending
@@ -134,6 +174,17 @@ mod tests {
             .boxed()
     }
 
+    /// Tiers of streams, preferred first first.
+    fn tiers<const N: usize>(
+        tiers: [Vec<BoxStream<'static, &'static str>>; N],
+    ) -> Preferring<BoxStream<'static, &'static str>> {
+        let mut merged = Preferring::new();
+        for tier in tiers {
+            merged.push_tier(tier);
+        }
+        merged
+    }
+
     /// The next item if one is ready now (`Some(None)`: the stream ended).
     fn ready(
         merged: &mut Preferring<BoxStream<'static, &'static str>>,
@@ -143,7 +194,7 @@ mod tests {
 
     #[test]
     fn buffered_high_deliveries_go_before_any_normal_one() {
-        let mut merged = Preferring(vec![lane(&["h1", "h2"]), lane(&["n1", "n2"])]);
+        let mut merged = tiers([vec![lane(&["h1", "h2"])], vec![lane(&["n1", "n2"])]]);
         let order: Vec<_> = std::iter::from_fn(|| ready(&mut merged).flatten()).collect();
         assert_eq!(order, ["h1", "h2", "n1", "n2"]);
     }
@@ -151,7 +202,7 @@ mod tests {
     #[test]
     fn a_high_delivery_arriving_later_overtakes_the_normal_backlog() {
         let (high, arrivals) = mpsc::unbounded();
-        let mut merged = Preferring(vec![arrivals.boxed(), lane(&["n1", "n2", "n3"])]);
+        let mut merged = tiers([vec![arrivals.boxed()], vec![lane(&["n1", "n2", "n3"])]]);
         assert_eq!(ready(&mut merged), Some(Some("n1")), "no high one yet");
         high.unbounded_send("h1").expect("open");
         assert_eq!(ready(&mut merged), Some(Some("h1")));
@@ -161,6 +212,32 @@ mod tests {
             ready(&mut merged),
             Some(None),
             "one lane's end ends the merged stream, so the session reconnects"
+        );
+    }
+
+    #[test]
+    fn the_queues_of_one_lane_take_turns_and_every_high_one_goes_first() {
+        let mut merged = tiers([
+            vec![lane(&["default-h1"]), lane(&["imports-h1", "imports-h2"])],
+            vec![
+                lane(&["default-n1", "default-n2", "default-n3"]),
+                lane(&["imports-n1", "imports-n2"]),
+            ],
+        ]);
+        let order: Vec<_> = std::iter::from_fn(|| ready(&mut merged).flatten()).collect();
+        assert_eq!(
+            order,
+            [
+                "default-h1",
+                "imports-h1",
+                "imports-h2",
+                "default-n1",
+                "imports-n1",
+                "default-n2",
+                "imports-n2",
+                "default-n3",
+            ],
+            "a backlog in one queue does not starve the other"
         );
     }
 }

@@ -6,7 +6,8 @@
 //! - [`builder`]: [`Worker`] and its builder, the public entry point.
 //! - [`config`]: settings from environment variables.
 //! - [`consumer`]: the consumer loop (prefetch, manual acks, concurrency, drain).
-//! - [`deliveries`]: one consumer per priority lane, merged so high-priority jobs go first.
+//! - [`deliveries`]: one consumer per priority lane of each consumed queue, merged so
+//!   high-priority jobs go first.
 //! - [`batcher`]: claims and successes of many jobs in one commit (group commit).
 //! - [`kind_slots`]: per-kind limits on jobs run at once (imports: 2).
 //! - [`cluster_caps`]: cluster-wide caps per kind: which kinds, and their claim.
@@ -108,6 +109,9 @@ pub async fn run(
         .metrics(true)
         .fair_share(FairShare::from_window(config.fair_share_window))
         .failpoint_transient_file(config.failpoint_transient_file());
+    if let Some(queues) = config.worker_queues().context("WORKER_QUEUES")? {
+        builder = builder.queues(queues);
+    }
     if let Some(json) = &config.recurring_jobs {
         builder = builder.recurring(json.clone());
     }

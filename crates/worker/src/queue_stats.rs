@@ -1,12 +1,14 @@
 //! The queue gauges: every [`REFRESH`], a passive `queue.declare` of both work queues (normal
-//! and high priority) and the DLQ reads their ready messages and consumers (the broker's own
-//! counts, no management plugin needed) into `burrow_queue_messages{queue}` and
-//! `burrow_queue_consumers{queue}`, and the work queues' backlog (both lanes together) into
-//! [`WorkerHealth`] for `/readyz`.
+//! and high priority) of every queue the worker consumes (`WORKER_QUEUES`) and the DLQ reads
+//! their ready messages and consumers (the broker's own counts, no management plugin needed)
+//! into `burrow_queue_messages{queue}` and `burrow_queue_consumers{queue}` (`queue` being the
+//! broker's queue name, `burrow.jobs.q.imports` for a named queue's), and the consumed work
+//! queues' backlog (all lanes together) into [`WorkerHealth`] for `/readyz`.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burrow_shared::topology::Lane;
 use burrow_shared::Topology;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -19,16 +21,18 @@ use crate::metrics;
 /// How often the queues are looked at.
 pub const REFRESH: Duration = Duration::from_secs(5);
 
-/// Refreshes the queue gauges every [`REFRESH`] until `shutdown`. Broker errors are logged at
-/// debug level (the consumer reports outages) and the gauges keep their last values.
+/// Refreshes the queue gauges of `queues` (names as in [`Topology::queues`]) every [`REFRESH`]
+/// until `shutdown`. Broker errors are logged at debug level (the consumer reports outages)
+/// and the gauges keep their last values.
 pub async fn run_queue_stats(
     amqp: burrow_shared::amqp::AmqpPool,
     topology: Topology,
+    queues: Vec<String>,
     health: WorkerHealth,
     shutdown: CancellationToken,
 ) {
     loop {
-        if let Err(e) = refresh(&amqp, &topology, &health).await {
+        if let Err(e) = refresh(&amqp, &topology, &queues, &health).await {
             tracing::debug!(error = format!("{e:#}"), "could not read the queue sizes");
         }
         tokio::select! {
@@ -42,17 +46,23 @@ pub async fn run_queue_stats(
 async fn refresh(
     amqp: &burrow_shared::amqp::AmqpPool,
     topology: &Topology,
+    queues: &[String],
     health: &WorkerHealth,
 ) -> anyhow::Result<()> {
     let connection = amqp.get().await.context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
     drop(connection);
     let result = async {
-        // A job waits whichever lane it is in: the backlog is both work queues together.
+        // A job waits whichever lane it is in: the backlog is every consumed work queue.
         let mut backlog = 0u32;
-        for queue in [&topology.work_queue, &topology.high_queue] {
-            let (ready, consumers) = counts(&channel, queue).await?;
-            metrics::record_queue(queue, ready, consumers);
+        let routes: Vec<(&String, Lane)> = queues
+            .iter()
+            .flat_map(|name| [Lane::Normal, Lane::High].map(|lane| (name, lane)))
+            .collect();
+        for (name, lane) in routes {
+            let queue = topology.work_queue_in(name, lane);
+            let (ready, consumers) = counts(&channel, &queue).await?;
+            metrics::record_queue(&queue, ready, consumers);
             backlog = backlog.saturating_add(ready);
         }
         health.record_ready(backlog);

@@ -104,11 +104,7 @@ async fn mock_data_1_imports_exactly_its_200_rows() {
     );
     stack.stop().await;
     assert_eq!(
-        stack
-            .env
-            .ready_messages(&stack.env.topology.work_queue)
-            .await
-            .ok(),
+        stack.env.ready_messages(&stack.upload_queue()).await.ok(),
         Some(0),
         "acked, not requeued"
     );
@@ -300,12 +296,7 @@ async fn an_undecodable_message_goes_to_the_dlq_and_the_worker_keeps_going() {
         2,
         "both in the DLQ"
     );
-    assert_eq!(
-        stack
-            .wait_for_ready(&stack.env.topology.work_queue, 0)
-            .await,
-        0
-    );
+    assert_eq!(stack.wait_for_ready(&stack.upload_queue(), 0).await, 0);
 }
 
 #[tokio::test]
@@ -323,34 +314,20 @@ async fn a_duplicate_message_imports_once() {
     publish_job(
         &channel,
         &stack.env.topology,
-        &JobMessage::new(id, KIND_IMPORT_XLSX, job.correlation_id),
+        &JobMessage::new(id, KIND_IMPORT_XLSX, job.correlation_id).in_queue(&job.queue),
     )
     .await
     .expect("published");
-    assert_eq!(
-        stack
-            .wait_for_ready(&stack.env.topology.work_queue, 2)
-            .await,
-        2
-    );
+    assert_eq!(stack.wait_for_ready(&stack.upload_queue(), 2).await, 2);
 
     stack.start_worker("w1", 2, Duration::ZERO);
     let job = stack.env.wait_until_ended(id).await;
     assert_eq!(job.status, JobStatus::Succeeded);
     // Wait until the second delivery was taken too, then drain the worker.
-    assert_eq!(
-        stack
-            .wait_for_ready(&stack.env.topology.work_queue, 0)
-            .await,
-        0
-    );
+    assert_eq!(stack.wait_for_ready(&stack.upload_queue(), 0).await, 0);
     stack.stop().await;
     assert_eq!(
-        stack
-            .env
-            .ready_messages(&stack.env.topology.work_queue)
-            .await
-            .ok(),
+        stack.env.ready_messages(&stack.upload_queue()).await.ok(),
         Some(0),
         "both acked"
     );

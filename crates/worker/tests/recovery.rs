@@ -46,13 +46,11 @@ async fn the_sweeper_requeues_only_jobs_whose_worker_is_gone_past_the_lease() {
         );
     }
     // Let the relay publish all four, then lose every message.
-    stack
-        .wait_for_ready(&stack.env.topology.work_queue, 4)
-        .await;
+    stack.wait_for_ready(&stack.upload_queue(), 4).await;
     let channel = stack.env.channel().await.expect("channel");
     channel
         .queue_purge(
-            stack.env.topology.work_queue.as_str().into(),
+            stack.upload_queue().as_str().into(),
             QueuePurgeOptions::default(),
         )
         .await

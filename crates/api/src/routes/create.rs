@@ -354,6 +354,7 @@ pub(super) fn validate(state: &AppState, mut spec: JobSpec) -> Result<NewJob, Ap
         user_id,
         depends_on: spec.depends_on,
         run_on_failure: spec.run_on_failure,
+        queue: handler.queue().to_owned(),
         ..NewJob::new(&spec.kind)
     })
 }

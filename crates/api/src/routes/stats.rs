@@ -14,6 +14,7 @@ use burrow_shared::engine::kind_caps::{self, CapUsage};
 use burrow_shared::engine::rate_limits::{self, RateUsage};
 use burrow_shared::engine::tenant_backlog::{self, TenantBacklog};
 use burrow_shared::job_stats::{self, MinuteCount};
+use burrow_shared::topology::{Lane, DEFAULT_QUEUE};
 use burrow_shared::{outbox, JobStatus};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -54,8 +55,12 @@ pub struct Stats {
     /// The work queue of high-priority jobs (5–9), which workers serve first; `null` as
     /// `work_queue`.
     pub high_queue: Option<QueueStats>,
-    /// The dead-letter queue; `null` as `work_queue`.
+    /// The dead-letter queue (of every queue); `null` as `work_queue`.
     pub dead_letter_queue: Option<QueueStats>,
+    /// The work queues (normal, then high) of every queue other than the default one that the
+    /// api's kinds declare ("Queues per kind", e.g. `burrow.jobs.q.imports`); one not declared
+    /// yet, or every one while RabbitMQ is unreachable, is left out.
+    pub named_queues: Vec<QueueStats>,
     /// Jobs per status, every status present.
     #[schema(value_type = std::collections::BTreeMap<String, i64>)]
     pub jobs_by_status: Map<String, Value>,
@@ -123,6 +128,7 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
         work_queue: queues.work,
         high_queue: queues.high,
         dead_letter_queue: queues.dead,
+        named_queues: queues.named,
         jobs_by_status,
         in_flight,
         outbox_pending: outbox_pending?,
@@ -144,6 +150,7 @@ struct BrokerView {
     work: Option<QueueStats>,
     high: Option<QueueStats>,
     dead: Option<QueueStats>,
+    named: Vec<QueueStats>,
 }
 
 /// Inspects the three queues on one channel; a queue that is not declared yet (or a broker that
@@ -168,7 +175,20 @@ async fn queue_stats(state: &AppState) -> BrokerView {
             Some(_) => inspect_queue(&channel, &topology.dead_letter_queue).await,
             None => None,
         };
-        if dead.is_some() {
+        let mut named = Vec::new();
+        let named_routes: Vec<(&str, Lane)> = topology
+            .queues()
+            .filter(|queue| *queue != DEFAULT_QUEUE && dead.is_some())
+            .flat_map(|queue| [Lane::Normal, Lane::High].map(|lane| (queue, lane)))
+            .collect();
+        for (queue, lane) in named_routes {
+            match inspect_queue(&channel, &topology.work_queue_in(queue, lane)).await {
+                Some(stats) => named.push(stats),
+                // The failed passive declare closed the channel.
+                None => break,
+            }
+        }
+        if channel.status().connected() {
             // Close it, so polling dashboards do not pile up channels on the pooled connection.
             let _ = channel.close(200, "stats read".into()).await;
         }
@@ -177,6 +197,7 @@ async fn queue_stats(state: &AppState) -> BrokerView {
             work,
             high,
             dead,
+            named,
         }
     };
     tokio::time::timeout(BROKER_TIMEOUT, inspect)

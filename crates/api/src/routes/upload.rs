@@ -42,6 +42,7 @@ pub async fn create_upload_job(
         user_id: caller.owner_tag(form.user_id),
         idempotency_key: idempotency_key(&headers)?,
         payload: serde_json::to_value(payload).unwrap_or_default(),
+        queue: state.registry.queue_of(KIND_IMPORT_XLSX).to_owned(),
         ..NewJob::new(KIND_IMPORT_XLSX)
     }
     .file(form.file_name, form.bytes);

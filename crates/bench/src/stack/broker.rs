@@ -47,16 +47,14 @@ impl Stack {
 
     /// The queues burrow declares under the prefix for the retry policies the benches use.
     async fn delete_known_queues(&self) -> anyhow::Result<()> {
-        let topology = burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix);
-        let mut queues = vec![
-            topology.work_queue.clone(),
-            topology.high_queue.clone(),
-            topology.dead_letter_queue.clone(),
-            self.raw_queue(),
-        ];
-        for ms in [500, 1000, 2000, 4000, 8000] {
-            for lane in [Lane::Normal, Lane::High] {
-                queues.push(topology.delay_queue_for(lane, Duration::from_millis(ms)));
+        let topology = self.topology()?;
+        let mut queues = topology.work_queues();
+        queues.extend([topology.dead_letter_queue.clone(), self.raw_queue()]);
+        for queue in topology.queues() {
+            for ms in [500, 1000, 2000, 4000, 8000] {
+                for lane in [Lane::Normal, Lane::High] {
+                    queues.push(topology.delay_queue_in(queue, lane, Duration::from_millis(ms)));
+                }
             }
         }
         let connection =
@@ -71,22 +69,29 @@ impl Stack {
         Ok(())
     }
 
+    /// The bench's names, with the shipped kinds' queues (`imports`).
+    fn topology(&self) -> anyhow::Result<burrow_shared::Topology> {
+        let shipped = burrow_shared::kinds::shipped(Default::default(), Default::default());
+        Ok(burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix)
+            .with_queues(shipped.queues())?)
+    }
+
     /// The queue of the raw lapin reference: `{prefix}.raw`.
     pub fn raw_queue(&self) -> String {
         format!("{}.raw", self.cfg.queue_prefix)
     }
 
-    /// Removes the ready messages of both work queues (jobs no worker should run any more).
+    /// Removes the ready messages of every work queue (jobs no worker should run any more).
     ///
     /// # Errors
     /// If RabbitMQ cannot be asked.
     pub async fn purge_work_queue(&self) -> anyhow::Result<u32> {
-        let topology = burrow_shared::Topology::with_prefix(&self.cfg.queue_prefix);
+        let topology = self.topology()?;
         let connection =
             Connection::connect(&self.cfg.amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let mut purged = 0;
-        for queue in [&topology.work_queue, &topology.high_queue] {
+        for queue in &topology.work_queues() {
             purged += channel
                 .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
                 .await?;

@@ -28,6 +28,7 @@ use crate::engine::outbox;
 use crate::engine::state::{self, Transition};
 use crate::engine::status::JobStatus;
 use crate::telemetry::TraceContext;
+use crate::topology::{check_queue_name, DEFAULT_QUEUE};
 
 /// The Postgres `LISTEN` channel an enqueue notifies when it commits; relays listen on it.
 pub const OUTBOX_CHANNEL: &str = "burrow_outbox";
@@ -70,6 +71,11 @@ pub struct NewJob {
     pub run_on_failure: bool,
     /// The batch it is a member of ([`crate::engine::batches`]).
     pub batch_id: Option<Uuid>,
+    /// The queue it travels through: its kind's [`JobHandler::QUEUE`] with [`NewJob::of`],
+    /// [`DEFAULT_QUEUE`] with [`NewJob::new`] (set it with [`NewJob::queue`] when enqueueing
+    /// a kind of another queue by name). Stored with the job, so every later attempt goes back
+    /// to it.
+    pub queue: String,
 }
 
 impl fmt::Debug for NewJob {
@@ -89,6 +95,7 @@ impl fmt::Debug for NewJob {
             .field("depends_on", &self.depends_on)
             .field("run_on_failure", &self.run_on_failure)
             .field("batch_id", &self.batch_id)
+            .field("queue", &self.queue)
             .finish()
     }
 }
@@ -111,6 +118,7 @@ impl NewJob {
             depends_on: Vec::new(),
             run_on_failure: false,
             batch_id: None,
+            queue: DEFAULT_QUEUE.to_owned(),
         }
     }
 
@@ -137,8 +145,26 @@ impl NewJob {
     {
         Ok(NewJob {
             payload: serde_json::to_value(payload).map_err(EnqueueError::Payload)?,
+            queue: H::QUEUE.to_owned(),
             ..NewJob::new(H::KIND)
         })
+    }
+
+    /// Through `queue` instead ([`crate::topology`], "Queues per kind"): the queue of its kind
+    /// when enqueueing by name ([`crate::handler::Registry::queue_of`]). [`enqueue`] refuses
+    /// an invalid name.
+    ///
+    /// # Example
+    /// ```
+    /// use burrow_shared::engine::enqueue::NewJob;
+    ///
+    /// let job = NewJob::new("import_xlsx").queue("imports");
+    /// assert_eq!(job.first_message().queue_name(), "imports");
+    /// ```
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
     }
 
     /// With priority `priority` (0–9; [`enqueue`] refuses others).
@@ -209,6 +235,7 @@ impl NewJob {
             priority: u8::try_from(self.priority.clamp(0, MAX_PRIORITY)).unwrap_or(0),
             ..JobMessage::new(self.id, &self.kind, self.correlation_id)
         }
+        .in_queue(&self.queue)
     }
 }
 
@@ -376,7 +403,7 @@ pub async fn enqueue_many(
 /// Puts an existing job back in the queue by `transition` (one whose target is `queued`:
 /// [`Transition::Restart`], [`Transition::Requeue`], [`Transition::Redrive`]) and adds its next
 /// message to the outbox, in the caller's transaction. The message carries `attempt` and keeps
-/// the job's priority, so it returns to its lane. Returns whether the job moved (`false`:
+/// the job's priority and queue, so it returns to its lane in its queue. Returns whether the job moved (`false`:
 /// it was not in a status the transition leaves; nothing was written).
 ///
 /// # Errors
@@ -406,7 +433,8 @@ pub async fn requeue(
         // Every attempt continues the trace the job was enqueued in.
         trace: jobs::trace_context(&mut *tx, id).await?,
         ..JobMessage::new(job.id, job.kind, job.correlation_id).for_attempt(attempt.max(1))
-    };
+    }
+    .in_queue(&job.queue);
     outbox::add(&mut tx, &message).await?;
     tx.commit().await?;
     Ok(true)
@@ -455,7 +483,7 @@ fn check(job: &NewJob) -> Result<(), EnqueueError> {
             job.priority
         )));
     }
-    Ok(())
+    check_queue_name(&job.queue).map_err(|e| EnqueueError::Invalid(e.to_string()))
 }
 
 /// The rows, events, files and outbox messages of `jobs` in one statement; returns the rows
@@ -473,11 +501,12 @@ async fn insert(
         "WITH inserted AS ( \
              INSERT INTO jobs (id, kind, user_id, file_name, correlation_id, payload, priority, \
                                run_at, idempotency_key, traceparent, tracestate, status, \
-                               awaiting_parents, run_on_failure, batch_id, has_dependents) \
+                               awaiting_parents, run_on_failure, batch_id, has_dependents, \
+                               queue) \
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
                                   $6::jsonb[], $7::int2[], $8::timestamptz[], $9::text[], \
                                   $14::text[], $15::text[], $16::text[], $17::int4[], \
-                                  $18::bool[], $19::uuid[], $20::bool[]) \
+                                  $18::bool[], $19::uuid[], $20::bool[], $21::text[]) \
              ON CONFLICT (coalesce(user_id, ''), idempotency_key) \
                  WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING {JOB_COLUMNS}), \
@@ -547,6 +576,7 @@ async fn insert(
             .map(|j| parents.contains(&j.id))
             .collect::<Vec<_>>(),
     )
+    .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await
 }

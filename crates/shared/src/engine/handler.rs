@@ -208,6 +208,11 @@ pub trait JobHandler: Send + Sync + 'static {
     /// to start wins; a worker's `KIND_RATE_LIMITS` overrides it
     /// ([`crate::engine::rate_limits`]).
     const RATE_LIMIT: Option<crate::engine::rate_limits::RateLimit> = None;
+    /// The queue its jobs travel through ([`crate::topology`], "Queues per kind"): workers
+    /// consume the queues of `WORKER_QUEUES`, so a kind on its own queue (imports) can run on
+    /// workers of its own. A name of `a-z`, `0-9`, `_`, `-` (at most 32); an invalid one
+    /// fails the enqueue and the worker's start.
+    const QUEUE: &'static str = crate::topology::DEFAULT_QUEUE;
     /// The kind's payload, parsed from the job's JSON payload.
     type Payload: DeserializeOwned + Send;
 
@@ -260,6 +265,9 @@ pub trait ErasedHandler: Send + Sync {
     /// [`JobHandler::RATE_LIMIT`].
     fn rate_limit(&self) -> Option<crate::engine::rate_limits::RateLimit>;
 
+    /// [`JobHandler::QUEUE`].
+    fn queue(&self) -> &'static str;
+
     /// [`JobHandler::rate_key`] of a JSON payload; `None` too if it does not parse (the job
     /// then counts in the kind's one bucket; its run fails on the payload anyway).
     fn rate_key(&self, payload: &serde_json::Value) -> Option<String>;
@@ -299,6 +307,10 @@ impl<H: JobHandler> ErasedHandler for H {
 
     fn rate_limit(&self) -> Option<crate::engine::rate_limits::RateLimit> {
         H::RATE_LIMIT
+    }
+
+    fn queue(&self) -> &'static str {
+        H::QUEUE
     }
 
     fn rate_key(&self, payload: &serde_json::Value) -> Option<String> {
@@ -372,5 +384,21 @@ impl Registry {
     /// Every kind's name, sorted.
     pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.handlers.keys().copied()
+    }
+
+    /// The queue of `kind` ([`JobHandler::QUEUE`]); [`crate::topology::DEFAULT_QUEUE`] for a
+    /// kind this registry does not know.
+    pub fn queue_of(&self, kind: &str) -> &'static str {
+        self.get(kind)
+            .map_or(crate::topology::DEFAULT_QUEUE, |handler| handler.queue())
+    }
+
+    /// Every queue its kinds declare, [`crate::topology::DEFAULT_QUEUE`] included only if a
+    /// kind uses it; sorted, once each.
+    pub fn queues(&self) -> Vec<&'static str> {
+        let mut queues: Vec<&'static str> = self.handlers.values().map(|h| h.queue()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        queues
     }
 }

@@ -24,7 +24,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, kind, user_id, file_name, status, mess
           ELSE progress_total END AS progress_total, \
      cancel_requested, \
      (SELECT r.file_name FROM job_results r WHERE r.job_id = jobs.id) AS result_file_name, \
-     substring(traceparent from 4 for 32) AS trace_id, output, batch_id";
+     substring(traceparent from 4 for 32) AS trace_id, output, batch_id, queue";
 
 /// One job as stored, and as the api shows it (timestamps serialise as RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -83,6 +83,8 @@ pub struct JobRow {
     pub output: Option<serde_json::Value>,
     /// The batch it is a member of (`GET /api/batches/{id}`).
     pub batch_id: Option<Uuid>,
+    /// The queue it travels through (`default` unless its kind declares another).
+    pub queue: String,
 }
 
 /// The job an earlier request created with this owner tag and `Idempotency-Key`.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::telemetry::TraceContext;
+use crate::topology::DEFAULT_QUEUE;
 
 /// The only wire version this build writes and reads. A reader rejects any other version
 /// instead of guessing, so a rolling upgrade that changes the shape must bump it.
@@ -40,6 +41,11 @@ pub struct JobMessage {
     /// sent as the AMQP `traceparent`/`tracestate` headers. Absent when tracing is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The queue the job travels through ([`crate::topology`], "Queues per kind"); `None`:
+    /// the default one. Omitted then, so a default-queue message is the same bytes as before
+    /// there were queues, and readers of either build parse both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 fn is_zero(priority: &u8) -> bool {
@@ -75,7 +81,23 @@ impl JobMessage {
             run_at: None,
             priority: 0,
             trace: None,
+            queue: None,
         }
+    }
+
+    /// The same message in `queue`: [`JobMessage::queue`] is `None` for
+    /// [`crate::topology::DEFAULT_QUEUE`], so the default queue's messages stay as they were.
+    #[must_use]
+    pub fn in_queue(self, queue: &str) -> Self {
+        JobMessage {
+            queue: (queue != DEFAULT_QUEUE).then(|| queue.to_owned()),
+            ..self
+        }
+    }
+
+    /// The name of the queue the job travels through ([`DEFAULT_QUEUE`] when unset).
+    pub fn queue_name(&self) -> &str {
+        self.queue.as_deref().unwrap_or(DEFAULT_QUEUE)
     }
 
     /// The same job's message for attempt number `attempt`, stamped now.
@@ -116,6 +138,26 @@ mod tests {
         let message = JobMessage::new(Uuid::now_v7(), "import_xlsx", Uuid::new_v4());
         let decoded = JobMessage::decode(&message.encode()).expect("decodes");
         assert_eq!(decoded, message);
+    }
+
+    #[test]
+    fn only_a_named_queue_travels_in_the_body() {
+        let message = JobMessage::new(Uuid::now_v7(), "import_xlsx", Uuid::new_v4());
+        let default = message.clone().in_queue(DEFAULT_QUEUE);
+        assert_eq!(
+            default.encode(),
+            message.encode(),
+            "same bytes as before queues"
+        );
+        assert_eq!(default.queue_name(), DEFAULT_QUEUE);
+        let imports = message.in_queue("imports");
+        let decoded = JobMessage::decode(&imports.encode()).expect("decodes");
+        assert_eq!(decoded.queue_name(), "imports");
+        assert_eq!(
+            decoded.for_attempt(2).queue_name(),
+            "imports",
+            "retries keep it"
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! unroutable (`mandatory` flag). Messages are persistent (delivery mode 2), so with a quorum
 //! queue a confirmed message survives a broker restart.
 //!
-//! Job messages are routed by their priority ([`Lane::of`]): to the high or the normal work
-//! queue, and a retry to the delay queue of its own lane, so it comes back where it left.
+//! Job messages are routed by their queue ([`JobMessage::queue_name`]) and priority
+//! ([`Lane::of`]): to the high or the normal work queue of their queue, and a retry to the delay
+//! queue of its own queue and lane, so it comes back where it left.
 
 use std::time::Duration;
 
@@ -51,8 +52,9 @@ pub async fn open_confirm_channel(connection: &Connection) -> Result<Channel, la
     Ok(channel)
 }
 
-/// Publishes `message` to the work exchange and waits for the broker's confirm. Its priority
-/// picks the work queue: routing key [`Lane::routing_key`] of [`Lane::of`] its priority.
+/// Publishes `message` to the work exchange and waits for the broker's confirm. Its queue and
+/// priority pick the work queue: routing key [`Lane::routing_key_in`] its queue of [`Lane::of`]
+/// its priority.
 ///
 /// `channel` must be in confirm mode (see [`open_confirm_channel`]).
 ///
@@ -67,16 +69,16 @@ pub async fn publish_job(
     publish_confirmed(
         channel,
         &topology.exchange,
-        Lane::of(message.priority).routing_key(),
+        &Lane::of(message.priority).routing_key_in(message.queue_name()),
         &message.encode(),
         properties,
     )
     .await
 }
 
-/// Publishes `message` (the next attempt) to the delay queue for `delay` of its priority's lane
-/// ([`Lane::delay_routing_key`]), expiring after `wait` (≤ `delay`, the jittered wait), from
-/// where it returns to that lane's work queue.
+/// Publishes `message` (the next attempt) to the delay queue for `delay` of its queue and its
+/// priority's lane ([`Lane::delay_routing_key_in`]), expiring after `wait` (≤ `delay`, the
+/// jittered wait), from where it returns to that lane's work queue in its queue.
 ///
 /// # Errors
 /// [`PublishError`] when the broker did not confirm it.
@@ -93,7 +95,7 @@ pub async fn publish_retry(
     publish_confirmed(
         channel,
         &topology.retry_exchange,
-        &Lane::of(message.priority).delay_routing_key(delay),
+        &Lane::of(message.priority).delay_routing_key_in(message.queue_name(), delay),
         &message.encode(),
         properties,
     )

@@ -60,6 +60,9 @@ impl JobHandler for ImportXlsx {
     const NEEDS_UPLOAD: bool = true;
     /// About 150 MiB and one core each (the parser thread), so two per worker process.
     const MAX_CONCURRENCY: Option<usize> = Some(2);
+    /// Imports travel apart from small jobs, so they can run on workers of their own
+    /// (`WORKER_QUEUES=imports`) and a burst of them never holds up the default queue.
+    const QUEUE: &'static str = "imports";
     type Payload = ImportPayload;
 
     async fn run(

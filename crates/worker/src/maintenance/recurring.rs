@@ -42,6 +42,8 @@ fn empty_object() -> serde_json::Value {
 pub struct Recurring {
     spec: RecurringSpec,
     schedule: cron::Schedule,
+    /// Its kind's queue ([`burrow_shared::handler::JobHandler::QUEUE`]).
+    queue: &'static str,
 }
 
 /// Parses `RECURRING_JOBS` (a JSON array of [`RecurringSpec`]) and checks every cron
@@ -82,7 +84,11 @@ pub fn parse_recurring(json: &str, registry: &Registry) -> anyhow::Result<Vec<Re
             handler
                 .validate(&spec.payload)
                 .map_err(|e| anyhow::anyhow!("recurring job {:?}: {e}", spec.name))?;
-            Ok(Recurring { spec, schedule })
+            Ok(Recurring {
+                spec,
+                schedule,
+                queue: handler.queue(),
+            })
         })
         .collect()
 }
@@ -140,6 +146,7 @@ pub async fn enqueue_due(
             .await?;
         let job = NewJob {
             payload: recurring.spec.payload.clone(),
+            queue: recurring.queue.to_owned(),
             ..NewJob::new(&recurring.spec.kind)
         }
         .user_id(format!("recurring:{}", recurring.name()));

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use burrow_shared::handler::JobHandler;
 use burrow_shared::jobs;
+use burrow_shared::kinds::ImportXlsx;
 use burrow_shared::publish::{open_confirm_channel, publish_job};
 use burrow_shared::retry::RetryPolicy;
-use burrow_shared::topology::WORK_ROUTING_KEY;
+use burrow_shared::topology::{Lane, WORK_ROUTING_KEY};
 use burrow_shared::{JobMessage, JobStatus, KIND_IMPORT_XLSX};
 use chrono::{DateTime, Utc};
 use lapin::options::BasicPublishOptions;
@@ -134,7 +136,11 @@ pub async fn duplicate_message_imports_once() -> Row {
     let mut rig = Rig::new("f-duplicate").await;
     let api = rig.api("api", &[]).await;
     let ids = rig.upload_many(&api, 3).await;
-    let work = rig.env.topology.work_queue.clone();
+    let work = rig
+        .env
+        .topology
+        .work_queue_in(<ImportXlsx as JobHandler>::QUEUE, Lane::Normal)
+        .into_owned();
     let ready = rig.wait_ready(&work, 3, Duration::from_secs(10)).await;
     rig.check(
         ready == Some(3),
@@ -147,7 +153,8 @@ pub async fn duplicate_message_imports_once() -> Row {
     let channel = open_confirm_channel(&connection)
         .await
         .expect("a confirm channel");
-    let duplicate = JobMessage::new(first.id, KIND_IMPORT_XLSX, first.correlation_id);
+    let duplicate =
+        JobMessage::new(first.id, KIND_IMPORT_XLSX, first.correlation_id).in_queue(&first.queue);
     publish_job(&channel, &rig.env.topology, &duplicate)
         .await
         .expect("the duplicate");

@@ -93,13 +93,26 @@ impl Stack {
     }
 
     /// Starts an in-process worker with this context.
+    /// It consumes what a worker consumes by default: the default queue and its kinds' queues.
     pub fn start_worker_with(&mut self, ctx: JobContext, concurrency: usize) {
+        let mut queues = ctx.registry.queues();
+        queues.push(burrow_shared::topology::DEFAULT_QUEUE);
+        queues.sort_unstable();
+        queues.dedup();
+        self.start_worker_on(ctx, concurrency, &queues);
+    }
+
+    /// Starts an in-process worker with this context consuming `queues` (`WORKER_QUEUES`).
+    pub fn start_worker_on(&mut self, ctx: JobContext, concurrency: usize, queues: &[&str]) {
         self.env.track_delays(&ctx.retry.delays());
+        let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+        self.env.track_queues(&queues);
         let settings = ConsumerSettings {
             concurrency,
             prefetch: (concurrency * 2) as u16,
             drain_timeout: Duration::from_secs(5),
             hard_stop_grace: burrow_worker::consumer::HARD_STOP_GRACE,
+            queues,
         };
         let (amqp, topology, stop) = (
             self.env.amqp.clone(),
