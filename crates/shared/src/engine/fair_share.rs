@@ -39,7 +39,9 @@
 //! - The broker's ready count does not include messages already pushed to workers and not yet
 //!   started: up to `WORKER_PREFETCH − WORKER_CONCURRENCY` per worker (and per lane) run before a
 //!   newcomer's first job. Set the prefetch near the concurrency with fair sharing.
-//! - The window is counted over the default work queues (both lanes).
+//! - The window is one for all the work queues the relay's process declares (the default
+//!   queue and its kinds' named ones, both lanes each), not one per queue: a backlog ready in
+//!   one queue holds back releases to the others.
 //! - A release waits for room: relays in fair mode look every [`FAIR_POLL_INTERVAL`] while a
 //!   backlog waits (nothing tells them when a worker takes a message). Each look reads the
 //!   first few pending messages of each tenant from an index, so its cost grows with the

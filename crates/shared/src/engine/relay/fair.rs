@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::{RelayError, BATCH_SIZE};
 use crate::engine::fair_share::{self, FairShare, RELEASE_LOCK};
 use crate::engine::outbox::PendingMessage;
-use crate::engine::topology::{Lane, Topology};
+use crate::engine::topology::Topology;
 
 /// Locks the next pending rows to release in `tx`: none if another relay is releasing now
 /// (it holds the release lock until its batch commits) or the work queues already hold
@@ -38,13 +38,14 @@ pub(super) async fn lock_fair(
     Ok(fair_share::lock_next(tx, room.min(BATCH_SIZE), fair.half_life()).await?)
 }
 
-/// Messages ready (not delivered) in both lanes' work queues, from passive declares.
+/// Messages ready (not delivered) in every work queue of `topology` (both lanes of the default
+/// queue and of each named one it declares), from passive declares.
 async fn ready_messages(channel: &Channel, topology: &Topology) -> Result<u32, RelayError> {
     let mut ready = 0u32;
-    for lane in Lane::ALL {
+    for queue in topology.work_queues() {
         let queue = channel
             .queue_declare(
-                topology.queue(lane).into(),
+                queue.as_str().into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..QueueDeclareOptions::default()
