@@ -11,9 +11,9 @@ use std::time::Duration;
 use burrow_shared::engine::kind_caps;
 use burrow_shared::engine::state::batch::{release_lock_and_claim, succeed_many};
 use burrow_shared::engine::state::capped::{claim, CappedClaim};
+use burrow_shared::enqueue::{enqueue, NewJob};
 use burrow_shared::handler::JobOutput;
 use burrow_shared::job_batch::{self, ClaimRequest};
-use burrow_shared::enqueue::{enqueue, NewJob};
 use burrow_shared::state::{self, Transition};
 use burrow_shared::testing::{TestEnv, DEADLINE};
 use burrow_shared::{jobs, JobMessage, JobStatus};
@@ -386,7 +386,10 @@ async fn the_group_claim_takes_free_slots_and_leaves_the_rest_locked_for_the_par
     assert_eq!(turn.locked.len(), 4);
     assert_eq!(turn.claimed.len(), 2);
     assert_eq!(turn.full.len(), 2);
-    assert!(turn.claimed.iter().all(|run| run.job.status == JobStatus::Processing));
+    assert!(turn
+        .claimed
+        .iter()
+        .all(|run| run.job.status == JobStatus::Processing));
     // The full ones park, with their locks still held by the session.
     for id in &turn.full {
         let parked = claim(&env.db, *id, "w", None, &message(*id))

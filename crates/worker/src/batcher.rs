@@ -79,11 +79,7 @@ impl Batcher {
     ///
     /// # Errors
     /// The database error, as text; nothing is held then.
-    pub async fn claim_capped(
-        &self,
-        id: Uuid,
-        run: Option<TraceContext>,
-    ) -> Result<Claim, String> {
+    pub async fn claim_capped(&self, id: Uuid, run: Option<TraceContext>) -> Result<Claim, String> {
         self.ask(ClaimRequest {
             id,
             run,

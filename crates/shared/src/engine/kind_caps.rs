@@ -129,9 +129,9 @@ pub async fn declare(
         "SELECT burrow_cap_resize(k), burrow_pump_capped(k) \
          FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
     )
-        .bind(&kinds)
-        .execute(&mut *tx)
-        .await?;
+    .bind(&kinds)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 
