@@ -366,19 +366,23 @@ async fn a_claim_skipping_a_slot_an_uncommitted_end_frees_waits_for_it_and_takes
     assert_eq!(slots_held(&env).await, 1);
 }
 
-#[tokio::test]
-async fn the_group_claim_takes_free_slots_and_leaves_the_rest_locked_for_the_park() {
-    let env = TestEnv::new().await.expect("env");
-    cap_sleep(&env, 2).await;
-    let ids = futures_ids(&env, 4).await;
-    let requests: Vec<ClaimRequest> = ids
-        .iter()
+/// Group-claim requests for `ids`, each of a capped kind.
+fn capped_requests(ids: &[Uuid]) -> Vec<ClaimRequest> {
+    ids.iter()
         .map(|id| ClaimRequest {
             id: *id,
             run: None,
             capped: true,
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn the_group_claim_takes_free_slots_and_leaves_the_rest_locked_for_the_park() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 2).await;
+    let ids = futures_ids(&env, 4).await;
+    let requests = capped_requests(&ids);
     let mut session = job_batch::open_session(&env.db).await.expect("session");
     let turn = release_lock_and_claim(&mut session, &[], &requests, "w")
         .await
@@ -411,15 +415,7 @@ async fn the_group_claim_takes_free_slots_and_leaves_the_rest_locked_for_the_par
     );
     // Each released waiter's message comes back to the group claim and takes its reserved
     // slot (its locks are still held by the session: release them in the same turn).
-    let back: Vec<ClaimRequest> = turn
-        .full
-        .iter()
-        .map(|id| ClaimRequest {
-            id: *id,
-            run: None,
-            capped: true,
-        })
-        .collect();
+    let back = capped_requests(&turn.full);
     let again = release_lock_and_claim(&mut session, &turn.locked, &back, "w")
         .await
         .expect("group claim");
