@@ -98,38 +98,42 @@ $$;
 -- Job `j` of kind `k` lets go of its slot (its run left 'processing', or it was a released
 -- waiter that ended before its message came back): the slot goes to the oldest waiter, or is
 -- freed, or is dropped if it lies above the cap. Under the kind's SHARED lock, so ends do not
--- wait for each other. Returns whether `j` held a slot.
-CREATE FUNCTION burrow_cap_let_go(k text, j uuid) RETURNS boolean
+-- wait for each other. Every slot `j` holds is let go: a waiter released by a pump while its
+-- own delivery took a free slot in the group claim holds two until its run ends. Returns how
+-- many slots `j` held.
+CREATE FUNCTION burrow_cap_let_go(k text, j uuid) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     s integer;
     lim integer;
     nxt record;
+    held integer := 0;
 BEGIN
-    -- Before the slot row: a claim parking under the exclusive lock is then either committed
+    -- Before the slot rows: a claim parking under the exclusive lock is then either committed
     -- (its waiter is seen below, in a snapshot taken after the lock) or not started.
     PERFORM burrow_cap_lock(k, false);
-    SELECT slot INTO s FROM kind_cap_slots
-    WHERE job_id = j AND kind = k
-      AND (reserved_until IS NULL OR reserved_until > clock_timestamp())
-    LIMIT 1
-    FOR UPDATE;
-    IF s IS NULL THEN
-        RETURN false;
-    END IF;
     SELECT cap INTO lim FROM kind_caps WHERE kind = k;
-    IF s > coalesce(lim, 0) THEN
-        DELETE FROM kind_cap_slots WHERE kind = k AND slot = s;
-        RETURN true;
-    END IF;
-    SELECT * INTO nxt FROM burrow_cap_next_waiter(k);
-    IF nxt.w IS NOT NULL THEN
-        PERFORM burrow_cap_hand(k, s, nxt.w, nxt.msg);
-    ELSE
-        UPDATE kind_cap_slots SET job_id = NULL, reserved_until = NULL
-        WHERE kind = k AND slot = s;
-    END IF;
-    RETURN true;
+    FOR s IN
+        SELECT slot FROM kind_cap_slots
+        WHERE job_id = j AND kind = k
+          AND (reserved_until IS NULL OR reserved_until > clock_timestamp())
+        ORDER BY slot
+        FOR UPDATE
+    LOOP
+        held := held + 1;
+        IF s > coalesce(lim, 0) THEN
+            DELETE FROM kind_cap_slots WHERE kind = k AND slot = s;
+            CONTINUE;
+        END IF;
+        SELECT * INTO nxt FROM burrow_cap_next_waiter(k);
+        IF nxt.w IS NOT NULL THEN
+            PERFORM burrow_cap_hand(k, s, nxt.w, nxt.msg);
+        ELSE
+            UPDATE kind_cap_slots SET job_id = NULL, reserved_until = NULL
+            WHERE kind = k AND slot = s;
+        END IF;
+    END LOOP;
+    RETURN held;
 END;
 $$;
 
@@ -148,8 +152,13 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE kind_cap_slots SET reserved_until = NULL
-    WHERE job_id = j AND kind = k
-      AND (reserved_until IS NULL OR reserved_until > clock_timestamp())
+    WHERE kind = k AND slot = (
+        SELECT slot FROM kind_cap_slots
+        WHERE job_id = j AND kind = k
+          AND (reserved_until IS NULL OR reserved_until > clock_timestamp())
+        ORDER BY reserved_until NULLS FIRST, slot
+        LIMIT 1
+        FOR UPDATE)
     RETURNING slot INTO s;
     IF s IS NOT NULL THEN
         RETURN true;
