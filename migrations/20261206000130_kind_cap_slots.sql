@@ -113,11 +113,14 @@ BEGIN
     -- (its waiter is seen below, in a snapshot taken after the lock) or not started.
     PERFORM burrow_cap_lock(k, false);
     SELECT cap INTO lim FROM kind_caps WHERE kind = k;
+    -- No ORDER BY: it would tempt the planner (generic plan, statistics left behind by a
+    -- burst) into reading the kind's every slot in key order instead of the job's one or two
+    -- by kind_cap_slots_job_idx: 1 ms an end with a cap of 10,000, the bottleneck of bench
+    -- row 12. Every end holds its own job's row lock, so two never lock these rows together.
     FOR s IN
         SELECT slot FROM kind_cap_slots
         WHERE job_id = j AND kind = k
           AND (reserved_until IS NULL OR reserved_until > clock_timestamp())
-        ORDER BY slot
         FOR UPDATE
     LOOP
         held := held + 1;
