@@ -4,7 +4,7 @@
 //!
 //! # Model
 //! - **A cap is `cap` slot rows** (`kind_cap_slots`, migration
-//!   `20261206000130_kind_cap_slots.sql`). A claim takes a free one with
+//!   `20261206002000_kind_cap_slots.sql`). A claim takes a free one with
 //!   `FOR UPDATE SKIP LOCKED`, so claims of a kind take different rows and wait for nobody; a
 //!   slot is held by the job it names, so a crashed worker's job keeps its slot while it stays
 //!   `processing`, its redelivery takes back that same slot, and the sweeper's requeue (or

@@ -12,7 +12,7 @@
 //!    redelivery after a crash, a released waiter's reservation) or a free one. No kind-wide
 //!    lock: claims that find a slot never wait for each other or for ends of runs.
 //! 3. only when no slot was free: the kind's advisory lock, exclusive (`burrow_cap_lock`,
-//!    migration `20261206000130_kind_cap_slots.sql`). Every end of a capped run holds it
+//!    migration `20261206002000_kind_cap_slots.sql`). Every end of a capped run holds it
 //!    shared before it frees or hands on its slot. Taking it exclusive waits for the ends in
 //!    flight to commit and holds off the ones that start later until this transaction commits;
 //!    the slot is looked for again under it, in a fresh READ COMMITTED snapshot. So a claim
