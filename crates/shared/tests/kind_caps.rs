@@ -1,14 +1,19 @@
-//! Cluster-wide caps against the real Postgres: a claim under a cap and the end of a capped
-//! run serialise on the kind's row lock, so whichever order they race in, no waiter is left
-//! parked with a slot free. The races are staged with a lock held by the test as the barrier,
-//! and each contender is seen waiting on it in `pg_stat_activity` before the next starts.
+//! Cluster-wide caps against the real Postgres: claims take slot rows without waiting for
+//! each other; a claim that finds the kind full parks under the kind's exclusive lock, which
+//! every end of a capped run holds shared, so whichever order they race in, no waiter is left
+//! parked with a slot free. The races are staged with a lock or a transaction held by the test
+//! as the barrier, and each contender is seen waiting on it in `pg_stat_activity` before the
+//! next starts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use burrow_shared::engine::kind_caps;
+use burrow_shared::engine::state::batch::{release_lock_and_claim, succeed_many};
 use burrow_shared::engine::state::capped::{claim, CappedClaim};
 use burrow_shared::enqueue::{enqueue, NewJob};
+use burrow_shared::handler::JobOutput;
+use burrow_shared::job_batch::{self, ClaimRequest};
 use burrow_shared::state::{self, Transition};
 use burrow_shared::testing::{TestEnv, DEADLINE};
 use burrow_shared::{jobs, JobMessage, JobStatus};
@@ -175,9 +180,9 @@ async fn a_claim_racing_the_end_of_the_run_it_waits_for_never_strands_its_waiter
             .expect("claim");
         assert!(matches!(claimed, CappedClaim::Claimed(_)));
 
-        // The barrier: the kind's lock, held by the test.
+        // The barrier: the kind's lock, held exclusive by the test.
         let mut barrier = env.db.begin().await.expect("tx");
-        sqlx::query("SELECT 1 FROM kind_caps WHERE kind = 'sleep' FOR UPDATE")
+        sqlx::query("SELECT burrow_cap_lock('sleep', true)")
             .execute(&mut *barrier)
             .await
             .expect("lock");
@@ -288,4 +293,134 @@ async fn a_waiter_cancelled_after_its_release_hands_its_slot_on_and_removing_the
         .await
         .expect("claim");
     assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");
+}
+
+/// Slots held, by runs (`reserved_until` NULL) and by released waiters.
+async fn slots_held(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM kind_cap_slots WHERE job_id IS NOT NULL")
+        .fetch_one(&env.db)
+        .await
+        .expect("slots")
+}
+
+#[tokio::test]
+async fn claims_from_many_sessions_at_once_take_exactly_the_cap_and_park_the_rest() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 3).await;
+    let ids = futures_ids(&env, 8).await;
+    // All at once, each on its own connection: they take slot rows with SKIP LOCKED, so none
+    // waits for another, and none may take a slot another took.
+    let claims: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (db, id) = (env.db.clone(), *id);
+            tokio::spawn(async move { claim(&db, id, "w", None, &message(id)).await })
+        })
+        .collect();
+    let mut claimed = 0;
+    for task in claims {
+        match task.await.expect("task").expect("claim") {
+            CappedClaim::Claimed(_) => claimed += 1,
+            CappedClaim::Waiting { cap: 3, .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(claimed, 3);
+    assert_eq!(slots_held(&env).await, 3);
+    assert_eq!(waiters(&env).await.len(), 5);
+    let running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'sleep' AND status = 'processing' AND capped",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("count");
+    assert_eq!(running, 3);
+}
+
+/// The race the slot rows bring: a claim's `SKIP LOCKED` passes over the only slot while the
+/// end that frees it has not committed, so the claim sees no slot. It must wait for that end
+/// (the kind's exclusive lock against the end's shared one) and take the slot, not park.
+#[tokio::test]
+async fn a_claim_skipping_a_slot_an_uncommitted_end_frees_waits_for_it_and_takes_it() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 1).await;
+    let running = add(&env).await;
+    let arriving = add(&env).await;
+    let first = claim(&env.db, running, "w", None, &message(running)).await;
+    assert!(matches!(first, Ok(CappedClaim::Claimed(_))));
+    // The end, in a transaction the test holds open: it holds the slot row and the kind's
+    // lock (shared) until the test commits.
+    let mut end = env.db.begin().await.expect("tx");
+    assert!(state::apply(&mut *end, running, succeed())
+        .await
+        .expect("end"));
+    let claimed = tokio::spawn({
+        let db = env.db.clone();
+        async move { claim(&db, arriving, "w", None, &message(arriving)).await }
+    });
+    until_blocked(&env.db, 1).await;
+    end.commit().await.expect("commit the end");
+    let claimed = claimed.await.expect("task").expect("claim");
+    assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");
+    assert!(waiters(&env).await.is_empty());
+    assert_eq!(slots_held(&env).await, 1);
+}
+
+/// Group-claim requests for `ids`, each of a capped kind.
+fn capped_requests(ids: &[Uuid]) -> Vec<ClaimRequest> {
+    ids.iter()
+        .map(|id| ClaimRequest {
+            id: *id,
+            run: None,
+            capped: true,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_group_claim_takes_free_slots_and_leaves_the_rest_locked_for_the_park() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 2).await;
+    let ids = futures_ids(&env, 4).await;
+    let requests = capped_requests(&ids);
+    let mut session = job_batch::open_session(&env.db).await.expect("session");
+    let turn = release_lock_and_claim(&mut session, &[], &requests, "w")
+        .await
+        .expect("group claim");
+    assert_eq!(turn.locked.len(), 4);
+    assert_eq!(turn.claimed.len(), 2);
+    assert_eq!(turn.full.len(), 2);
+    assert!(turn
+        .claimed
+        .iter()
+        .all(|run| run.job.status == JobStatus::Processing));
+    // The full ones park, with their locks still held by the session.
+    for id in &turn.full {
+        let parked = claim(&env.db, *id, "w", None, &message(*id))
+            .await
+            .expect("claim");
+        assert_eq!(parked, CappedClaim::Waiting { cap: 2, busy: 2 });
+    }
+    // Both runs end in one batched statement: each slot goes to a waiter, oldest first.
+    let done: Vec<(Uuid, JobOutput)> = turn
+        .claimed
+        .iter()
+        .map(|run| (run.job.id, JobOutput::default()))
+        .collect();
+    let ended = succeed_many(&env.db, &done).await.expect("ends");
+    assert_eq!(ended.len(), 2);
+    assert_eq!(
+        waiters(&env).await,
+        vec![(turn.full[0], true), (turn.full[1], true)]
+    );
+    // Each released waiter's message comes back to the group claim and takes its reserved
+    // slot (its locks are still held by the session: release them in the same turn).
+    let back = capped_requests(&turn.full);
+    let again = release_lock_and_claim(&mut session, &turn.locked, &back, "w")
+        .await
+        .expect("group claim");
+    assert_eq!(again.claimed.len(), 2, "{again:?}");
+    assert!(again.full.is_empty());
+    assert!(waiters(&env).await.is_empty());
+    assert_eq!(slots_held(&env).await, 2);
 }

@@ -38,8 +38,6 @@ pub struct Batcher {
 
 enum SessionRequest {
     Claim(ClaimRequest, oneshot::Sender<Result<Claim, String>>),
-    /// Only the job's lock, for a claim made elsewhere ([`crate::cluster_caps`]).
-    Lock(Uuid, oneshot::Sender<Result<bool, String>>),
     Release(Uuid),
 }
 
@@ -66,9 +64,34 @@ impl Batcher {
     /// # Errors
     /// The database error, as text; nothing is held then.
     pub async fn claim(&self, id: Uuid, run: Option<TraceContext>) -> Result<Claim, String> {
+        self.ask(ClaimRequest {
+            id,
+            run,
+            capped: false,
+        })
+        .await
+    }
+
+    /// As [`Batcher::claim`], for a job whose kind has a cluster-wide cap: claimed in the same
+    /// group commit if it takes a free slot of its kind. [`Claim::Full`]: no slot was free;
+    /// the job's lock is held, for the claim that parks it
+    /// ([`crate::cluster_caps::ClusterCaps::claim`]), and must be [`Batcher::release`]d after.
+    ///
+    /// # Errors
+    /// The database error, as text; nothing is held then.
+    pub async fn claim_capped(&self, id: Uuid, run: Option<TraceContext>) -> Result<Claim, String> {
+        self.ask(ClaimRequest {
+            id,
+            run,
+            capped: true,
+        })
+        .await
+    }
+
+    async fn ask(&self, request: ClaimRequest) -> Result<Claim, String> {
         let (reply, answer) = oneshot::channel();
         self.session
-            .send(SessionRequest::Claim(ClaimRequest { id, run }, reply))
+            .send(SessionRequest::Claim(request, reply))
             .map_err(|_| "the worker is stopping".to_owned())?;
         answer
             .await
@@ -88,24 +111,6 @@ impl Batcher {
         answer
             .await
             .map_err(|_| "the completer stopped".to_owned())?
-    }
-
-    /// Takes job `id`'s lock on the lock session, without claiming the job: for a claim that
-    /// needs a transaction of its own (a kind with a cluster-wide cap). `Ok(false)`: another
-    /// delivery of the job holds it (here or elsewhere). On `Ok(true)` the caller must
-    /// [`Batcher::release`] the job once its outcome is recorded, or at once if it did not
-    /// claim it.
-    ///
-    /// # Errors
-    /// The database error, as text; nothing is held then.
-    pub async fn lock(&self, id: Uuid) -> Result<bool, String> {
-        let (reply, answer) = oneshot::channel();
-        self.session
-            .send(SessionRequest::Lock(id, reply))
-            .map_err(|_| "the worker is stopping".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the lock session stopped".to_owned())?
     }
 
     /// Releases the lock of a claimed job whose outcome is recorded (at the next turn).
@@ -139,21 +144,15 @@ async fn run_session(
     };
     while let Some(first) = requests.recv().await {
         let mut claims = Vec::new();
-        let mut locks = Vec::new();
         let mut released = Vec::new();
         for request in gather(first, &mut requests) {
             match request {
                 SessionRequest::Claim(request, reply) => claims.push((request, reply)),
-                SessionRequest::Lock(id, reply) => locks.push((id, reply)),
                 SessionRequest::Release(id) => released.push(id),
             }
         }
         let (asked, started) = (claims.len(), std::time::Instant::now());
         session.turn(&released, claims, &worker).await;
-        if !locks.is_empty() {
-            // After the turn, so a job released in it is unlocked before it is locked again.
-            session.lock(locks).await;
-        }
         debug!(
             claims = asked,
             released = released.len(),
@@ -223,7 +222,7 @@ impl LockSession {
             Ok(mut found) => {
                 for (id, reply) in replies {
                     let claim = found.remove(&id).unwrap_or(Claim::Busy);
-                    if matches!(claim, Claim::Claimed(_)) {
+                    if matches!(claim, Claim::Claimed(_) | Claim::Full) {
                         self.held.insert(id);
                     }
                     let _ = reply.send(Ok(claim));
@@ -235,44 +234,6 @@ impl LockSession {
                 self.conn = None;
                 for (_, reply) in replies {
                     let _ = reply.send(Err(format!("claiming the job: {e}")));
-                }
-            }
-        }
-    }
-
-    /// Takes the locks asked for alone ([`Batcher::lock`]), in one statement.
-    async fn lock(&mut self, locks: Vec<(Uuid, oneshot::Sender<Result<bool, String>>)>) {
-        let mut asked = HashSet::new();
-        let mut fresh = Vec::new();
-        let mut replies = Vec::new();
-        for (id, reply) in locks {
-            if self.held.contains(&id) || !asked.insert(id) {
-                let _ = reply.send(Ok(false));
-            } else {
-                fresh.push(id);
-                replies.push((id, reply));
-            }
-        }
-        let result = match self.conn().await {
-            Ok(conn) => job_batch::try_lock(conn, &fresh).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(locked) => {
-                let locked: HashSet<Uuid> = locked.into_iter().collect();
-                for (id, reply) in replies {
-                    let got = locked.contains(&id);
-                    if got {
-                        self.held.insert(id);
-                    }
-                    let _ = reply.send(Ok(got));
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "lock session failed; reopening it");
-                self.conn = None;
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(format!("locking the job: {e}")));
                 }
             }
         }
@@ -290,13 +251,15 @@ impl LockSession {
             return Ok(HashMap::new());
         }
         let conn = self.conn().await?;
-        let (locked, claimed) =
-            state::batch::release_lock_and_claim(conn, released, claims, worker).await?;
-        let mut found: HashMap<Uuid, Claim> = claimed
+        let turn = state::batch::release_lock_and_claim(conn, released, claims, worker).await?;
+        let mut found: HashMap<Uuid, Claim> = turn
+            .claimed
             .into_iter()
             .map(|run| (run.job.id, Claim::Claimed(Box::new(run))))
+            .chain(turn.full.into_iter().map(|id| (id, Claim::Full)))
             .collect();
-        let unclaimed: Vec<Uuid> = locked
+        let unclaimed: Vec<Uuid> = turn
+            .locked
             .into_iter()
             .filter(|id| !found.contains_key(id))
             .collect();

@@ -2,9 +2,10 @@
 //! which kinds are capped (a copy of the `kind_caps` table, refreshed every
 //! [`CAPS_REFRESH`]), and the claim of a job of such a kind.
 //!
-//! A capped kind's delivery does not go through the group commit ([`crate::batcher`]): it takes
-//! its job's lock on the lock session ([`Batcher::lock`], so duplicates still run one at a
-//! time), then claims in a transaction of its own under the kind's row lock
+//! A capped kind's delivery is claimed in the group commit ([`crate::batcher`],
+//! [`Batcher::claim_capped`]) like any other, taking a free slot of its kind in the same
+//! statement. Only when no slot is free does it claim again in a transaction of its own, with
+//! its job's lock still held, which parks it under the kind's exclusive lock
 //! ([`burrow_shared::engine::state::capped::claim`]). A delivery that finds the kind full is
 //! parked in Postgres and acked, so it neither holds a consumer slot nor bounces through a
 //! delay queue while it waits. Uncapped kinds pay one map look-up.
@@ -99,7 +100,7 @@ impl ClusterCaps {
     }
 
     /// Claims job `id` (kind capped) for `worker`, or parks `message` (the delivery's
-    /// encoded job message) until a slot of its kind frees.
+    /// encoded job message) until a slot of its kind frees. Never answers [`Claim::Full`].
     ///
     /// # Errors
     /// The database error, as text; nothing is held or changed then.
@@ -111,9 +112,12 @@ impl ClusterCaps {
         run: Option<&TraceContext>,
         message: &[u8],
     ) -> Result<CapClaim, String> {
-        if !batcher.lock(id).await? {
-            return Ok(CapClaim::Claim(Claim::Busy));
+        match batcher.claim_capped(id, run.cloned()).await? {
+            Claim::Full => {}
+            claim => return Ok(CapClaim::Claim(claim)),
         }
+        // No slot was free in the group claim: claim again alone, parking if still full. The
+        // job's lock is still held from the group claim.
         let claimed = capped::claim(db, id, worker, run, message).await;
         let answer = match claimed {
             Ok(CappedClaim::Claimed(run)) => return Ok(CapClaim::Claim(Claim::Claimed(run))),

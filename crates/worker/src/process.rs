@@ -255,6 +255,13 @@ async fn decide(ctx: &JobContext, message: JobMessage) -> Outcome {
             }
             claimed.job
         }
+        // Only a capped request answers `Full`, and ClusterCaps::claim resolves it; should one
+        // come back anyway, its lock is let go and the delivery handed back.
+        Ok(Claim::Full) => {
+            ctx.batcher.release(message.job_id);
+            info!("no slot of this kind was free; handing the delivery back");
+            return Outcome::park_for(message, HAND_BACK);
+        }
         Ok(Claim::Busy) => {
             info!("another delivery of this job is running; parking this one");
             return Outcome::park_for(message, DUPLICATE_PARK);
@@ -512,10 +519,9 @@ async fn run_handler(
     let _quiet = watch.quiesce().await;
     let mut tx = match slot {
         Some(tx) => tx,
-        // A capped run ends in a statement of its own: its end takes its kind's lock (to
-        // release a waiter), and one statement ending runs of two capped kinds could take
-        // those locks in the opposite order to another replica's.
-        None if output.result.is_none() && ctx.caps.cap(&job.kind).is_none() => {
+        // Capped runs too: their ends take their kinds' locks shared only, so a statement
+        // ending runs of several capped kinds waits for no other end.
+        None if output.result.is_none() => {
             return match ctx.batcher.succeeded(job.id, output.clone()).await {
                 Ok(true) => Ok(output),
                 Ok(false) => Err(JobError::Retryable(

@@ -5,9 +5,9 @@
 //! started with `KIND_CAPS=noop=<far above its concurrency>` (the cap removed after it), then
 //! without again: the mean of
 //! the two uncapped runs is the reference, so drift of the machine during the run shows as the
-//! spread between them. A capped kind claims in a transaction of its own under its kind's row
-//! lock and ends outside the group commit (`burrow_shared::engine::kind_caps`), which is what
-//! this row prices.
+//! spread between them. A capped kind's claim takes a slot row (`SKIP LOCKED`) in the group
+//! commit and its end frees the slot under its kind's shared advisory lock
+//! (`burrow_shared::engine::kind_caps`), which is what this row prices.
 
 use serde::Serialize;
 

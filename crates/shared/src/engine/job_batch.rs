@@ -45,6 +45,10 @@ pub enum Claim {
     Ended(JobStatus),
     /// No such job (deleted, or a message from another installation).
     Missing,
+    /// Only for a [`ClaimRequest::capped`] request: no slot of the job's kind was free, so the
+    /// job was not claimed; its lock is held, for the claim that parks it
+    /// ([`crate::engine::state::capped::claim`]).
+    Full,
 }
 
 /// A job to claim, and the trace context of the span of the run that claims it (kept on the
@@ -55,6 +59,9 @@ pub struct ClaimRequest {
     pub id: Uuid,
     /// The claiming run's span, when tracing is on.
     pub run: Option<TraceContext>,
+    /// The job's kind has a cluster-wide cap (as the worker last read them): claim it only
+    /// if it takes a slot ([`crate::engine::kind_caps`]).
+    pub capped: bool,
 }
 
 /// A job claimed by [`release_lock_and_claim`].

@@ -3,27 +3,45 @@
 //! [`crate::handler::JobHandler::MAX_CONCURRENCY`], which bounds one process.
 //!
 //! # Model
-//! - **The slot is the job row.** A job claimed under a cap is marked `capped` and holds a
-//!   slot while it is `processing`. There is no permit to give back: a crashed worker's job
-//!   stays `processing` until its redelivery claims it again (taking back the same slot) or the
-//!   sweeper requeues or buries it, so a crash cannot leak a slot.
-//! - **The cap is one row** of `kind_caps`, read by every claim: what a claim enforces is what
-//!   the table says, whatever the local configuration of the replica that claims.
+//! - **A cap is `cap` slot rows** (`kind_cap_slots`, migration
+//!   `20261206002000_kind_cap_slots.sql`). A claim takes a free one with
+//!   `FOR UPDATE SKIP LOCKED`, so claims of a kind take different rows and wait for nobody; a
+//!   slot is held by the job it names, so a crashed worker's job keeps its slot while it stays
+//!   `processing`, its redelivery takes back that same slot, and the sweeper's requeue (or
+//!   burial) lets it go. A crash cannot leak a slot.
+//! - **A capped claim rides the group commit** ([`crate::engine::state::batch`]): the lock
+//!   session's one statement takes a slot for each capped job it claims. Only a delivery that
+//!   finds no slot free claims again alone ([`crate::engine::state::capped`]), to park.
+//! - **The cap is one row** of `kind_caps`, read (not locked) by every claim: what a claim
+//!   enforces is what the table says, whatever the local configuration of the replica that
+//!   claims. Its slot rows follow it ([`declare`], [`remove`]).
 //! - **Waiting happens in Postgres, not in the broker.** A delivery that finds its kind full
 //!   parks its message in `capped_waiters` (in arrival order) and is acked; the job stays
 //!   `queued` (or `retrying`) to observers. When a capped run leaves `processing`, whatever
-//!   the transition, a trigger releases the oldest waiters up to the free slots into the
-//!   outbox, in the same transaction. A released waiter keeps its slot reserved for 30 s while
-//!   its message travels, so a newcomer cannot take it. A waiting job's message therefore goes
-//!   through the broker once when enqueued and once per release, never on a timer.
-//! - **Claims and releases serialise on the kind's row lock** ([`crate::engine::state::capped`]).
+//!   the transition, a trigger hands its slot to the oldest waiter (or frees it) and puts that
+//!   waiter's message in the outbox, in the same transaction. The handed slot stays reserved
+//!   for the waiter for 30 s while its message travels, so a newcomer cannot take it. A waiting
+//!   job's message therefore goes through the broker once when enqueued and once per release,
+//!   never on a timer.
+//! - **No lost wake-up.** Ends of runs hold their kind's advisory lock *shared*; a claim parks
+//!   only under it *exclusive*, after looking for a slot again. A claim that saw "full" and an
+//!   end that saw "no waiter" cannot pass each other (the reasoning is in
+//!   [`crate::engine::state::capped`]). Claims that find a slot, and ends, never wait for
+//!   each other.
 //!
 //! # Why this design
-//! - *The job row, not a permit table or an advisory-lock semaphore:* a permit must be given
-//!   back, and a crash between the run and the give-back leaks it unless something sweeps it;
-//!   the job row is already recovered by redelivery and the sweeper, so the count is right by
-//!   construction. The `capped` flag (set by the capped claim) lets a partial index count only
-//!   those runs, and lets the release trigger skip every other job with a `WHEN` test.
+//! - *Slot rows, not a count under one lock:* the first model counted the kind's running jobs
+//!   under its `kind_caps` row lock on every claim and every end, so every capped claim and
+//!   end of the whole cluster ran one after the other, in a transaction of its own: a cap
+//!   never reached cost 90 % of the throughput of noop jobs (benchmark 12). Slot rows taken
+//!   with `SKIP LOCKED` need no count and no shared row; only parking, which happens when the
+//!   kind is full anyway, takes a kind-wide lock.
+//! - *Slots named by their job, not permits handed out:* a permit must be given back, and a
+//!   crash between the run and the give-back leaks it unless something sweeps it; a slot
+//!   naming its job is given back by the transition that moves the job out of `processing`,
+//!   which redelivery and the sweeper already guarantee, so the count is right by
+//!   construction. The `capped` flag (set by a claim that took a slot) lets the release
+//!   trigger skip every other job with a `WHEN` test.
 //! - *Waiting in Postgres, not in a delay queue:* a delay queue makes a waiting job cycle
 //!   through the broker every second, whatever the cap; a waiter row is written once and read
 //!   once, and its release is the commit that frees the slot, so it waits no longer than it must.
@@ -31,11 +49,11 @@
 //!   and the waiter's delivery takes the slot, and the waiter parks again at the end of the line:
 //!   unbounded publishes and no arrival order. The reservation expires (30 s), so a message lost
 //!   on the way holds a slot for a bounded time only.
-//! - *A claim of its own, not the group commit:* the group claim runs one statement for many
-//!   jobs on the lock session; waiting there for a kind's row lock would stall every kind's
-//!   claims behind it. Capped kinds are the long-running ones, for which a transaction per claim
-//!   is noise; uncapped kinds keep the group commit unchanged.
-//!
+//! - *An advisory lock shared by ends and exclusive for parks, not a re-check after commit:*
+//!   ends happen in many places (the worker's completer, failures, the sweeper, cancels), and
+//!   each would need a second transaction after its commit to look for waiters it missed; the
+//!   shared lock costs an end nothing while the kind is not full.
+
 //! # Declaring caps, and replicas that disagree
 //! Workers write the caps their kinds declare ([`crate::handler::JobHandler::GLOBAL_CONCURRENCY`],
 //! or the worker's `KIND_CAPS`) at start-up with [`declare`]: the last replica to start wins,
@@ -44,14 +62,22 @@
 //! replica has seen a new cap, it claims that kind's jobs uncapped, and those runs do not count
 //! against the cap. A replica that declares no cap for a kind removes nothing (another replica
 //! may declare it); remove a cap with [`remove`], which lets every waiter of the kind go. A
-//! replica that has not yet re-read the table still claims that kind under the lock, uncapped.
+//! replica that has not yet re-read the table still claims that kind as capped; finding no cap
+//! in the table, it claims uncapped.
 //!
 //! # Limits
-//! Uncapped kinds keep the group-commit claim; a capped claim is a transaction of its own
-//! (a few statements under the kind's lock), so a cap suits kinds whose runs are long next to
-//! a millisecond. A message lost after its release (broker data loss) keeps its reservation
-//! 30 s, then is released again by the next claim or end of a run of that kind, or by the
-//! sweeper's [`pump_all`].
+//! A capped claim costs the group claim a slot row (one index probe and one update) and a
+//! look for waiters ahead; its end costs the trigger a shared advisory lock and the slot's
+//! update: bench row 12 measured 0.59× the throughput of uncapped noop jobs with a cap never
+//! reached (0.09× with the single-row model, same session; the target is 0.8×). A claim that
+//! finds the kind full is a transaction of its own, and parks under the
+//! kind's exclusive lock: while a kind is full, its parks and its ends take turns. A cap is
+//! `cap` rows, so a cap of millions is a table of millions. A cap lowered below the runs in
+//! flight is reached as they end (their slots above it are dropped then). A message lost after
+//! its release (broker data loss) keeps its reservation 30 s, then is released again by the
+//! next park or end of a run of that kind, or by the sweeper's [`pump_all`]. A claim that took
+//! a free slot and then failed leaves no slot held (its transaction rolls back), but a waiter
+//! that parked meanwhile waits for the next end or the sweeper's [`pump_all`].
 
 use std::collections::BTreeMap;
 
@@ -98,12 +124,16 @@ pub async fn declare(
     .bind(by)
     .execute(&mut *tx)
     .await?;
-    // A cap raised here frees slots at once: the pump lets the waiters it now admits go. The
-    // kinds are sorted (a BTreeMap), so two replicas starting together lock them in one order.
-    sqlx::query("SELECT burrow_pump_capped(k) FROM unnest($1::text[]) AS k")
-        .bind(&kinds)
-        .execute(&mut *tx)
-        .await?;
+    // The kind's slot rows follow the cap, and a cap raised frees slots at once: the pump lets
+    // the waiters they now admit go. The kinds are sorted (a BTreeMap), so two replicas
+    // starting together take the kinds' exclusive locks in one order.
+    sqlx::query(
+        "SELECT burrow_cap_resize(k), burrow_pump_capped(k) \
+         FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+    )
+    .bind(&kinds)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 
@@ -115,15 +145,20 @@ pub async fn declare(
 /// The database error; nothing changed then.
 pub async fn remove(db: &PgPool, kind: &str) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
-    // The delete holds the row lock every claim takes: a claim waiting on it then finds no
-    // cap and claims uncapped.
+    // The kind's exclusive lock first, as declare takes it: claims parking now wait for this
+    // transaction, then find no cap and claim uncapped.
+    sqlx::query("SELECT burrow_cap_lock($1, true)")
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
     let removed = sqlx::query("DELETE FROM kind_caps WHERE kind = $1")
         .bind(kind)
         .execute(&mut *tx)
         .await?
         .rows_affected()
         > 0;
-    sqlx::query("SELECT burrow_pump_capped($1)")
+    // Free slots go now; the ones still held go when their runs end.
+    sqlx::query("SELECT burrow_cap_resize($1), burrow_pump_capped($1)")
         .bind(kind)
         .execute(&mut *tx)
         .await?;
@@ -180,7 +215,7 @@ pub struct CapUsage {
     pub kind: String,
     /// Most jobs of it running at once.
     pub cap: u32,
-    /// Jobs of it `processing` under the cap now.
+    /// Jobs of it `processing` under the cap now (slots held by runs).
     pub running: u32,
     /// Messages parked until a slot frees (released ones on their way included).
     pub waiting: u32,
@@ -193,8 +228,8 @@ pub struct CapUsage {
 pub async fn usage(db: impl PgExecutor<'_>) -> Result<Vec<CapUsage>, sqlx::Error> {
     let rows: Vec<(String, i32, i64, i64)> = sqlx::query_as(
         "SELECT c.kind, c.cap, \
-                (SELECT count(*) FROM jobs j \
-                 WHERE j.kind = c.kind AND j.capped AND j.status = 'processing'), \
+                (SELECT count(*) FROM kind_cap_slots s \
+                 WHERE s.kind = c.kind AND s.job_id IS NOT NULL AND s.reserved_until IS NULL), \
                 (SELECT count(*) FROM capped_waiters w WHERE w.kind = c.kind) \
          FROM kind_caps c ORDER BY c.kind",
     )

@@ -19,9 +19,17 @@ use crate::telemetry::TraceContext;
 /// redelivery after a crash finds its job `processing` and claims it again (the run it left
 /// behind never committed).
 ///
-/// Session locks stack, so never ask for a job this session holds. Returns the ids locked
-/// and the rows claimed; a locked id without a row has ended or does not exist ([`crate::job_batch::statuses`]
-/// tells which) and stays locked until released.
+/// A request marked [`ClaimRequest::capped`] (its kind has a cluster-wide cap,
+/// [`crate::engine::kind_caps`]) is claimed only if it takes a slot of its kind
+/// (`burrow_cap_take`: its own, or a free one with no waiter ahead; no kind-wide lock), in
+/// this same statement; if none is free it is not claimed and comes back in
+/// [`ClaimedTurn::full`], still locked, for [`super::capped::claim`] (which parks it). A kind
+/// without a cap any more is claimed as if uncapped.
+///
+/// Session locks stack, so never ask for a job this session holds. Returns the ids locked,
+/// the rows claimed and the capped ones without a slot; any other locked id without a row has
+/// ended or does not exist ([`crate::job_batch::statuses`] tells which). All stay locked until
+/// released.
 ///
 /// # Errors
 /// The database error; nothing is claimed then (the session may hold locks it took: close
@@ -31,7 +39,7 @@ pub async fn release_lock_and_claim(
     release: &[Uuid],
     claim: &[ClaimRequest],
     worker: &str,
-) -> Result<(Vec<Uuid>, Vec<ClaimedRun>), sqlx::Error> {
+) -> Result<ClaimedTurn, sqlx::Error> {
     let keys = |ids: &[Uuid]| ids.iter().map(|id| lock_key(*id)).collect::<Vec<i64>>();
     let ids: Vec<Uuid> = claim.iter().map(|c| c.id).collect();
     let runs: Vec<Option<String>> = claim
@@ -42,8 +50,9 @@ pub async fn release_lock_and_claim(
         // The statement below reads `released` only while joining it to the ids to lock: with
         // none, Postgres would never run the unlocks.
         crate::job_batch::unlock(conn, release).await?;
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(ClaimedTurn::default());
     }
+    let capped: Vec<bool> = claim.iter().map(|c| c.capped).collect();
     // Each run's span context is kept on its job, and the one kept before comes back, for the
     // run's link to it. With tracing off (no run has one) neither is looked up.
     let (previous_cte, run_value, previous_value) = if runs.iter().any(Option::is_some) {
@@ -56,6 +65,35 @@ pub async fn release_lock_and_claim(
     } else {
         ("", "NULL", "NULL::text")
     };
+    // A slot per capped request, taken in this statement: each job's row first (the order of
+    // a run's end, which locks its job and then its slot), then `burrow_cap_take`. Without
+    // capped requests none of it is in the statement.
+    // An awaiting job has no message in the broker; refusing it here too keeps a stray one (a
+    // message forged or replayed by hand) from running it before its parents.
+    let not_runnable =
+        JobStatus::sql_list(&[&JobStatus::TERMINAL[..], &[JobStatus::Awaiting]].concat());
+    let (slot_ctes, not_full, took_slot, full_value, full_join) = if capped.contains(&true) {
+        (
+            format!(
+                "capped_jobs AS MATERIALIZED ( \
+                     SELECT j.id, j.kind FROM jobs j \
+                     WHERE j.id IN (SELECT id FROM locked WHERE capped) \
+                       AND j.status NOT IN ({not_runnable}) \
+                     ORDER BY j.id FOR NO KEY UPDATE), \
+                 slotted AS MATERIALIZED ( \
+                     SELECT id, burrow_cap_take(kind, id) AS took FROM capped_jobs), \
+                 unparked AS ( \
+                     DELETE FROM capped_waiters \
+                     WHERE job_id IN (SELECT id FROM slotted WHERE took)),"
+            ),
+            "AND id NOT IN (SELECT id FROM slotted WHERE took IS FALSE)",
+            "capped OR id IN (SELECT id FROM slotted WHERE took)",
+            "coalesce(slotted.took IS FALSE, false)",
+            "LEFT JOIN slotted USING (id)",
+        )
+    } else {
+        (String::new(), "", "capped", "false", "")
+    };
     // `released` is a one-row aggregate joined into `locked`, so every release happens before
     // the first lock: a job released and asked for again in the same turn is locked once, not
     // twice. "Not ended" is spelled NOT IN on purpose: the status index cannot serve it, so
@@ -64,49 +102,63 @@ pub async fn release_lock_and_claim(
         "WITH released AS ( \
              SELECT count(pg_advisory_unlock(key)) FROM unnest($1::bigint[]) AS key), \
          locked AS ( \
-             SELECT r.id, r.run FROM unnest($2::uuid[], $3::bigint[], $5::text[]) \
-                 AS r(id, key, run), released \
+             SELECT r.id, r.run, r.capped FROM unnest($2::uuid[], $3::bigint[], $5::text[], \
+                                                      $6::boolean[]) \
+                 AS r(id, key, run, capped), released \
              WHERE pg_try_advisory_lock(r.key)), \
          {previous_cte} \
+         {slot_ctes} \
          live AS (DELETE FROM job_progress WHERE job_id IN (SELECT id FROM locked)), \
          claimed AS ( \
              UPDATE jobs SET status = 'processing', attempts = attempts + 1, worker = $4, \
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
                     rate_slot_at = NULL, \
                     progress_done = NULL, progress_total = NULL, \
-                    run_traceparent = {run_value} \
+                    run_traceparent = {run_value}, capped = {took_slot} \
              WHERE id IN (SELECT id FROM locked) \
-               AND status NOT IN ({not_runnable}) \
+               AND status NOT IN ({not_runnable}) {not_full} \
              RETURNING {JOB_COLUMNS}, {previous_value} AS previous_run), \
          event AS ( \
              INSERT INTO job_events (job_id, event, attempt, worker) \
              SELECT id, 'processing', attempts, worker FROM claimed) \
-         SELECT locked.id AS locked_id, claimed.* FROM locked LEFT JOIN claimed USING (id)",
-        // An awaiting job has no message in the broker; refusing it here too keeps a stray
-        // one (a message forged or replayed by hand) from running it before its parents.
-        not_runnable =
-            JobStatus::sql_list(&[&JobStatus::TERMINAL[..], &[JobStatus::Awaiting]].concat()),
+         SELECT locked.id AS locked_id, {full_value} AS full, claimed.* \
+         FROM locked {full_join} LEFT JOIN claimed USING (id)",
     ))
     .bind(keys(release))
     .bind(&ids)
     .bind(keys(&ids))
     .bind(worker)
     .bind(&runs)
+    .bind(&capped)
     .fetch_all(conn)
     .await?;
-    let mut locked = Vec::with_capacity(rows.len());
-    let mut claimed = Vec::with_capacity(rows.len());
+    let mut turn = ClaimedTurn::default();
     for row in rows {
-        locked.push(row.try_get("locked_id")?);
-        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+        let id: Uuid = row.try_get("locked_id")?;
+        turn.locked.push(id);
+        if row.try_get::<bool, _>("full")? {
+            turn.full.push(id);
+        } else if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
             let previous: Option<String> = row.try_get("previous_run")?;
-            claimed.push(ClaimedRun {
+            turn.claimed.push(ClaimedRun {
                 job: JobRow::from_row(&row)?,
                 previous_run: TraceContext::from_headers(previous.as_deref(), None),
             });
         }
     }
-    Ok((locked, claimed))
+    Ok(turn)
+}
+
+/// What one [`release_lock_and_claim`] did.
+#[derive(Debug, Default)]
+pub struct ClaimedTurn {
+    /// Every job whose lock was taken (the others are busy elsewhere).
+    pub locked: Vec<Uuid>,
+    /// The jobs claimed, now `processing`.
+    pub claimed: Vec<ClaimedRun>,
+    /// Locked capped jobs for which no slot of their kind was free: not claimed, still
+    /// locked, for [`super::capped::claim`].
+    pub full: Vec<Uuid>,
 }
 
 /// Marks every `processing` job of `done` succeeded with its output's message and rows, in one

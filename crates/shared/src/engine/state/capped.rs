@@ -1,24 +1,32 @@
-//! The claim of a job whose kind has a cluster-wide cap ([`crate::engine::kind_caps`]): one
-//! transaction that either moves the job to `processing` within the cap or parks its message
-//! in Postgres until a slot frees. The move and its event are those of the claim in [`super`].
+//! The claim of a job whose kind has a cluster-wide cap ([`crate::engine::kind_caps`]) when
+//! the group claim found no slot free for it ([`super::batch::release_lock_and_claim`] takes
+//! free slots itself): one transaction that either moves the job to `processing` within the
+//! cap or parks its message in Postgres until a slot frees. The move and its event are those
+//! of the claim in [`super`].
 //!
 //! # Locks, in this order
 //! 1. the job's row (`FOR NO KEY UPDATE`): a run ending takes the same row lock before the
-//!    release trigger takes the kind's, so both orders agree and cannot deadlock. (`NO KEY`:
+//!    release trigger touches its slot, so both orders agree and cannot deadlock. (`NO KEY`:
 //!    a release inserting another job's outbox row takes `KEY SHARE` on it, which this allows.)
-//! 2. the kind's row in `kind_caps` (`FOR UPDATE`): every claim and every release of the kind
-//!    (`burrow_pump_capped`, migration `20261205000700_kind_caps.sql`) holds it while it counts
-//!    and decides, so under READ COMMITTED each one's counting statement, run after the lock,
-//!    sees everything the previous holder committed. A claim that saw the kind full has parked
-//!    its waiter before a run ending after it counts the waiters; a run that ended first is not
-//!    counted by the claim. Either way no waiter is left behind with a free slot.
+//! 2. a slot row (`burrow_cap_take`, `FOR UPDATE SKIP LOCKED`): the job's own slot (a
+//!    redelivery after a crash, a released waiter's reservation) or a free one. No kind-wide
+//!    lock: claims that find a slot never wait for each other or for ends of runs.
+//! 3. only when no slot was free: the kind's advisory lock, exclusive (`burrow_cap_lock`,
+//!    migration `20261206002000_kind_cap_slots.sql`). Every end of a capped run holds it
+//!    shared before it frees or hands on its slot. Taking it exclusive waits for the ends in
+//!    flight to commit and holds off the ones that start later until this transaction commits;
+//!    the slot is looked for again under it, in a fresh READ COMMITTED snapshot. So a claim
+//!    that saw "full" and an end that saw "no waiter" cannot pass each other: an end that
+//!    committed first left its slot free and the second look takes it; an end that comes
+//!    later finds this waiter and hands its slot over. No waiter is left behind with a slot
+//!    free.
 //!
-//! # Counting
-//! Busy slots are the kind's `capped` jobs in `processing` (the slot is the job row) plus the
-//! reservations of waiters whose message was released less than `burrow_cap_reservation()`
-//! (30 s) ago, both without the job being claimed: a redelivery after a crash finds its job
-//! `processing` and takes back its own slot. A delivery claims when a slot is free and no
-//! unreleased waiter is ahead of it (arrival order holds across replicas); otherwise it parks.
+//! # Slots and order
+//! A slot is held by a `processing` run or reserved for a released waiter for
+//! `burrow_cap_reservation()` (30 s). A delivery takes a free slot only when no unreleased
+//! waiter is ahead of it (arrival order holds across replicas); otherwise it parks, and if
+//! slots are free (older waiters ahead: a cap raised, a reservation expired) the oldest
+//! waiters are released into them at once.
 
 use sqlx::{FromRow as _, PgPool, Row as _};
 use uuid::Uuid;
@@ -90,42 +98,45 @@ pub async fn claim(
         // A parked copy of a job that ended meanwhile (cancelled while it waited) is of no use
         // any more. If it held a reservation, that slot is free now: the next waiter goes.
         sqlx::query(
-            "WITH gone AS (DELETE FROM capped_waiters WHERE job_id = $1 \
-                           RETURNING kind, released_at IS NOT NULL AS reserved) \
-             SELECT burrow_pump_capped(kind) FROM gone WHERE reserved",
+            "WITH gone AS (DELETE FROM capped_waiters WHERE job_id = $1) \
+             SELECT burrow_cap_let_go($2, $1)",
         )
         .bind(id)
+        .bind(&kind)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         return Ok(CappedClaim::Ended(status));
     }
-    let cap: Option<i32> =
-        sqlx::query_scalar("SELECT cap FROM kind_caps WHERE kind = $1 FOR UPDATE")
+    let mut taken = take_slot(&mut tx, &kind, id).await?;
+    if taken == Some(false) {
+        // No slot for the taking: park, but only under the kind's exclusive lock, which waits
+        // for every end of a run of the kind in flight (they hold it shared) and holds off
+        // those that start later until this commits. Looked at again under it, "full" is
+        // final: a run that ended before is seen here (its slot is free or handed on), and
+        // one that ends after sees this waiter and hands its slot to the oldest waiter.
+        sqlx::query("SELECT burrow_cap_lock($1, true)")
             .bind(&kind)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-    if let Some(cap) = cap {
-        let (busy, ahead): (i64, bool) = sqlx::query_as(
-            "WITH mine AS (SELECT seq FROM capped_waiters WHERE job_id = $2) \
-             SELECT (SELECT count(*) FROM jobs \
-                     WHERE kind = $1 AND capped AND status = 'processing' AND id <> $2) \
-                  + (SELECT count(*) FROM capped_waiters \
-                     WHERE kind = $1 AND job_id <> $2 \
-                       AND released_at > clock_timestamp() - burrow_cap_reservation()), \
-                    EXISTS (SELECT 1 FROM capped_waiters \
-                            WHERE kind = $1 AND job_id <> $2 \
-                              AND (released_at IS NULL \
-                                   OR released_at <= clock_timestamp() - burrow_cap_reservation()) \
-                              AND seq < coalesce((SELECT seq FROM mine), 9223372036854775807))",
-        )
-        .bind(&kind)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if busy >= i64::from(cap) || ahead {
+        taken = take_slot(&mut tx, &kind, id).await?;
+        if taken == Some(false) {
+            let (cap, busy, free): (i32, i64, i64) = sqlx::query_as(
+                "SELECT c.cap, \
+                        count(s.slot) FILTER (WHERE s.job_id IS NOT NULL AND s.job_id <> $2 \
+                            AND (s.reserved_until IS NULL \
+                                 OR s.reserved_until > clock_timestamp())), \
+                        count(s.slot) FILTER (WHERE s.slot <= c.cap AND (s.job_id IS NULL \
+                            OR s.reserved_until <= clock_timestamp())) \
+                 FROM kind_caps c LEFT JOIN kind_cap_slots s ON s.kind = c.kind \
+                 WHERE c.kind = $1 GROUP BY c.cap",
+            )
+            .bind(&kind)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
             park(&mut tx, id, &kind, message).await?;
-            if busy < i64::from(cap) {
+            if free > 0 {
                 // Free slots but older waiters: they go first (a cap raised, a reservation
                 // expired), and this one waits its turn behind them.
                 sqlx::query("SELECT burrow_pump_capped($1)")
@@ -150,7 +161,7 @@ pub async fn claim(
                     started_at = clock_timestamp(), message = NULL, next_attempt_at = NULL, \
                     rate_slot_at = NULL, \
                     progress_done = NULL, progress_total = NULL, run_traceparent = $3, \
-                    capped = $4 \
+                    capped = capped OR $4 \
              WHERE id = $1 \
              RETURNING {JOB_COLUMNS}, (SELECT run_traceparent FROM previous) AS previous_run), \
          event AS ( \
@@ -161,7 +172,7 @@ pub async fn claim(
     .bind(id)
     .bind(worker)
     .bind(run.map(|run| run.traceparent.as_str()))
-    .bind(cap.is_some())
+    .bind(taken == Some(true))
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -170,6 +181,20 @@ pub async fn claim(
         job: JobRow::from_row(&row)?,
         previous_run: TraceContext::from_headers(previous.as_deref(), None),
     })))
+}
+
+/// Takes a slot of `kind` for job `id` (its row locked): `Some(true)` taken, `Some(false)`
+/// none free (or an older waiter is ahead), `None` the kind has no cap (any more).
+async fn take_slot(
+    tx: &mut sqlx::PgConnection,
+    kind: &str,
+    id: Uuid,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT burrow_cap_take($1, $2)")
+        .bind(kind)
+        .bind(id)
+        .fetch_one(tx)
+        .await
 }
 
 /// Parks `message` at the end of its kind's waiters, or, for a waiter whose released message

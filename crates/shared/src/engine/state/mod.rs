@@ -4,7 +4,7 @@
 //!
 //! | transition | from | to | event | made by |
 //! |---|---|---|---|---|
-//! | claim ([`batch::release_lock_and_claim`]; [`capped::claim`] for a capped kind) | queued, retrying, processing¹ | processing | `processing` | worker, attempt counted |
+//! | claim ([`batch::release_lock_and_claim`], taking a cap slot for a capped kind; [`capped::claim`] when none was free) | queued, retrying, processing¹ | processing | `processing` | worker, attempt counted |
 //! | [`Transition::Succeed`] (and [`batch::succeed_many`]) | processing | succeeded | `succeeded` | worker |
 //! | [`Transition::Fail`] | processing | failed | `failed` | worker: permanent error |
 //! | [`Transition::Retry`] | queued², processing, retrying | retrying | `retrying` | worker: transient error |
