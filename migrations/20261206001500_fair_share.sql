@@ -14,35 +14,3 @@ CREATE TABLE fair_share_usage (
     updated_at timestamptz      NOT NULL DEFAULT clock_timestamp()
 );
 
--- Each pending message's tenant and lane, copied from its job when the row is written, so the
--- relay can take the first few of each tenant from an index instead of ranking the whole
--- backlog. Enqueue writes them itself; the trigger fills them for the other writers (releases
--- of waiters and of dependent jobs, in SQL functions). NULL on rows published before this
--- migration.
-ALTER TABLE outbox ADD COLUMN tenant text, ADD COLUMN high boolean;
-
-CREATE FUNCTION burrow_outbox_tenant() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    SELECT coalesce(j.user_id, ''), j.priority >= 5 INTO NEW.tenant, NEW.high
-    FROM jobs j WHERE j.id = NEW.job_id;
-    NEW.tenant := coalesce(NEW.tenant, '');
-    NEW.high := coalesce(NEW.high, false);
-    RETURN NEW;
-END;
-$$;
-
-CREATE TRIGGER outbox_tenant
-    BEFORE INSERT ON outbox
-    FOR EACH ROW
-    WHEN (NEW.tenant IS NULL OR NEW.high IS NULL)
-    EXECUTE FUNCTION burrow_outbox_tenant();
-
-UPDATE outbox o
-SET tenant = coalesce(j.user_id, ''), high = j.priority >= 5
-FROM jobs j
-WHERE j.id = o.job_id AND o.published_at IS NULL;
-UPDATE outbox SET tenant = '', high = false WHERE published_at IS NULL AND tenant IS NULL;
-
--- A tenant's pending messages in release order: high first, then oldest.
-CREATE INDEX outbox_pending_tenant_idx ON outbox (tenant, high DESC, id) WHERE published_at IS NULL;

@@ -512,9 +512,8 @@ async fn insert(
              RETURNING {JOB_COLUMNS}), \
          event AS (INSERT INTO job_events (job_id, event) SELECT id, status FROM inserted), \
          outboxed AS ( \
-             INSERT INTO outbox (job_id, message, tenant, high) \
-             SELECT m.id, m.body, coalesce(inserted.user_id, ''), inserted.priority >= 5 \
-             FROM unnest($1::uuid[], $10::bytea[]) AS m(id, body) \
+             INSERT INTO outbox (job_id, message) \
+             SELECT m.id, m.body FROM unnest($1::uuid[], $10::bytea[]) AS m(id, body) \
              JOIN inserted USING (id) WHERE inserted.status = 'queued'), \
          held AS ( \
              INSERT INTO held_messages (job_id, message) \

@@ -54,6 +54,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use self::batch::relay_batch;
+use self::fair::FairRelease;
 pub use self::handle::{BrokerHealth, RelayHandle};
 use self::link::{ensure_link, Link};
 use crate::engine::enqueue::OUTBOX_CHANNEL;
@@ -225,8 +226,8 @@ struct Relay {
     db_failing: bool,
     /// Outbox ids already reported as undecodable, to report each once.
     undecodable: BTreeSet<i64>,
-    /// Fair sharing between tenants, if on.
-    fair: Option<FairShare>,
+    /// Fair sharing between tenants, if on, with the relay's ranking of the backlog.
+    fair: Option<FairRelease>,
 }
 
 /// The retry delays: 100 ms, doubling up to 2.5 s, each plus up to 100 % jitter (so at most
@@ -253,7 +254,7 @@ impl Relay {
             backoff: retry_delays(),
             db_failing: false,
             undecodable: BTreeSet::new(),
-            fair: relay.fair,
+            fair: relay.fair.map(FairRelease::new),
         }
     }
 
@@ -287,11 +288,14 @@ impl Relay {
             };
             // A wake-up goes first: a job committed just before the stop is still relayed if
             // the channel is open (see the top of the loop).
-            tokio::select! {
+            let woken = tokio::select! {
                 biased;
-                () = self.handle.woken() => {}
+                () = self.handle.woken() => true,
                 () = self.stop.cancelled() => break,
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(poll) => false,
+            };
+            if let (true, Some(fair)) = (woken, self.fair.as_mut()) {
+                fair.rerank();
             }
         }
         if let Some(link) = self.link.take() {
@@ -308,7 +312,7 @@ impl Relay {
                 &self.db,
                 &link.channel,
                 &self.topology,
-                self.fair.as_ref(),
+                self.fair.as_mut(),
                 &mut self.undecodable,
             )
             .await?;

@@ -7,9 +7,9 @@ use futures::future::join_all;
 use lapin::Channel;
 use sqlx::PgPool;
 
-use super::fair::lock_fair;
+use super::fair::{lock_fair, FairRelease};
 use super::{RelayError, BATCH_SIZE, CONFIRM_TIMEOUT};
-use crate::engine::fair_share::{self, FairShare};
+use crate::engine::fair_share;
 use crate::engine::message::JobMessage;
 use crate::engine::outbox::{self, PendingMessage};
 use crate::engine::publish::publish_job;
@@ -41,11 +41,11 @@ pub(super) async fn relay_batch(
     db: &PgPool,
     channel: &Channel,
     topology: &Topology,
-    fair: Option<&FairShare>,
+    mut fair: Option<&mut FairRelease>,
     undecodable: &mut BTreeSet<i64>,
 ) -> Result<Batch, RelayError> {
     let mut tx = db.begin().await?;
-    let pending = match fair {
+    let pending = match fair.as_deref_mut() {
         None => outbox::lock_pending(&mut tx, BATCH_SIZE).await?,
         Some(fair) => lock_fair(&mut tx, channel, topology, fair).await?,
     };
@@ -82,7 +82,7 @@ pub(super) async fn relay_batch(
     if !confirmed.is_empty() {
         outbox::mark_published(&mut tx, &confirmed).await?;
         if let Some(fair) = fair {
-            fair_share::record_released(&mut tx, &confirmed, fair.half_life()).await?;
+            fair_share::record_released(&mut tx, &confirmed, fair.share.half_life()).await?;
         }
     }
     tx.commit().await?;
