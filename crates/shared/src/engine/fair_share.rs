@@ -27,9 +27,9 @@
 //!   twice as long, plus the window. Counting what each tenant was served lately serves the
 //!   newcomer first until its usage catches up (this is the fair-share factor of batch
 //!   schedulers such as Slurm, with a decay), then alternates.
-//! - *Decay:* without it a tenant that ran a large import last week would have priority over
-//!   nobody and a newcomer would be owed a week of work. A half-life of seconds remembers the
-//!   burst going on now.
+//! - *Decay:* without it a tenant that ran a large import last week would still wait behind
+//!   everyone today, and a newcomer would be owed a week of work. A half-life of seconds
+//!   remembers the burst going on now.
 //! - *In the relay, not the worker:* workers take what the broker hands them; reordering there
 //!   would need every worker to see every backlog. The relay already reads the backlog, in
 //!   Postgres, where ordering by tenant is one query.
