@@ -48,7 +48,7 @@
 //!   one queue holds back releases to the others.
 //! - A release waits for room: relays in fair mode look every [`FAIR_POLL_INTERVAL`] while a
 //!   backlog waits (nothing tells them when a worker takes a message). A relay ranks the whole
-//!   backlog (a few milliseconds per 10,000 pending messages) when new messages arrive and at
+//!   backlog (a cost that grows with the backlog, not timed on its own) when new messages arrive and at
 //!   least every [`RERANK_AFTER`], and releases from that order in between: a release can
 //!   follow an order up to that old. Off by default; with it off nothing of this runs.
 //! - Every process that relays (api and workers) must run with the same setting: a relay
@@ -138,8 +138,8 @@ impl FairShare {
 /// locking them: a relay ranks the backlog now and then ([`RERANK_AFTER`], or when new
 /// messages arrive) and releases from that order in between, with [`lock_pending_ids`].
 ///
-/// It ranks every pending row (a window function; a few milliseconds per 10,000 pending
-/// messages), which is why it does not run on every look for room.
+/// It ranks every pending row (a window function, so its cost grows with the backlog), which
+/// is why it does not run on every look for room.
 ///
 /// # Errors
 /// The database error.
