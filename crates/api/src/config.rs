@@ -18,13 +18,16 @@
 //! | `RATE_LIMIT_BURST` | 100 | requests a key may burst above its rate |
 //! | `WEBHOOK_ALLOWED_HOSTS` | empty | hosts `webhook` jobs may POST to, as the worker's: a job whose URL's host is not on it is refused (422); set it as on the worker |
 //! | `FAIR_SHARE_WINDOW` | 0 | fair sharing between tenants in this process's outbox relay: at most this many messages ready in the work queues, the rest released in turn order (`burrow_shared::engine::fair_share`); 0: off; give every api and worker the same |
+//! | `FAIR_SHARE_WEIGHTS` | unset | weights per tenant for fair sharing, `tenant=weight` separated by commas (`acme=3,globex=0.5`): while tenants have backlogs, each is released messages in proportion to its weight; tenants not named weigh 1; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::fair_share_weights`); set it as on the workers |
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them
 //! (see [`burrow_shared::relay`]). Postgres is needed: the api does not start without it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use burrow_shared::engine::fair_share_weights::parse_weights;
 use burrow_shared::import::{ImportLimitArgs, ImportLimits};
 use burrow_shared::kinds::webhook::{AllowedHosts, ALLOWED_HOSTS_VAR};
 use burrow_shared::kinds::WebhookConfig;
@@ -92,6 +95,10 @@ pub struct ApiConfig {
     /// as on the workers.
     #[arg(long, env = "FAIR_SHARE_WINDOW", default_value_t = 0)]
     pub fair_share_window: u32,
+    /// Weights per tenant for fair sharing: `tenant=weight` separated by commas, e.g.
+    /// `acme=3,globex=0.5` (tenants not named weigh 1). Set it as on the workers.
+    #[arg(long, env = "FAIR_SHARE_WEIGHTS", default_value = "", value_parser = parse_weights)]
+    pub fair_share_weights: BTreeMap<String, f64>,
     /// Test-only: the failpoint to arm (see [`Failpoint`]); never set in production.
     #[arg(long, env = "BURROW_FAILPOINT", hide = true)]
     pub failpoint: Option<String>,

@@ -40,7 +40,8 @@ impl Application {
     /// the broker is down; the relay connects (and declares the topology) when it can.
     ///
     /// # Errors
-    /// If Postgres is unreachable, `AMQP_URL` is invalid, or the address cannot be bound.
+    /// If Postgres is unreachable, `AMQP_URL` is invalid, the weights of
+    /// `FAIR_SHARE_WEIGHTS` cannot be written, or the address cannot be bound.
     pub async fn build(config: &ApiConfig, registry: Registry) -> anyhow::Result<Self> {
         let db = burrow_shared::db::connect(&config.database_url, config.database_max_connections)
             .await
@@ -70,6 +71,14 @@ impl Application {
         if state.auth.mode == crate::auth::AuthMode::Off {
             tracing::warn!("AUTH_MODE=off: every request acts as an admin (development only)");
         }
+        // As the workers do: the last replica to start wins (`FAIR_SHARE_WEIGHTS`).
+        burrow_shared::engine::fair_share_weights::set_weights(
+            &state.db,
+            &config.fair_share_weights,
+            &api_id(),
+        )
+        .await
+        .context("writing FAIR_SHARE_WEIGHTS")?;
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
@@ -139,4 +148,9 @@ impl Application {
         served?;
         Ok(())
     }
+}
+
+/// Who wrote the api's settings to the database: `api:{hostname}:{pid}`.
+fn api_id() -> String {
+    format!("api:{}", burrow_shared::process_id::process_id("api"))
 }

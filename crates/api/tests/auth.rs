@@ -290,6 +290,6 @@ async fn only_an_admin_sees_the_backlog_of_each_tenant() {
     assert_eq!(status, StatusCode::OK, "{stats}");
     assert_eq!(
         stats["tenants"]["top"],
-        json!([{"user_id": "bob", "backlog": 1, "running": 0}])
+        json!([{"user_id": "bob", "backlog": 1, "running": 0, "weight": 1.0}])
     );
 }

@@ -438,7 +438,7 @@ async fn stats_show_each_rate_limited_kind_with_its_waiting_jobs_and_throttled_k
 }
 
 #[tokio::test]
-async fn stats_show_the_backlog_and_running_jobs_of_each_tenant_largest_first() {
+async fn stats_show_the_backlog_running_jobs_and_weight_of_each_tenant_largest_first() {
     use burrow_shared::engine::tenant_backlog::{self, OtherTenants};
 
     let api = TestApi::spawn().await;
@@ -457,6 +457,11 @@ async fn stats_show_the_backlog_and_running_jobs_of_each_tenant_largest_first() 
     set_state(&api, &ended.to_string(), "succeeded", "Done", 0).await;
     set_state(&api, &running.to_string(), "processing", "", 0).await;
     set_state(&api, &retrying.to_string(), "retrying", "", 0).await;
+    // acme's fair-sharing weight shows beside its counts; owners without one weigh 1.
+    let weights = std::collections::BTreeMap::from([("acme".to_owned(), 3.0)]);
+    burrow_shared::engine::fair_share_weights::set_weights(&api.env.db, &weights, "test")
+        .await
+        .expect("weights");
 
     let (status, stats) = api.get("/api/stats").await;
     assert_eq!(status, StatusCode::OK, "{stats}");
@@ -464,9 +469,9 @@ async fn stats_show_the_backlog_and_running_jobs_of_each_tenant_largest_first() 
         stats["tenants"],
         json!({
             "top": [
-                {"user_id": "acme", "backlog": 3, "running": 0},
-                {"user_id": null, "backlog": 2, "running": 0},
-                {"user_id": "globex", "backlog": 0, "running": 1},
+                {"user_id": "acme", "backlog": 3, "running": 0, "weight": 3.0},
+                {"user_id": null, "backlog": 2, "running": 0, "weight": 1.0},
+                {"user_id": "globex", "backlog": 0, "running": 1, "weight": 1.0},
             ],
             "others": {"tenants": 0, "backlog": 0, "running": 0},
         })

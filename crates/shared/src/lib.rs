@@ -10,6 +10,7 @@
 //!   `COPY`), [`kinds`] (the kinds burrow ships: import, export, noop, sleep, webhook),
 //!   [`people_sheet`] (writing the people sheet as .xlsx).
 //! - [`api_keys`]: API keys (hashed) and their owners.
+//! - [`process_id`]: a process's name in what it writes (`{hostname}:{pid}`).
 //! - [`db`], [`amqp`]: connecting to Postgres (and migrating) and to RabbitMQ.
 //! - `fixtures` (feature `fixtures`): the deterministic xlsx generator behind `fixtures/`.
 //! - [`telemetry`]: the trace context jobs carry across processes and, with feature
@@ -27,6 +28,7 @@ pub mod fixtures;
 pub mod import;
 pub mod kinds;
 pub mod people_sheet;
+pub mod process_id;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -44,6 +44,8 @@ pub struct WorkerBuilder {
     metrics: bool,
     relay: bool,
     fair_share: Option<FairShare>,
+    /// Weights per tenant set here, written at build (`FAIR_SHARE_WEIGHTS`).
+    fair_share_weights: BTreeMap<String, f64>,
     stop_when_idle: bool,
     lease: Duration,
     sweep_interval: Duration,
@@ -118,6 +120,7 @@ impl Worker {
             metrics: false,
             relay: true,
             fair_share: None,
+            fair_share_weights: BTreeMap::new(),
             stop_when_idle: false,
             lease: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(30),
@@ -337,6 +340,34 @@ impl WorkerBuilder {
         self
     }
 
+    /// `tenant`'s weight in fair sharing (`FAIR_SHARE_WEIGHTS`; tenants not set weigh 1):
+    /// while tenants have backlogs, each is released messages in proportion to its weight.
+    /// Written to the `fair_share_weights` table at [`WorkerBuilder::build`], where the last
+    /// replica to start wins, and read by every relay
+    /// ([`burrow_shared::engine::fair_share_weights`]). A weight that is not a finite number
+    /// above 0 makes [`WorkerBuilder::build`] fail.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use burrow_shared::engine::fair_share::FairShare;
+    /// use burrow_shared::kinds::Noop;
+    /// use burrow_worker::Worker;
+    ///
+    /// # async fn example(db: sqlx::PgPool) -> anyhow::Result<()> {
+    /// let worker = Worker::builder(db, "amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .register(Noop)
+    ///     .fair_share(FairShare::from_window(64))
+    ///     .fair_share_weight("acme", 3.0)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fair_share_weight(mut self, tenant: impl Into<String>, weight: f64) -> Self {
+        self.fair_share_weights.insert(tenant.into(), weight);
+        self
+    }
+
     /// Stop by itself once no job is `queued`, `processing` or `retrying` and no message waits
     /// in the outbox (then drain as on shutdown): for tests and one-off batch runs. Start it
     /// after enqueueing, or it stops at once.
@@ -433,7 +464,8 @@ impl WorkerBuilder {
     /// # Errors
     /// An invalid AMQP URL or recurring-jobs declaration (unknown kind, bad cron, bad payload);
     /// a cap on a kind this worker does not run; an invalid or empty list of queues, or a kind
-    /// declaring an invalid queue; Postgres unreachable while the caps are written.
+    /// declaring an invalid queue; a fair-share weight that is not a finite number above 0;
+    /// Postgres unreachable while the caps (or weights) are written.
     /// The broker need not be up yet: the consumer connects with backoff.
     pub async fn build(self) -> anyhow::Result<Worker> {
         let amqp =
@@ -464,6 +496,13 @@ impl WorkerBuilder {
         burrow_shared::engine::rate_limits::declare(&self.db, &rate_limits, &worker_id)
             .await
             .context("writing the kind rate limits")?;
+        burrow_shared::engine::fair_share_weights::set_weights(
+            &self.db,
+            &self.fair_share_weights,
+            &worker_id,
+        )
+        .await
+        .context("writing the fair-share weights")?;
         let ctx = JobContext {
             retry: self.retry.clone(),
             always_transient_file: self.failpoint_file,
@@ -569,10 +608,7 @@ fn declared<V>(
 
 /// `{hostname}:{pid}`.
 pub fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "worker".to_owned());
-    format!("{host}:{}", std::process::id())
+    burrow_shared::process_id::process_id("worker")
 }
 
 /// Cancels `stop` once no job waits or runs and the outbox is empty.

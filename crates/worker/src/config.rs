@@ -19,6 +19,7 @@
 //! | `SWEEP_INTERVAL_SECS` | 30 | how often one replica looks for such stuck jobs |
 //! | `RETENTION_DAYS` | 30 | finished jobs (and their files, rows, results, history) are deleted after this many days; 0 keeps them |
 //! | `FAIR_SHARE_WINDOW` | 0 | fair sharing between tenants in this process's outbox relay: at most this many messages ready in the work queues, the rest released in turn order (`burrow_shared::engine::fair_share`); 0: off; give every api and worker the same |
+//! | `FAIR_SHARE_WEIGHTS` | unset | weights per tenant for fair sharing, `tenant=weight` separated by commas (`acme=3,globex=0.5`): while tenants have backlogs, each is released messages in proportion to its weight; tenants not named weigh 1; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::fair_share_weights`); set it as on the api |
 //! | `KIND_CAPS` | unset | cluster-wide caps, `kind=cap` separated by commas (`export_xlsx=2,webhook=5`): at most `cap` jobs of the kind run at once across all workers; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::kind_caps`) |
 //! | `KIND_RATE_LIMITS` | unset | cluster-wide rate limits, `kind=RATE/UNIT[:BURST]` separated by commas, `UNIT` one of `s`, `m`, `h` (`webhook=10/s,export_xlsx=100/m:20`): at most `RATE` jobs of the kind start per unit for each key the kind extracts (a webhook's host), after a burst of `BURST` (default 1); jobs over it wait; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::rate_limits`) |
 //! | `RECURRING_JOBS` | unset | JSON array of `{"name","cron","kind","payload"}`: jobs enqueued on cron schedules (UTC, with seconds) |
@@ -37,6 +38,7 @@ use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use burrow_shared::engine::fair_share_weights::parse_weights;
 use burrow_shared::engine::rate_limits::RateLimit;
 use burrow_shared::import::ImportLimitArgs;
 use burrow_shared::kinds::webhook::WebhookArgs;
@@ -117,6 +119,10 @@ pub struct WorkerConfig {
     /// ready in the work queues, the rest waiting in the outbox in turn order; 0: off.
     #[arg(long, env = "FAIR_SHARE_WINDOW", default_value_t = 0)]
     pub fair_share_window: u32,
+    /// Weights per tenant for fair sharing: `tenant=weight` separated by commas, e.g.
+    /// `acme=3,globex=0.5` (tenants not named weigh 1). Set it as on the api.
+    #[arg(long, env = "FAIR_SHARE_WEIGHTS", default_value = "", value_parser = parse_weights)]
+    pub fair_share_weights: BTreeMap<String, f64>,
     /// Recurring jobs: a JSON array of `{"name", "cron", "kind", "payload"}`; cron with seconds, UTC.
     #[arg(long, env = "RECURRING_JOBS")]
     pub recurring_jobs: Option<String>,
@@ -275,7 +281,8 @@ pub fn parse_kind_caps(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
 ///
 /// # Example
 /// ```
-/// use burrow_shared::engine::rate_limits::RateLimit;
+/// use burrow_shared::engine::fair_share_weights::parse_weights;
+use burrow_shared::engine::rate_limits::RateLimit;
 /// use burrow_worker::config::parse_kind_rate_limits;
 /// let limits = parse_kind_rate_limits("webhook=10/s, export_xlsx=100/m:20").unwrap();
 /// assert_eq!(limits.get("webhook"), Some(&RateLimit::per_second(10)));

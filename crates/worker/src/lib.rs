@@ -121,6 +121,9 @@ pub async fn run(
     for (kind, limit) in config.kind_rate_limits().context("KIND_RATE_LIMITS")? {
         builder = builder.rate_limit(kind, limit);
     }
+    for (tenant, weight) in &config.fair_share_weights {
+        builder = builder.fair_share_weight(tenant.clone(), *weight);
+    }
     let result = builder.build().await?.run(shutdown).await;
     db.close().await;
     result

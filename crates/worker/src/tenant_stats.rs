@@ -67,6 +67,7 @@ mod tests {
             user_id: user_id.map(str::to_owned),
             backlog,
             running: 0,
+            weight: 1.0,
         }
     }
 

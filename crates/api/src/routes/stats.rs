@@ -77,7 +77,8 @@ pub struct Stats {
     /// for their reserved slot (parked in Postgres; they show as `queued` or `retrying`), and
     /// its keys over their rate now.
     pub rate_limits: Vec<RateUsage>,
-    /// Jobs `queued` or `retrying` (backlog) and `processing` (running) per owner tag: the
+    /// Jobs `queued` or `retrying` (backlog) and `processing` (running) per owner tag, with
+    /// the owner's fair-sharing weight (1 unless set by `FAIR_SHARE_WEIGHTS`): the
     /// [`TENANTS_LISTED`] largest backlogs by name, the rest summed in `others`.
     pub tenants: TenantBacklog,
 }

@@ -12,10 +12,21 @@
 //!   broker holds a short queue, Postgres the long one, and the order is decided late.
 //! - **Turn order.** Each pending message's turn is its tenant's *usage* — the messages
 //!   released for it lately, halved every [`FairShare::half_life`] — plus its place among the
-//!   tenant's pending messages (1, 2, …). Lower turns go first; ties go to the older message.
-//!   High-priority messages (priority ≥ 5) go before every normal one, as in the work queues.
-//!   A tenant that has just been served a lot waits behind one that has not, and two tenants
-//!   with backlogs alternate once their usage is even. A tenant alone gets every release.
+//!   tenant's pending messages (1, 2, …), divided by the tenant's *weight* (1 unless set:
+//!   [`crate::engine::fair_share_weights`], `FAIR_SHARE_WEIGHTS`):
+//!   `turn = (usage + place) / weight`. Lower turns go first; ties go to the older message.
+//!   High-priority messages (priority ≥ 5) go before every normal one, as in the work queues;
+//!   the weights order each of the two lanes. A tenant that has just been served a lot waits
+//!   behind one that has not, and two tenants with backlogs share the releases in proportion to
+//!   their weights once their usage is (a weight of 1 each: they alternate). A tenant alone
+//!   gets every release, whatever its weight.
+//! - **What the weight does.** A tenant of weight `w` with `u` usage has its pending messages
+//!   at turns `(u + 1) / w`, `(u + 2) / w`, …: `1 / w` apart, and a release moves its usage up
+//!   by one, so the turn of the rest stays where it was. Over any stretch of turns of length
+//!   `L`, a tenant with a backlog therefore gets `w·L` releases, give or take one: a tenant of
+//!   weight 3 beside one of weight 1 gets three releases in four (`A A A B A A A B …` from
+//!   even usage). Usage counts releases, not weighted ones: "even" is usage in proportion to
+//!   the weights (30 released for the weight-3 tenant is turn 10, as 10 for the weight-1 one).
 //! - **One relay releases at a time.** Every process runs a relay; in fair mode each batch
 //!   first takes a transaction-level advisory lock, so the room a relay reads (the broker's
 //!   ready count) already includes what the relay before it published, and the window holds
@@ -27,6 +38,15 @@
 //!   twice as long, plus the window. Counting what each tenant was served lately serves the
 //!   newcomer first until its usage catches up (this is the fair-share factor of batch
 //!   schedulers such as Slurm, with a decay), then alternates.
+//! - *Weight dividing the whole turn, not the usage alone:* `usage / weight + place` would
+//!   still put a tenant's messages one turn apart, so two tenants with backlogs would
+//!   alternate one to one and the weight would only change how much of their past counts.
+//!   Dividing the place too spaces the turns `1 / weight` apart, which is the proportion
+//!   wanted; it is the virtual finish time of weighted fair queuing (and the fair-share
+//!   factor's usage over shares), with decayed usage as the tenant's virtual clock.
+//! - *Weights in a table, not in each relay's setting:* every relay ranks with the same
+//!   weights however the replicas were started; a replica's `FAIR_SHARE_WEIGHTS` is written
+//!   at its start-up, as the kind caps are.
 //! - *Decay:* without it a tenant that ran a large import last week would still wait behind
 //!   everyone today, and a newcomer would be owed a week of work. A half-life of seconds
 //!   remembers the burst going on now.
@@ -53,7 +73,18 @@
 //!   follow an order up to that old. Off by default; with it off nothing of this runs.
 //! - Every process that relays (api and workers) must run with the same setting: a relay
 //!   without a window publishes the backlog first in, first out, as before.
-//! - No weights per tenant yet: every tenant counts the same.
+//! - Weights share releases (messages), not worker time: a tenant whose jobs take ten times
+//!   longer still takes ten times the worker time per release. They share only what is
+//!   contended: a tenant alone gets every release, and a weight caps nothing.
+//! - A newcomer goes first until its usage over its weight reaches the others' turn: a
+//!   newcomer of weight `w` behind a tenant at turn `T` is owed about `w·T` releases in a row,
+//!   so a heavy newcomer takes a long first run (the decay bounds `T`: with a steady backlog
+//!   usage settles near releases per half-life × 1.44).
+//! - Weights are read at each ranking of the backlog: a change orders releases from the next
+//!   ranking (within [`RERANK_AFTER`]), behind what is already in the window. Replicas started
+//!   with different `FAIR_SHARE_WEIGHTS` overwrite each other at start-up (the last one wins);
+//!   a tenant dropped from the setting keeps its weight until
+//!   [`crate::engine::fair_share_weights::remove_weight`].
 //! - Only what goes through the outbox is ordered: retries and jobs parked until a time come
 //!   back through the delay queues (`crate::engine::park`, the retry policy), straight to the
 //!   work queue.
@@ -139,7 +170,8 @@ impl FairShare {
 /// messages arrive) and releases from that order in between, with [`lock_pending_ids`].
 ///
 /// It ranks every pending row (a window function, so its cost grows with the backlog), which
-/// is why it does not run on every look for room.
+/// is why it does not run on every look for room. A turn is `(usage + place) / weight`, the
+/// weight from `fair_share_weights` (1 without a row).
 ///
 /// # Errors
 /// The database error.
@@ -161,9 +193,11 @@ pub(crate) async fn turn_order(
              WHERE o.published_at IS NULL \
          ), turns AS ( \
              SELECT p.id, p.high, \
-                    coalesce(u.used, 0) + row_number() OVER ( \
-                        PARTITION BY p.tenant ORDER BY p.high DESC, p.id) AS turn \
+                    (coalesce(u.used, 0) + row_number() OVER ( \
+                        PARTITION BY p.tenant ORDER BY p.high DESC, p.id)) \
+                        / coalesce(w.weight, 1) AS turn \
              FROM pending p LEFT JOIN usage u ON u.tenant = p.tenant \
+                  LEFT JOIN fair_share_weights w ON w.tenant = p.tenant \
          ) \
          SELECT id FROM turns ORDER BY high DESC, turn, id LIMIT $1",
     )

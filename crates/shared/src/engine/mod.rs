@@ -22,7 +22,8 @@
 //! - [`enqueue`]: putting jobs in the queue inside the caller's transaction (the outbox's write half).
 //! - [`outbox`]: the transactional outbox rows.
 //! - [`relay`]: the outbox relay (the outbox's read half), run by every process that enqueues;
-//!   [`relay_metrics`]: its metrics; [`fair_share`]: the order it releases in between tenants.
+//!   [`relay_metrics`]: its metrics; [`fair_share`]: the order it releases in between tenants;
+//!   [`fair_share_weights`]: the tenants' weights in that order (`FAIR_SHARE_WEIGHTS`).
 //! - [`park`]: waiting for a moment (`run_at`, snooze) in delay queues, whatever the retry policy.
 //! - [`redrive`]: moving dead-lettered job messages back to the work queue.
 //! - [`retry`]: the retry policy (exponential backoff, jitter, attempts).
@@ -32,6 +33,7 @@ pub mod batches;
 pub mod dependencies;
 pub mod enqueue;
 pub mod fair_share;
+pub mod fair_share_weights;
 pub mod handler;
 pub mod job_batch;
 pub mod job_lock;

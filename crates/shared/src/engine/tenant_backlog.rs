@@ -6,6 +6,8 @@
 //!   whether due now, scheduled for later (`run_at`), waiting on a cap or a rate limit, or
 //!   between attempts. Jobs `awaiting` their parents are left out: they cannot run yet.
 //! - **Running**: jobs `processing`.
+//! - **Weight**: the owner's fair-sharing weight ([`crate::engine::fair_share_weights`]), 1
+//!   unless set, so that a backlog can be read against the share it is served.
 //!
 //! # Limits
 //! Only the `top` owners with the largest backlog are named (ties: more running first, then
@@ -22,7 +24,7 @@ use crate::status::JobStatus;
 pub const BACKLOG_STATUSES: [JobStatus; 2] = [JobStatus::Queued, JobStatus::Retrying];
 
 /// One owner's work not ended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantLoad {
     /// The owner tag; `null` for jobs created without one (auth off and no `user_id` given).
@@ -31,6 +33,10 @@ pub struct TenantLoad {
     pub backlog: u64,
     /// Its jobs `processing`.
     pub running: u64,
+    /// Its weight in fair sharing ([`crate::engine::fair_share_weights`]; 1 unless set): while
+    /// tenants have backlogs, each is released messages in proportion to its weight. Jobs
+    /// without an owner weigh as the tenant `""`.
+    pub weight: f64,
 }
 
 /// The owners left out of the top, summed.
@@ -46,7 +52,7 @@ pub struct OtherTenants {
 }
 
 /// Work not ended per owner: the largest backlogs by name, the rest summed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantBacklog {
     /// At most `top` owners (see [`backlog`]), the largest backlog first.
@@ -68,7 +74,10 @@ pub struct TenantBacklog {
 /// use burrow_shared::engine::tenant_backlog;
 /// let tenants = tenant_backlog::backlog(&db, 20).await?;
 /// for tenant in &tenants.top {
-///     println!("{:?}: {} waiting, {} running", tenant.user_id, tenant.backlog, tenant.running);
+///     println!(
+///         "{:?}: {} waiting, {} running, weight {}",
+///         tenant.user_id, tenant.backlog, tenant.running, tenant.weight
+///     );
 /// }
 /// println!("{} more tenants", tenants.others.tenants);
 /// # Ok(()) }
@@ -77,7 +86,7 @@ pub async fn backlog(db: impl PgExecutor<'_>, top: u32) -> Result<TenantBacklog,
     let backlog_statuses: Vec<&str> = BACKLOG_STATUSES.iter().map(|s| s.as_str()).collect();
     // One row per listed owner, and one (listed = false) summing the others; the ranking and
     // the sums happen in Postgres so that many tenants do not mean many rows sent.
-    let rows: Vec<(Option<String>, bool, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(Option<String>, bool, i64, i64, i64, f64)> = sqlx::query_as(
         "WITH per_owner AS ( \
              SELECT user_id, \
                     count(*) FILTER (WHERE status = ANY($1)) AS backlog, \
@@ -89,8 +98,10 @@ pub async fn backlog(db: impl PgExecutor<'_>, top: u32) -> Result<TenantBacklog,
                  ORDER BY backlog DESC, running DESC, user_id NULLS FIRST) <= $3 AS listed \
              FROM per_owner) \
          SELECT CASE WHEN listed THEN user_id END, listed, \
-                sum(backlog)::bigint, sum(running)::bigint, count(*) \
-         FROM ranked GROUP BY 1, 2",
+                sum(backlog)::bigint, sum(running)::bigint, count(*), \
+                max(coalesce(w.weight, 1)) \
+         FROM ranked r LEFT JOIN fair_share_weights w ON w.tenant = coalesce(r.user_id, '') \
+         GROUP BY 1, 2",
     )
     .bind(&backlog_statuses)
     .bind(JobStatus::Processing.as_str())
@@ -99,12 +110,14 @@ pub async fn backlog(db: impl PgExecutor<'_>, top: u32) -> Result<TenantBacklog,
     .await?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let mut tenants = TenantBacklog::default();
-    for (user_id, listed, backlog, running, owners) in rows {
+    for (user_id, listed, backlog, running, owners, weight) in rows {
         if listed {
+            // A listed row is one owner: its weight (the others' is left out).
             tenants.top.push(TenantLoad {
                 user_id,
                 backlog: count(backlog),
                 running: count(running),
+                weight,
             });
         } else {
             tenants.others = OtherTenants {
