@@ -154,3 +154,29 @@ impl ApiConfig {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn fair_share_weights_are_parsed_at_start_up_and_bad_ones_refused() {
+        let parse = |weights: &str| {
+            ApiConfig::try_parse_from(["burrow-api", &format!("--fair-share-weights={weights}")])
+        };
+        let config = parse("acme=3,globex=0.5").expect("valid weights");
+        assert_eq!(
+            config.fair_share_weights,
+            BTreeMap::from([("acme".to_owned(), 3.0), ("globex".to_owned(), 0.5)])
+        );
+        let refused = parse("acme=0").expect_err("a weight of 0").to_string();
+        assert!(refused.contains("FAIR_SHARE_WEIGHTS"), "{refused}");
+        assert!(parse("acme").is_err());
+        assert!(ApiConfig::try_parse_from(["burrow-api"])
+            .expect("no weights")
+            .fair_share_weights
+            .is_empty());
+    }
+}

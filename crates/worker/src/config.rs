@@ -308,3 +308,32 @@ pub fn parse_kind_rate_limits(text: &str) -> anyhow::Result<BTreeMap<String, Rat
     }
     Ok(limits)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: WorkerConfig,
+    }
+
+    #[test]
+    fn fair_share_weights_are_parsed_at_start_up_and_bad_ones_refused() {
+        let parse = |weights: &str| {
+            Cli::try_parse_from(["burrow-worker", &format!("--fair-share-weights={weights}")])
+                .map(|cli| cli.config)
+        };
+        let config = parse("acme=3,globex=0.5").expect("valid weights");
+        assert_eq!(
+            config.fair_share_weights,
+            BTreeMap::from([("acme".to_owned(), 3.0), ("globex".to_owned(), 0.5)])
+        );
+        let refused = parse("acme=-1").err().expect("a negative weight").to_string();
+        assert!(refused.contains("FAIR_SHARE_WEIGHTS"), "{refused}");
+        assert!(parse("=2").is_err());
+    }
+}

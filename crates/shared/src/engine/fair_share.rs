@@ -17,16 +17,19 @@
 //!   `turn = (usage + place) / weight`. Lower turns go first; ties go to the older message.
 //!   High-priority messages (priority ≥ 5) go before every normal one, as in the work queues;
 //!   the weights order each of the two lanes. A tenant that has just been served a lot waits
-//!   behind one that has not, and two tenants with backlogs share the releases in proportion to
-//!   their weights once their usage is (a weight of 1 each: they alternate). A tenant alone
-//!   gets every release, whatever its weight.
+//!   behind one that has not, and two tenants with backlogs, once their turns have met, share
+//!   the releases in proportion to their weights (a weight of 1 each: they alternate). A
+//!   tenant alone gets every release, whatever its weight.
 //! - **What the weight does.** A tenant of weight `w` with `u` usage has its pending messages
 //!   at turns `(u + 1) / w`, `(u + 2) / w`, …: `1 / w` apart, and a release moves its usage up
 //!   by one, so the turn of the rest stays where it was. Over any stretch of turns of length
 //!   `L`, a tenant with a backlog therefore gets `w·L` releases, give or take one: a tenant of
 //!   weight 3 beside one of weight 1 gets three releases in four (`A A A B A A A B …` from
 //!   even usage). Usage counts releases, not weighted ones: "even" is usage in proportion to
-//!   the weights (30 released for the weight-3 tenant is turn 10, as 10 for the weight-1 one).
+//!   the weights (30 released for the weight-3 tenant is turn 10, as 10 for the weight-1 one),
+//!   and the decay, the same for every tenant, keeps it so. Integer weights make exact ties
+//!   (the weight-3 tenant's third message and the other's first); once usage has decayed by a
+//!   hair a tie may fall either way, which moves a release by one place, not the proportion.
 //! - **One relay releases at a time.** Every process runs a relay; in fair mode each batch
 //!   first takes a transaction-level advisory lock, so the room a relay reads (the broker's
 //!   ready count) already includes what the relay before it published, and the window holds
@@ -268,7 +271,8 @@ pub(crate) async fn record_released(
     Ok(())
 }
 
-/// Every tenant's usage now (decayed), highest first: what the next turns are computed from.
+/// Every tenant's usage now (decayed), highest first: what the next turns are computed from,
+/// with the tenants' weights ([`crate::engine::fair_share_weights::weights`]).
 ///
 /// # Errors
 /// The database error.
