@@ -281,8 +281,7 @@ pub fn parse_kind_caps(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
 ///
 /// # Example
 /// ```
-/// use burrow_shared::engine::fair_share_weights::parse_weights;
-use burrow_shared::engine::rate_limits::RateLimit;
+/// use burrow_shared::engine::rate_limits::RateLimit;
 /// use burrow_worker::config::parse_kind_rate_limits;
 /// let limits = parse_kind_rate_limits("webhook=10/s, export_xlsx=100/m:20").unwrap();
 /// assert_eq!(limits.get("webhook"), Some(&RateLimit::per_second(10)));
