@@ -176,7 +176,10 @@ async fn a_tenant_of_weight_3_is_served_three_releases_for_each_one_of_a_tenant_
     let b_at: Vec<usize> = (0..next.len()).filter(|i| next[*i] == "b").collect();
     for pair in b_at.windows(2) {
         let between = pair[1] - pair[0] - 1;
-        assert!((2..=4).contains(&between), "{between} a between two b: {next:?}");
+        assert!(
+            (2..=4).contains(&between),
+            "{between} a between two b: {next:?}"
+        );
     }
 
     let usage: HashMap<String, f64> = fair_share::usage(&env.db, fair.half_life())
@@ -197,7 +200,10 @@ async fn weights_are_written_whole_or_not_at_all_and_can_be_removed() {
     fair_share_weights::set_weights(&env.db, &good, "replica-1")
         .await
         .expect("valid weights");
-    assert_eq!(fair_share_weights::weights(&env.db).await.expect("read"), good);
+    assert_eq!(
+        fair_share_weights::weights(&env.db).await.expect("read"),
+        good
+    );
 
     // One bad weight: nothing of the call is written.
     for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
@@ -207,7 +213,10 @@ async fn weights_are_written_whole_or_not_at_all_and_can_be_removed() {
             matches!(refused, Err(SetWeightsError::Invalid(ref e)) if e.tenant == "initech"),
             "{bad}: {refused:?}"
         );
-        assert_eq!(fair_share_weights::weights(&env.db).await.expect("read"), good);
+        assert_eq!(
+            fair_share_weights::weights(&env.db).await.expect("read"),
+            good
+        );
     }
 
     // The last writer wins, tenant by tenant; other tenants stay.
@@ -219,8 +228,12 @@ async fn weights_are_written_whole_or_not_at_all_and_can_be_removed() {
     assert_eq!(now.get("acme"), Some(&2.0));
     assert_eq!(now.get("globex"), Some(&0.5));
 
-    assert!(fair_share_weights::remove_weight(&env.db, "acme").await.expect("remove"));
-    assert!(!fair_share_weights::remove_weight(&env.db, "acme").await.expect("remove"));
+    assert!(fair_share_weights::remove_weight(&env.db, "acme")
+        .await
+        .expect("remove"));
+    assert!(!fair_share_weights::remove_weight(&env.db, "acme")
+        .await
+        .expect("remove"));
     assert_eq!(
         fair_share_weights::weights(&env.db).await.expect("read"),
         BTreeMap::from([("globex".to_owned(), 0.5)])

@@ -331,7 +331,7 @@ mod tests {
             config.fair_share_weights,
             BTreeMap::from([("acme".to_owned(), 3.0), ("globex".to_owned(), 0.5)])
         );
-        let refused = parse("acme=-1").err().expect("a negative weight").to_string();
+        let refused = parse("acme=-1").expect_err("a negative weight").to_string();
         assert!(refused.contains("FAIR_SHARE_WEIGHTS"), "{refused}");
         assert!(parse("=2").is_err());
     }
