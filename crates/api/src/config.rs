@@ -18,7 +18,7 @@
 //! | `RATE_LIMIT_BURST` | 100 | requests a key may burst above its rate |
 //! | `WEBHOOK_ALLOWED_HOSTS` | empty | hosts `webhook` jobs may POST to, as the worker's: a job whose URL's host is not on it is refused (422); set it as on the worker |
 //! | `FAIR_SHARE_WINDOW` | 0 | fair sharing between tenants in this process's outbox relay: at most this many messages ready in the work queues, the rest released in turn order (`burrow_shared::engine::fair_share`); 0: off; give every api and worker the same |
-//! | `FAIR_SHARE_WEIGHTS` | unset | weights per tenant for fair sharing, `tenant=weight` separated by commas (`acme=3,globex=0.5`): while tenants have backlogs, each is released messages in proportion to its weight; tenants not named weigh 1; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::fair_share_weights`); set it as on the workers |
+//! | `FAIR_SHARE_WEIGHTS` | unset | weights per tenant for fair sharing, `tenant=weight` separated by commas (`acme=3,globex=0.5`): while tenants have backlogs, each is released messages in proportion to its weight (from 0.000001 to 1000000); tenants not named weigh 1; a bad entry stops the process at start-up; written to the database at start-up, the last replica to start wins (`burrow_shared::engine::fair_share_weights`); set it as on the workers |
 //! | `BURROW_FAILPOINT` | unset | **test-only**: arms a [`Failpoint`] for the fault-injection suite (`api_crash_after_commit`); other names are ignored |
 //!
 //! RabbitMQ is not needed to start: jobs wait in the outbox until the relay can publish them

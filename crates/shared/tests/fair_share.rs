@@ -219,6 +219,22 @@ async fn weights_are_written_whole_or_not_at_all_and_can_be_removed() {
         );
     }
 
+    // The table refuses them too, written by hand: a ranking never divides by one.
+    let by_hand = |weight: &'static str| {
+        sqlx::query(
+            "INSERT INTO fair_share_weights (tenant, weight) VALUES ('initech', $1::float8)",
+        )
+        .bind(weight)
+        .execute(&env.db)
+    };
+    for bad in ["0", "-1", "NaN", "Infinity", "1e-7", "2e6"] {
+        assert!(by_hand(bad).await.is_err(), "{bad}");
+    }
+    by_hand("2").await.expect("a weight in range, by hand");
+    assert!(fair_share_weights::remove_weight(&env.db, "initech")
+        .await
+        .expect("remove"));
+
     // The last writer wins, tenant by tenant; other tenants stay.
     let later = BTreeMap::from([("acme".to_owned(), 2.0)]);
     fair_share_weights::set_weights(&env.db, &later, "replica-2")

@@ -344,8 +344,8 @@ impl WorkerBuilder {
     /// while tenants have backlogs, each is released messages in proportion to its weight.
     /// Written to the `fair_share_weights` table at [`WorkerBuilder::build`], where the last
     /// replica to start wins, and read by every relay
-    /// ([`burrow_shared::engine::fair_share_weights`]). A weight that is not a finite number
-    /// above 0 makes [`WorkerBuilder::build`] fail.
+    /// ([`burrow_shared::engine::fair_share_weights`]). A weight out of range (from a
+    /// millionth to a million) makes [`WorkerBuilder::build`] fail.
     ///
     /// # Example
     /// ```no_run
@@ -464,7 +464,8 @@ impl WorkerBuilder {
     /// # Errors
     /// An invalid AMQP URL or recurring-jobs declaration (unknown kind, bad cron, bad payload);
     /// a cap on a kind this worker does not run; an invalid or empty list of queues, or a kind
-    /// declaring an invalid queue; a fair-share weight that is not a finite number above 0;
+    /// declaring an invalid queue; a fair-share weight out of range (from a millionth to a
+    /// million);
     /// Postgres unreachable while the caps (or weights) are written.
     /// The broker need not be up yet: the consumer connects with backoff.
     pub async fn build(self) -> anyhow::Result<Worker> {

@@ -21,9 +21,19 @@ use sqlx::{PgExecutor, PgPool};
 /// The setting read by the api and the worker: `tenant=weight` entries separated by commas.
 pub const WEIGHTS_VAR: &str = "FAIR_SHARE_WEIGHTS";
 
-/// A weight that cannot be one: not a finite number above 0.
+/// The lightest weight a tenant may have: one millionth of the default.
+pub const MIN_WEIGHT: f64 = 1e-6;
+
+/// The heaviest weight a tenant may have: a million times the default.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+/// A weight that cannot be one: not a number from [`MIN_WEIGHT`] to [`MAX_WEIGHT`] (0, a
+/// negative number, NaN, an infinity, or one so far from 1 that a turn divided by it could
+/// overflow and stop every ranking of the backlog).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("the weight of tenant {tenant:?} must be a finite number above 0, not {weight}")]
+#[error(
+    "the weight of tenant {tenant:?} must be a number from {MIN_WEIGHT} to {MAX_WEIGHT}, not {weight}"
+)]
 pub struct InvalidWeight {
     /// The tenant it was given for.
     pub tenant: String,
@@ -34,7 +44,8 @@ pub struct InvalidWeight {
 /// Why [`set_weights`] wrote nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum SetWeightsError {
-    /// One of the weights is not a finite number above 0; checked before anything is written.
+    /// One of the weights is out of range ([`InvalidWeight`]); checked before anything is
+    /// written.
     #[error(transparent)]
     Invalid(#[from] InvalidWeight),
     /// Postgres failed.
@@ -54,7 +65,7 @@ pub enum ParseWeightsError {
     /// A weight that is not a number.
     #[error("{WEIGHTS_VAR} entry {0:?}: the weight is not a number")]
     NotANumber(String),
-    /// A number that is not a finite one above 0.
+    /// A number out of range ([`InvalidWeight`]).
     #[error("{WEIGHTS_VAR}: {0}")]
     Invalid(InvalidWeight),
     /// A tenant named twice (which one was meant?).
@@ -62,12 +73,21 @@ pub enum ParseWeightsError {
     Duplicate(String),
 }
 
-/// Checks that `weight` can be `tenant`'s: finite and above 0.
+/// Checks that `weight` can be `tenant`'s: from [`MIN_WEIGHT`] to [`MAX_WEIGHT`].
 ///
 /// # Errors
-/// [`InvalidWeight`] for 0, a negative number, NaN or an infinity.
+/// [`InvalidWeight`] for 0, a negative number, NaN, an infinity, or a number out of range.
+///
+/// # Example
+/// ```
+/// use burrow_shared::engine::fair_share_weights::check_weight;
+/// assert!(check_weight("acme", 0.5).is_ok());
+/// assert!(check_weight("acme", 0.0).is_err());
+/// assert!(check_weight("acme", f64::NAN).is_err());
+/// ```
 pub fn check_weight(tenant: &str, weight: f64) -> Result<(), InvalidWeight> {
-    if weight.is_finite() && weight > 0.0 {
+    // NaN fails both comparisons.
+    if (MIN_WEIGHT..=MAX_WEIGHT).contains(&weight) {
         Ok(())
     } else {
         Err(InvalidWeight {
@@ -78,13 +98,13 @@ pub fn check_weight(tenant: &str, weight: f64) -> Result<(), InvalidWeight> {
 }
 
 /// Parses `FAIR_SHARE_WEIGHTS`: `tenant=weight` entries separated by commas, blanks around
-/// them ignored; an empty text sets no weight. A weight is a decimal number above 0 (`3`,
-/// `0.5`); a tenant of weight 3 is served three times as often as one of weight 1 while both
+/// them ignored; an empty text sets no weight. A weight is a decimal number from
+/// [`MIN_WEIGHT`] to [`MAX_WEIGHT`] (`3`, `0.5`); a tenant of weight 3 is served three times as often as one of weight 1 while both
 /// have a backlog.
 ///
 /// # Errors
 /// [`ParseWeightsError`]: an entry without `=`, an empty tenant, a weight that is not a
-/// finite number above 0, or a tenant named twice.
+/// number or is out of range ([`check_weight`]), or a tenant named twice.
 ///
 /// # Example
 /// ```
@@ -118,12 +138,12 @@ pub fn parse_weights(text: &str) -> Result<BTreeMap<String, f64>, ParseWeightsEr
     Ok(weights)
 }
 
-/// Writes `weights` (tenant → weight, a finite number above 0) for `by` (who set them: a
+/// Writes `weights` (tenant → weight, from [`MIN_WEIGHT`] to [`MAX_WEIGHT`]) for `by` (who set them: a
 /// worker id, an api's host), replacing what another replica wrote for the same tenants;
 /// other tenants' rows stay. The next ranking of the backlog orders by them.
 ///
 /// # Errors
-/// [`SetWeightsError::Invalid`] if any weight is not a finite number above 0, and the
+/// [`SetWeightsError::Invalid`] if any weight is out of range ([`check_weight`]), and the
 /// database error: nothing is written then.
 ///
 /// # Example
@@ -245,7 +265,9 @@ mod tests {
             refused("acme="),
             ParseWeightsError::NotANumber("acme=".into())
         );
-        for bad in ["0", "-1", "-0", "NaN", "inf", "-inf", "1e400"] {
+        for bad in [
+            "0", "-1", "-0", "NaN", "inf", "-inf", "1e400", "1e-7", "2e6",
+        ] {
             let error = refused(&format!("acme={bad}"));
             assert!(
                 matches!(&error, ParseWeightsError::Invalid(InvalidWeight { tenant, .. }) if tenant == "acme"),
@@ -264,10 +286,15 @@ mod tests {
     }
 
     #[test]
-    fn only_finite_weights_above_zero_pass_the_check() {
-        assert!(check_weight("a", 0.001).is_ok());
-        assert!(check_weight("a", 1e300).is_ok());
-        for bad in [0.0, -0.0, -2.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+    fn only_weights_from_a_millionth_to_a_million_pass_the_check() {
+        for good in [MIN_WEIGHT, 0.001, 1.0, 3.0, MAX_WEIGHT] {
+            assert!(check_weight("a", good).is_ok(), "{good}");
+        }
+        let tiny = f64::MIN_POSITIVE / 2.0;
+        for bad in [0.0, -0.0, -2.0, tiny, 1e-7, 1e7, 1e300] {
+            assert!(check_weight("a", bad).is_err(), "{bad}");
+        }
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert!(check_weight("a", bad).is_err(), "{bad}");
         }
     }
