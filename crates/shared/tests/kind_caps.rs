@@ -424,3 +424,70 @@ async fn the_group_claim_takes_free_slots_and_leaves_the_rest_locked_for_the_par
     assert!(waiters(&env).await.is_empty());
     assert_eq!(slots_held(&env).await, 2);
 }
+
+/// Slots held by job `id`.
+async fn slots_of(env: &TestEnv, id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM kind_cap_slots WHERE job_id = $1")
+        .bind(id)
+        .fetch_one(&env.db)
+        .await
+        .expect("slots")
+}
+
+/// The group paths (`burrow_cap_take_many`, `burrow_cap_let_go_many`): while no one waits, a
+/// group claim pairs its fresh jobs with free slots in one statement and a redelivery in the
+/// same group takes back its own slot (never a second one); the group's ends free every slot
+/// at once, and what they freed is there for the next claim.
+#[tokio::test]
+async fn a_group_takes_and_frees_slots_at_once_and_a_redelivery_in_it_keeps_its_own_slot() {
+    let env = TestEnv::new().await.expect("env");
+    cap_sleep(&env, 3).await;
+    let ids = futures_ids(&env, 4).await;
+    let (a, b, c, d) = (ids[0], ids[1], ids[2], ids[3]);
+    let mut crashed = job_batch::open_session(&env.db).await.expect("session");
+    let first = release_lock_and_claim(&mut crashed, &[], &capped_requests(&[a, b]), "w1")
+        .await
+        .expect("group claim");
+    assert_eq!(first.claimed.len(), 2);
+    // The worker dies: its session's job locks go (let go here by hand, so the next claim
+    // does not race the server noticing a closed connection) and its runs stay `processing`.
+    // `a` is delivered again, to a worker that also got `c` and `d`.
+    job_batch::unlock(&mut crashed, &[a, b])
+        .await
+        .expect("unlock");
+    let mut session = job_batch::open_session(&env.db).await.expect("session");
+    let turn = release_lock_and_claim(&mut session, &[], &capped_requests(&[a, c, d]), "w2")
+        .await
+        .expect("group claim");
+    let mut claimed: Vec<Uuid> = turn.claimed.iter().map(|run| run.job.id).collect();
+    claimed.sort();
+    let mut expected = vec![a, c];
+    expected.sort();
+    assert_eq!(claimed, expected, "{turn:?}");
+    assert_eq!(turn.full, vec![d]);
+    assert_eq!(slots_of(&env, a).await, 1, "a redelivery holds one slot");
+    assert_eq!(slots_held(&env).await, 3);
+    // No one waits (`d` was not parked): the three ends free all three slots in one go and
+    // hand nothing out.
+    let done: Vec<(Uuid, JobOutput)> = [a, b, c]
+        .iter()
+        .map(|id| (*id, JobOutput::default()))
+        .collect();
+    let ended = succeed_many(&env.db, &done).await.expect("ends");
+    assert_eq!(ended.len(), 3);
+    assert_eq!(slots_held(&env).await, 0);
+    assert!(waiters(&env).await.is_empty());
+    assert_eq!(publishes(&env, d).await, 1, "only its enqueue");
+    let still_capped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE capped AND status <> 'processing'")
+            .fetch_one(&env.db)
+            .await
+            .expect("count");
+    assert_eq!(still_capped, 0, "an ended run holds no slot and says so");
+    // `d`, still locked by the session, is claimed in the next turn with a freed slot.
+    let again = release_lock_and_claim(&mut session, &turn.locked, &capped_requests(&[d]), "w2")
+        .await
+        .expect("group claim");
+    assert_eq!(again.claimed.len(), 1, "{again:?}");
+    assert_eq!(slots_of(&env, d).await, 1);
+}

@@ -12,6 +12,11 @@
 //! - **A capped claim rides the group commit** ([`crate::engine::state::batch`]): the lock
 //!   session's one statement takes a slot for each capped job it claims. Only a delivery that
 //!   finds no slot free claims again alone ([`crate::engine::state::capped`]), to park.
+//! - **Slots are taken and freed by the group.** While no one waits for a kind, a group
+//!   claim pairs its jobs with free slots in one update, and the worker's batched successes
+//!   free all their slots in one update (migration `20261206003500_cap_slots_in_groups.sql`);
+//!   with waiters, each slot is taken or handed on one by one, in the waiters' order. Every
+//!   other end (failure, retry, sweeper, cancel) goes through the row trigger.
 //! - **The cap is one row** of `kind_caps`, read (not locked) by every claim: what a claim
 //!   enforces is what the table says, whatever the local configuration of the replica that
 //!   claims. Its slot rows follow it ([`declare`], [`remove`]).
@@ -66,10 +71,12 @@
 //! in the table, it claims uncapped.
 //!
 //! # Limits
-//! A capped claim costs the group claim a slot row (one index probe and one update) and a
-//! look for waiters ahead; its end costs the trigger a shared advisory lock and the slot's
-//! update: bench row 12 measured 0.59× the throughput of uncapped noop jobs with a cap never
-//! reached (0.09× with the single-row model, same session; the target is 0.8×). A claim that
+//! A capped group claim costs a look for waiters and one update of its slots per kind; a group
+//! of capped successes a shared advisory lock, a look for waiters and one update per kind:
+//! bench row 12 measured 0.83× and 0.88× the throughput of uncapped noop jobs with a cap never
+//! reached (0.59× when each job took and freed its slot alone, 0.09× with the single-row
+//! model; the target is 0.8×). Ends other than a batched success still run the trigger's few
+//! statements per job. A claim that
 //! finds the kind full is a transaction of its own, and parks under the
 //! kind's exclusive lock: while a kind is full, its parks and its ends take turns. A cap is
 //! `cap` rows, so a cap of millions is a table of millions. A cap lowered below the runs in

@@ -21,8 +21,8 @@ use crate::telemetry::TraceContext;
 ///
 /// A request marked [`ClaimRequest::capped`] (its kind has a cluster-wide cap,
 /// [`crate::engine::kind_caps`]) is claimed only if it takes a slot of its kind
-/// (`burrow_cap_take`: its own, or a free one with no waiter ahead; no kind-wide lock), in
-/// this same statement; if none is free it is not claimed and comes back in
+/// (`burrow_cap_take_many`: its own, or a free one with no waiter ahead; no kind-wide lock),
+/// in this same statement; if none is free it is not claimed and comes back in
 /// [`ClaimedTurn::full`], still locked, for [`super::capped::claim`] (which parks it). A kind
 /// without a cap any more is claimed as if uncapped.
 ///
@@ -66,8 +66,9 @@ pub async fn release_lock_and_claim(
         ("", "NULL", "NULL::text")
     };
     // A slot per capped request, taken in this statement: each job's row first (the order of
-    // a run's end, which locks its job and then its slot), then `burrow_cap_take`. Without
-    // capped requests none of it is in the statement.
+    // a run's end, which locks its job and then its slot), then `burrow_cap_take_many` for
+    // them all (free slots paired with jobs in one UPDATE per kind while no one waits; one
+    // by one otherwise). Without capped requests none of it is in the statement.
     // An awaiting job has no message in the broker; refusing it here too keeps a stray one (a
     // message forged or replayed by hand) from running it before its parents.
     let not_runnable =
@@ -81,7 +82,10 @@ pub async fn release_lock_and_claim(
                        AND j.status NOT IN ({not_runnable}) \
                      ORDER BY j.id FOR NO KEY UPDATE), \
                  slotted AS MATERIALIZED ( \
-                     SELECT id, burrow_cap_take(kind, id) AS took FROM capped_jobs), \
+                     SELECT t.id, t.took \
+                     FROM (SELECT array_agg(id) AS ids, array_agg(kind) AS kinds \
+                           FROM capped_jobs) AS c, \
+                          burrow_cap_take_many(c.ids, c.kinds) AS t), \
                  unparked AS ( \
                      DELETE FROM capped_waiters \
                      WHERE job_id IN (SELECT id FROM slotted WHERE took)),"
@@ -165,6 +169,11 @@ pub struct ClaimedTurn {
 /// statement (one commit): [`super::succeed`] for runs that wrote nothing and made
 /// no result file. Returns the ids that changed; the others were no longer `processing`.
 ///
+/// Runs under a cluster-wide cap ([`crate::engine::kind_caps`]) let go of their slots in the
+/// same statement, all at once per kind (`burrow_cap_let_go_many`: freed together while no
+/// one waits, else each handed to the oldest waiter), instead of one trigger call per job: the
+/// statement clears their `capped` flag, which the row trigger then skips.
+///
 /// # Errors
 /// The database error; nothing is marked then.
 pub async fn succeed_many(
@@ -189,14 +198,19 @@ pub async fn succeed_many(
              UPDATE jobs j SET status = 'succeeded', rows_imported = d.rows, message = d.message, \
                     output = d.output, completed_at = clock_timestamp(), \
                     progress_done = coalesce(d.rows, l.total, j.progress_done), \
-                    progress_total = coalesce(d.rows, l.total, j.progress_total) \
+                    progress_total = coalesce(d.rows, l.total, j.progress_total), \
+                    capped = false \
              FROM done d LEFT JOIN live l ON l.job_id = d.id \
              WHERE j.id = d.id AND j.status = 'processing' \
-             RETURNING j.id, j.attempts, j.worker, d.message), \
+             RETURNING j.id, j.kind, j.attempts, j.worker, d.message), \
          event AS ( \
              INSERT INTO job_events (job_id, event, attempt, worker, detail) \
-             SELECT id, 'succeeded', attempts, worker, message FROM changed) \
-         SELECT id FROM changed",
+             SELECT id, 'succeeded', attempts, worker, message FROM changed), \
+         let_go AS ( \
+             SELECT burrow_cap_let_go_many(array_agg(c.id), array_agg(c.kind)) \
+             FROM changed c \
+             WHERE EXISTS (SELECT 1 FROM kind_cap_slots s WHERE s.job_id = c.id)) \
+         SELECT id FROM changed, let_go",
     )
     .bind(&ids)
     .bind(&messages)
