@@ -14,8 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
@@ -207,17 +206,9 @@ impl TestEnv {
     /// If the queue does not exist or the broker is unreachable.
     pub async fn ready_messages(&self, queue: &str) -> anyhow::Result<u32> {
         let channel = self.channel().await?;
-        let queue = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(queue.message_count())
+        Ok(crate::engine::queue_counts::queue_counts(&channel, queue)
+            .await?
+            .ready)
     }
 }
 

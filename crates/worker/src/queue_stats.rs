@@ -8,10 +8,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burrow_shared::engine::queue_counts::queue_counts;
 use burrow_shared::topology::Lane;
 use burrow_shared::Topology;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::Channel;
 use tokio_util::sync::CancellationToken;
 
@@ -79,16 +78,8 @@ async fn refresh(
 
 /// Ready messages and consumers of `queue` (a passive declare: fails if the queue is missing).
 async fn counts(channel: &Channel, queue: &str) -> anyhow::Result<(u32, u32)> {
-    let queue = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    let counts = queue_counts(channel, queue)
         .await
         .with_context(|| format!("passive declare of {queue}"))?;
-    Ok((queue.message_count(), queue.consumer_count()))
+    Ok((counts.ready, counts.consumers))
 }

@@ -11,13 +11,12 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use burrow_shared::engine::kind_caps::{self, CapUsage};
+use burrow_shared::engine::queue_counts::queue_counts;
 use burrow_shared::engine::rate_limits::{self, RateUsage};
 use burrow_shared::engine::tenant_backlog::{self, TenantBacklog};
 use burrow_shared::job_stats::{self, MinuteCount};
 use burrow_shared::topology::{Lane, DEFAULT_QUEUE};
 use burrow_shared::{outbox, JobStatus};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::Channel;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -211,21 +210,13 @@ async fn queue_stats(state: &AppState) -> BrokerView {
 
 /// A passive `queue.declare`: the queue's ready messages and consumers, without creating it.
 async fn inspect_queue(channel: &Channel, name: &str) -> Option<QueueStats> {
-    let queue = channel
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    let counts = queue_counts(channel, name)
         .await
         .map_err(|e| tracing::debug!(queue = name, error = %e, "stats: queue not readable"))
         .ok()?;
     Some(QueueStats {
         name: name.to_owned(),
-        messages: queue.message_count(),
-        consumers: queue.consumer_count(),
+        messages: counts.ready,
+        consumers: counts.consumers,
     })
 }

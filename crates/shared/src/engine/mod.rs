@@ -19,6 +19,7 @@
 //! - [`progress`]: progress reporting from a running job.
 //! - [`topology`]: exchange and queue names, and the one function that declares them.
 //! - [`publish`]: publishing a job message with publisher confirms.
+//! - [`queue_counts`]: a queue's ready messages and consumers (a passive `queue.declare`).
 //! - [`enqueue`]: putting jobs in the queue inside the caller's transaction (the outbox's write half).
 //! - [`outbox`]: the transactional outbox rows.
 //! - [`relay`]: the outbox relay (the outbox's read half), run by every process that enqueues;
@@ -46,6 +47,7 @@ pub mod outbox;
 pub mod park;
 pub mod progress;
 pub mod publish;
+pub mod queue_counts;
 pub mod rate_limits;
 pub mod readiness;
 pub mod redrive;

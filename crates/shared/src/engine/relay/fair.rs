@@ -5,14 +5,13 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::Channel;
 use sqlx::PgConnection;
 
 use super::{RelayError, BATCH_SIZE};
 use crate::engine::fair_share::{self, FairShare, RELEASE_LOCK, RERANK_AFTER};
 use crate::engine::outbox::PendingMessage;
+use crate::engine::queue_counts::queue_counts;
 use crate::engine::topology::Topology;
 
 /// How many ids of the backlog one ranking keeps: the releases until the next ranking.
@@ -92,17 +91,8 @@ pub(super) async fn lock_fair(
 async fn ready_messages(channel: &Channel, topology: &Topology) -> Result<u32, RelayError> {
     let mut ready = 0u32;
     for queue in topology.work_queues() {
-        let queue = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        ready = ready.saturating_add(queue.message_count());
+        let counts = queue_counts(channel, queue.as_str()).await?;
+        ready = ready.saturating_add(counts.ready);
     }
     Ok(ready)
 }
