@@ -213,6 +213,33 @@ impl TestEnv {
 }
 
 impl TestEnv {
+    /// Waits until exactly `n` sessions of the test's database wait for a lock (a row lock, an
+    /// advisory lock), polling `pg_stat_activity` every 5 ms: the barrier of a staged race,
+    /// which proves the contender reached the lock before the test lets it go.
+    ///
+    /// # Panics
+    /// After [`DEADLINE`], naming how many sessions wait; or if the database fails.
+    pub async fn until_sessions_wait_for_locks(&self, n: i64) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let blocked: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&self.db)
+            .await
+            .expect("pg_stat_activity");
+            if blocked == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{blocked} sessions wait for a lock, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Polls (every 20 ms) until `probe` holds for job `id`, and returns the job.
     ///
     /// # Panics

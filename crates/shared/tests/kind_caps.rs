@@ -6,7 +6,6 @@
 //! next starts.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use burrow_shared::engine::kind_caps;
 use burrow_shared::engine::state::batch::{release_lock_and_claim, succeed_many};
@@ -15,7 +14,7 @@ use burrow_shared::enqueue::{enqueue, NewJob};
 use burrow_shared::handler::JobOutput;
 use burrow_shared::job_batch::{self, ClaimRequest};
 use burrow_shared::state::{self, Transition};
-use burrow_shared::testing::{TestEnv, DEADLINE};
+use burrow_shared::testing::TestEnv;
 use burrow_shared::{jobs, JobMessage, JobStatus};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -62,28 +61,6 @@ async fn waiters(env: &TestEnv) -> Vec<(Uuid, bool)> {
         .fetch_all(&env.db)
         .await
         .expect("waiters")
-}
-
-/// Waits until `n` sessions of the test's database wait for a lock (bounded by [`DEADLINE`]).
-async fn until_blocked(db: &PgPool, n: i64) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let blocked: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(db)
-        .await
-        .expect("pg_stat_activity");
-        if blocked == n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{blocked} sessions wait for a lock, not {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn succeed() -> Transition<'static> {
@@ -198,15 +175,15 @@ async fn a_claim_racing_the_end_of_the_run_it_waits_for_never_strands_its_waiter
         };
         let (claimed, ended) = if claim_first {
             let claimed = spawn_claim(env.db.clone());
-            until_blocked(&env.db, 1).await;
+            env.until_sessions_wait_for_locks(1).await;
             let ended = spawn_end(env.db.clone());
-            until_blocked(&env.db, 2).await;
+            env.until_sessions_wait_for_locks(2).await;
             (claimed, ended)
         } else {
             let ended = spawn_end(env.db.clone());
-            until_blocked(&env.db, 1).await;
+            env.until_sessions_wait_for_locks(1).await;
             let claimed = spawn_claim(env.db.clone());
-            until_blocked(&env.db, 2).await;
+            env.until_sessions_wait_for_locks(2).await;
             (claimed, ended)
         };
         barrier.commit().await.expect("release the barrier");
@@ -358,7 +335,7 @@ async fn a_claim_skipping_a_slot_an_uncommitted_end_frees_waits_for_it_and_takes
         let db = env.db.clone();
         async move { claim(&db, arriving, "w", None, &message(arriving)).await }
     });
-    until_blocked(&env.db, 1).await;
+    env.until_sessions_wait_for_locks(1).await;
     end.commit().await.expect("commit the end");
     let claimed = claimed.await.expect("task").expect("claim");
     assert!(matches!(claimed, CappedClaim::Claimed(_)), "{claimed:?}");

@@ -229,3 +229,71 @@ async fn the_claim_spends_the_slot_so_a_retry_reserves_a_new_one() {
         "waiting for a slot keeps the job as it was"
     );
 }
+
+/// The state of (`keyed`, `key`): its theoretical arrival time, if it has a row.
+async fn tat(env: &TestEnv, key: &str) -> Option<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT tat FROM rate_limit_state WHERE kind = 'keyed' AND key = $1")
+        .bind(key)
+        .fetch_optional(&env.db)
+        .await
+        .expect("state")
+}
+
+/// Keys that went quiet are forgotten (a passed `tat` reserves as no row), keys in use stay;
+/// and a prune that deletes a key's row while a reservation of it waits for the row's lock
+/// does not lose that reservation: the reservation writes the row back (before, it returned
+/// `now` and recorded nothing, so the key's next job would have run at once too).
+#[tokio::test]
+async fn idle_keys_are_pruned_and_a_prune_racing_a_reservation_loses_no_slot() {
+    let env = TestEnv::new().await.expect("env");
+    limit_keyed(&env).await;
+    for key in ["quiet", "busy", "raced"] {
+        sqlx::query("SELECT burrow_rate_reserve('keyed', $1)")
+            .bind(key)
+            .execute(&env.db)
+            .await
+            .expect("reserve");
+    }
+    sqlx::query(
+        "UPDATE rate_limit_state SET tat = clock_timestamp() - interval '2 minutes' \
+         WHERE key = 'quiet'",
+    )
+    .execute(&env.db)
+    .await
+    .expect("age");
+    let pruned = rate_limits::prune_idle(&env.db, rate_limits::IDLE_STATE_KEPT)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 1);
+    assert!(tat(&env, "quiet").await.is_none());
+    assert!(tat(&env, "busy").await.is_some());
+
+    // The race: the test's transaction holds the key's row lock; the reservation has found
+    // the row (its INSERT … ON CONFLICT did nothing) and waits for the lock; the test deletes
+    // the row, as a prune would, and commits.
+    let mut prune = env.db.begin().await.expect("tx");
+    sqlx::query("SELECT 1 FROM rate_limit_state WHERE key = 'raced' FOR UPDATE")
+        .execute(&mut *prune)
+        .await
+        .expect("lock");
+    let reservation = tokio::spawn({
+        let db = env.db.clone();
+        async move {
+            sqlx::query_scalar::<_, DateTime<Utc>>("SELECT burrow_rate_reserve('keyed', 'raced')")
+                .fetch_one(&db)
+                .await
+        }
+    });
+    env.until_sessions_wait_for_locks(1).await;
+    sqlx::query("DELETE FROM rate_limit_state WHERE key = 'raced'")
+        .execute(&mut *prune)
+        .await
+        .expect("delete");
+    prune.commit().await.expect("commit");
+    let slot = reservation.await.expect("task").expect("reserve");
+    let recorded = tat(&env, "raced")
+        .await
+        .expect("the reservation wrote the row back");
+    // 2 a second: the next slot is 500 ms after this one.
+    assert_eq!(recorded - slot, chrono::Duration::milliseconds(500));
+}

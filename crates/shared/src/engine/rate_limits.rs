@@ -59,6 +59,12 @@
 //! wake-up, the outbox relay, the broker: a few milliseconds to tens of them), so start times
 //! can be that much closer together than the slots. A message lost by the broker after its
 //! release is not re-sent (as for any published message, the sweeper's rules apply).
+//!
+//! # Keys that go quiet
+//! A key's row stays after its last job. A row whose `tat` has passed reserves exactly as a
+//! missing one (the next slot is `now` either way), so the sweeper's replica deletes the rows
+//! idle for [`IDLE_STATE_KEPT`] ([`prune_idle`]): the table holds the keys in use, not every
+//! key ever seen.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -387,6 +393,36 @@ pub async fn reserve(
         ("wait", Some(until)) => Reservation::Wait { until, key },
         _ => Reservation::Run,
     })
+}
+
+/// How long a key's state is kept after its theoretical arrival time has passed, before
+/// [`prune_idle`] deletes it. Any length would do (a passed `tat` reserves as no row); a
+/// minute keeps a key used now and then from being deleted and written back every time.
+pub const IDLE_STATE_KEPT: Duration = Duration::from_secs(60);
+
+/// Deletes the state of keys idle for `idle` (their theoretical arrival time passed more than
+/// `idle` ago); returns how many. A key in use (its row locked by a reservation) is skipped
+/// and kept. A deleted key's next job reserves as a new key's, which is what the old row
+/// would have given (`burrow_rate_reserve` also writes the row back if a prune deleted it under
+/// a reservation in flight, migration `20261206004000_rate_state_pruning.sql`).
+///
+/// # Errors
+/// The database error; nothing deleted then.
+///
+/// # Example
+/// ```no_run
+/// # async fn example(db: sqlx::PgPool) -> Result<(), sqlx::Error> {
+/// use burrow_shared::engine::rate_limits::{prune_idle, IDLE_STATE_KEPT};
+/// let deleted = prune_idle(&db, IDLE_STATE_KEPT).await?;
+/// println!("forgot {deleted} idle keys");
+/// # Ok(()) }
+/// ```
+pub async fn prune_idle(db: impl PgExecutor<'_>, idle: Duration) -> Result<u32, sqlx::Error> {
+    let n: i32 = sqlx::query_scalar("SELECT burrow_rate_prune($1)")
+        .bind(idle)
+        .fetch_one(db)
+        .await?;
+    Ok(u32::try_from(n).unwrap_or(0))
 }
 
 /// Moves up to `limit` waiters due within [`RELEASE_LEAD`] to the outbox; returns how many. Safe to call from every

@@ -1,12 +1,14 @@
-//! Scheduled maintenance inside the worker: the stuck-job sweeper, retention and recurring
-//! jobs. Every replica runs the loop; each task takes its own advisory lock, so exactly one
-//! replica does each at a time.
+//! Scheduled maintenance inside the worker: the stuck-job sweeper (with the capped waiters
+//! it releases and the idle rate-limit keys it forgets), retention and recurring jobs. Every
+//! replica runs the loop; each task takes its own advisory lock, so exactly one replica does
+//! each at a time.
 
 pub mod recurring;
 pub mod retention;
 
 use std::time::Duration;
 
+use burrow_shared::engine::rate_limits;
 use burrow_shared::retry::RetryPolicy;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +76,12 @@ impl Maintenance {
                         Ok(0) => {}
                         Ok(released) => info!(released, "released capped waiters"),
                         Err(e) => warn!(error = %e, "releasing capped waiters failed"),
+                    }
+                    // And forgets the rate-limit keys that went quiet.
+                    match rate_limits::prune_idle(&self.db, rate_limits::IDLE_STATE_KEPT).await {
+                        Ok(0) => {}
+                        Ok(deleted) => info!(deleted, "forgot idle rate-limit keys"),
+                        Err(e) => warn!(error = %e, "pruning rate-limit keys failed"),
                     }
                 }
             }
